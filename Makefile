@@ -1,0 +1,42 @@
+# fengqiao: the two commands are `make run` and `make test`; `make bench` measures.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages the test suite talks to, installed when missing (CI runs as root).
+TEST_DEBS :=
+
+.PHONY: run test bench venv test-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+## make run: the whole platform on embedded defaults, fed by the city simulator.
+run: venv
+	$(BIN)/fengqiao up --simulate
+
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+## make test: unit and integration tests against the real broker, Faust and chdb.
+## pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: venv test-deps
+	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+## make bench: throughput against a raw aiokafka baseline in the same run.
+bench: venv
+	$(BIN)/fengqiao bench
+
+clean:
+	rm -rf $(VENV) .fengqiao .pytest_cache

@@ -1,0 +1,1 @@
+"""fengqiao contracts: events, signals, notices, region codes, the matter catalogue, ClickHouse DDL."""

@@ -1,0 +1,1 @@
+"""fengqiao stream processing: the Faust app and agents, rules, routing, sinks, gateway, embedded stack, CLI."""

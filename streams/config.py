@@ -1,0 +1,57 @@
+"""Configuration (环境变量前缀 ``FENGQIAO_``).
+
+Unset Kafka means the embedded tansu broker on a free loopback port; unset ClickHouse means
+chdb under ``<data dir>/clickhouse``. A real Kafka or ClickHouse server is used as soon as it
+is configured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FENGQIAO_", env_file=None, extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; unset: the embedded tansu broker"
+    )
+    clickhouse_url: str | None = Field(
+        default=None, description="http(s)://user:password@host:8123/; unset: chdb under the data dir"
+    )
+    data_dir: Path = Field(default=Path(".fengqiao"))
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8470, ge=0, le=65535, description="0: any free port")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9470, ge=0, le=65535, description="0: any free port")
+    app_id: str = Field(default="fengqiao", description="Faust app id and consumer group")
+    # The embedded broker completes a group join only after the session timeout, so it is
+    # kept short there; a real Kafka uses the usual longer value.
+    kafka_session_timeout: float | None = Field(default=None, description="seconds; unset: 3 embedded, 30 Kafka")
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr("fengqiao-development-key-change-me"),
+        description="HMAC key for pseudonyms of personal identifiers; set a secret in production",
+    )
+    sink_batch_size: int = Field(default=2000, ge=1)
+    sink_batch_seconds: float = Field(default=0.5, gt=0)
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return not self.clickhouse_url
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "clickhouse"
+
+    @property
+    def session_timeout(self) -> float:
+        if self.kafka_session_timeout is not None:
+            return self.kafka_session_timeout
+        return 3.0 if self.embedded_kafka else 30.0

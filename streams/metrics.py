@@ -1,0 +1,45 @@
+"""Prometheus metrics of one running stack, in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events_in = Counter("fengqiao_events_in", "Input messages consumed, by source topic",
+                                 ["topic"], registry=r)
+        self.events_valid = Counter("fengqiao_events_valid", "Events that passed validation",
+                                    ["source"], registry=r)
+        self.events_dead_lettered = Counter("fengqiao_events_dead_lettered",
+                                            "Input sent to the dead-letter topic, by reason",
+                                            ["topic", "reason"], registry=r)
+        self.signals = Counter("fengqiao_signals", "Signals raised (new) or updated, by rule and level",
+                               ["rule", "level", "kind"], registry=r)
+        self.notices = Counter("fengqiao_notices", "Centre notices sent, by channel and centre level",
+                               ["channel", "centre_level"], registry=r)
+        self.sink_rows = Counter("fengqiao_sink_rows", "Rows written to ClickHouse, by table",
+                                 ["table"], registry=r)
+        self.sink_retries = Counter("fengqiao_sink_retries", "Failed ClickHouse inserts retried, by table",
+                                    ["table"], registry=r)
+        self.sink_seconds = Histogram("fengqiao_sink_insert_seconds", "ClickHouse insert latency",
+                                      ["table"], registry=r)
+        self.sink_batch = Histogram("fengqiao_sink_batch_rows", "Rows per ClickHouse batch", ["table"],
+                                    buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000), registry=r)
+        self.notice_latency = Histogram("fengqiao_event_to_notice_seconds",
+                                        "From the latest evidence's ingest time to its notice",
+                                        buckets=LATENCY_BUCKETS, registry=r)
+
+    def total(self, counter: Counter, **labels: str) -> int:
+        """The sum of a counter over its series whose labels match ``labels``."""
+        name = counter._name  # prometheus_client keeps the base name here
+        total = 0.0
+        for metric in self.registry.collect():
+            for sample in metric.samples:
+                if sample.name == f"{name}_total" and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return int(total)

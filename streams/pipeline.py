@@ -1,0 +1,253 @@
+"""The Faust app and its agents: validate → correlate → route, and the ClickHouse sinks.
+
+A pipeline of small named steps in the manner of Arroyo consumers. Offsets are acknowledged
+only after the step's output is confirmed: a batch of produced messages is awaited, a sink's
+insert has returned. Faust flushes its producer before it commits, so a crash at any point
+replays, never loses; deterministic ids make the replay harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+import faust
+
+from schemas.events import BEIJING, NormalisedEvent
+from schemas.signals import CentreNotice, RiskSignal
+from streams import topics
+from streams.config import Settings
+from streams.correlation import Correlator, WindowState, observe, state_key
+from streams.identity import Pseudonymiser
+from streams.metrics import Metrics
+from streams.routing import route
+from streams.ruleset import Rule
+from streams.store import Store
+from streams.validation import DeadLetter, Validator
+
+log = logging.getLogger(__name__)
+
+VALIDATE_BATCH = 500
+VALIDATE_WITHIN = 0.05
+RETRY_MAX_SECONDS = 10.0
+
+
+def now_beijing() -> datetime:
+    return datetime.now(BEIJING)
+
+
+class Observer(Protocol):
+    """Who watches the pipeline as it works (the console of ``fengqiao up``)."""
+
+    def on_signal(self, signal: RiskSignal, new: bool) -> None: ...
+
+    def on_notice(self, notice: CentreNotice) -> None: ...
+
+
+class Quiet:
+    def on_signal(self, signal: RiskSignal, new: bool) -> None:
+        pass
+
+    def on_notice(self, notice: CentreNotice) -> None:
+        pass
+
+
+def dedup_token(events: Iterable[Any]) -> str:
+    """An insert deduplication token from the topic, partitions and offset ranges of a batch."""
+    ranges: dict[tuple[str, int], list[int]] = {}
+    for event in events:
+        m = event.message
+        lo_hi = ranges.setdefault((m.topic, m.partition), [m.offset, m.offset])
+        lo_hi[0], lo_hi[1] = min(lo_hi[0], m.offset), max(lo_hi[1], m.offset)
+    return ";".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
+
+
+def event_row(event: NormalisedEvent) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude={"schema_version"})
+
+
+def signal_rows(signal: RiskSignal) -> list[tuple[str, dict[str, Any]]]:
+    row = signal.model_dump(mode="json", exclude={"schema_version", "evidence"})
+    row["event_count"] = len(signal.evidence)
+    evidence = [
+        ("signal_evidence", {"signal_id": signal.signal_id, **e.model_dump(mode="json")})
+        for e in signal.evidence
+    ]
+    return [("signals", row), *evidence]
+
+
+def notice_row(notice: CentreNotice) -> dict[str, Any]:
+    return notice.model_dump(mode="json", exclude={"schema_version"})
+
+
+class Pipeline:
+    """One Faust worker: the agents of every step, wired to the topics and the store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap_servers: str,
+        store: Store,
+        rules: list[Rule],
+        metrics: Metrics,
+        observer: Observer | None = None,
+        clock: Callable[[], datetime] = now_beijing,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.observer = observer or Quiet()
+        self.clock = clock
+        self.validator = Validator(Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()))
+        self.correlator = Correlator(rules)
+        session = settings.session_timeout
+        self.app = faust.App(
+            settings.app_id,
+            broker=";".join(f"kafka://{s}" for s in bootstrap_servers.split(",")),
+            store="memory://",
+            autodiscover=False,
+            web_enabled=False,
+            topic_replication_factor=1,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            broker_session_timeout=session,
+            broker_heartbeat_interval=min(3.0, session / 4),
+            broker_commit_interval=1.0,
+        )
+        t = {spec.name: self._topic(spec) for spec in topics.ALL}
+        self.events_topic = t[topics.EVENTS.name]
+        self.dead_letters_topic = t[topics.DEAD_LETTERS.name]
+        self.signals_topic = t[topics.SIGNALS.name]
+        self.notices_topic = t[topics.CENTRE_NOTICES.name]
+        # 关联窗口: window state per (rule, group), co-partitioned with the events topic.
+        self.windows = self.app.Table(
+            "correlation-windows", partitions=topics.EVENTS.partitions, key_type=str, value_type=dict
+        )
+        agent = self.app.agent
+        agent(t[topics.GRID_REPORTS.name], name="validate-grid-reports")(self.validate_grid_reports)
+        agent(self.events_topic, name="correlate")(self.correlate)
+        sinks: dict[Any, tuple[str, Callable[[Any], list[tuple[str, dict[str, Any]]]]]] = {
+            self.events_topic: ("sink-events", self._event_rows),
+            self.dead_letters_topic: ("sink-dead-letters", self._dead_letter_rows),
+            self.signals_topic: ("sink-signals", self._signal_rows),
+            self.notices_topic: ("sink-notices", self._notice_rows),
+        }
+        for topic, (name, to_rows) in sinks.items():
+            agent(topic, name=name)(self._sink(to_rows))
+
+    def _topic(self, spec: topics.TopicSpec) -> Any:
+        return self.app.topic(spec.name, partitions=spec.partitions, key_serializer="raw",
+                              value_serializer="raw")
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+    # -- validate (校验) ---------------------------------------------------------------------
+    async def validate_grid_reports(self, stream: Any) -> None:
+        """Grid reports → normalised events, or dead letters with their reason."""
+        async for batch in stream.noack_take(VALIDATE_BATCH, within=VALIDATE_WITHIN):
+            now = self.clock()
+            pending = []
+            for event in batch:
+                m = event.message
+                self.metrics.events_in.labels(m.topic).inc()
+                result = self.validator.grid_report(m.value, m.topic, m.partition, m.offset, now)
+                pending.append(await self._emit(result))
+            await asyncio.gather(*pending)
+            for event in batch:
+                await stream.ack(event)
+
+    async def _emit(self, result: NormalisedEvent | DeadLetter) -> Any:
+        if isinstance(result, DeadLetter):
+            self.metrics.events_dead_lettered.labels(result.source_topic, result.reason).inc()
+            return await self.dead_letters_topic.send(
+                key=result.source_topic.encode(), value=result.raw, headers=result.headers()
+            )
+        self.metrics.events_valid.labels(result.source.value).inc()
+        return await self.events_topic.send(key=result.partition_key, value=result.model_dump_json().encode())
+
+    # -- correlate and route (研判、分级推送) --------------------------------------------------
+    async def correlate(self, stream: Any) -> None:
+        """Each event enters the windows of the rules it matches; a crossing raises a signal."""
+        async for raw in stream:
+            event = NormalisedEvent.model_validate_json(raw)
+            for rule, group in self.correlator.windows_for(event):
+                key = state_key(rule, group)
+                before = WindowState.from_json(self.windows.get(key))
+                outcome = observe(rule, before, event, group, self.clock())
+                if outcome.state is before:
+                    continue
+                self.windows[key] = outcome.state.to_json()
+                if outcome.signal is not None:
+                    await self._raise(outcome.signal, outcome.previous_level is None, outcome.escalated, event)
+
+    async def _raise(self, signal: RiskSignal, new: bool, escalated: bool, cause: NormalisedEvent) -> None:
+        self.metrics.signals.labels(signal.rule_id, signal.level.value, "new" if new else "update").inc()
+        await self.signals_topic.send(key=signal.signal_id.encode(), value=signal.model_dump_json().encode())
+        self.observer.on_signal(signal, new)
+        if not escalated:
+            return  # more evidence for a signal the centres already have: stored, not paged again
+        now = self.clock()
+        for notice in route(signal, now):
+            await self.notices_topic.send(key=notice.centre_code.encode(), value=notice.model_dump_json().encode())
+            self.metrics.notices.labels("kafka", notice.centre_level.value).inc()
+            self.metrics.notice_latency.observe(max(0.0, (now - cause.ingested_at).total_seconds()))
+            self.observer.on_notice(notice)
+
+    # -- sinks (入库) --------------------------------------------------------------------------
+    def _event_rows(self, event: Any) -> list[tuple[str, dict[str, Any]]]:
+        return [("events", event_row(NormalisedEvent.model_validate_json(event.value)))]
+
+    def _dead_letter_rows(self, event: Any) -> list[tuple[str, dict[str, Any]]]:
+        headers = {k: v for k, v in (event.message.headers or [])}
+        letter = DeadLetter.from_headers(event.value, headers)
+        return [("dead_letters", letter.row(self.validator.pseudonymiser, self.clock()))]
+
+    def _signal_rows(self, event: Any) -> list[tuple[str, dict[str, Any]]]:
+        return signal_rows(RiskSignal.model_validate_json(event.value))
+
+    def _notice_rows(self, event: Any) -> list[tuple[str, dict[str, Any]]]:
+        return [("notices", notice_row(CentreNotice.model_validate_json(event.value)))]
+
+    def _sink(self, to_rows: Callable[[Any], list[tuple[str, dict[str, Any]]]]) -> Callable[[Any], Any]:
+        """A batching ClickHouse sink: insert, then acknowledge; a failed insert is retried, never acked."""
+        size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
+
+        async def sink(stream: Any) -> None:
+            async for batch in stream.noack_take(size, within=within):
+                tables: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                for event in batch:
+                    for table, row in to_rows(event):
+                        tables[table].append(row)
+                token = dedup_token(batch)
+                for table, rows in tables.items():
+                    if not await self._insert(table, rows, f"{token}:{table}"):
+                        return  # stopping with the batch unacknowledged: it is read again
+                for event in batch:
+                    await stream.ack(event)
+
+        return sink
+
+    async def _insert(self, table: str, rows: list[dict[str, Any]], token: str) -> bool:
+        delay = 0.2
+        while not self.app.should_stop:
+            try:
+                with self.metrics.sink_seconds.labels(table).time():
+                    await self.store.run(self.store.insert, table, rows, token)
+            except Exception as exc:  # the store is down or refused: keep the batch, retry
+                self.metrics.sink_retries.labels(table).inc()
+                log.warning("insert into %s failed (%s); retrying in %.1fs", table, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            self.metrics.sink_rows.labels(table).inc(len(rows))
+            self.metrics.sink_batch.labels(table).observe(len(rows))
+            return True
+        return False

@@ -1,0 +1,56 @@
+"""Routing (分级推送): which centres a signal reaches, who handles, and by when.
+
+Defaults from the design's policy table; the lowest notified centre handles (承办), the ones
+above are informed (知悉).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from schemas.levels import RiskLevel
+from schemas.regions import CENTRE_LEVELS, Level, cut
+from schemas.signals import CentreNotice, NoticeRole, RiskSignal
+
+
+@dataclass(frozen=True)
+class Policy:
+    centres: tuple[Level, ...]  # lowest first
+    ack_within: timedelta
+    close_within: timedelta
+
+
+DEFAULT_POLICY: dict[RiskLevel, Policy] = {
+    RiskLevel.blue: Policy(CENTRE_LEVELS[:1], timedelta(hours=24), timedelta(days=7)),
+    RiskLevel.yellow: Policy(CENTRE_LEVELS[:2], timedelta(hours=2), timedelta(hours=72)),
+    RiskLevel.orange: Policy(CENTRE_LEVELS[:3], timedelta(minutes=30), timedelta(hours=24)),
+    RiskLevel.red: Policy(CENTRE_LEVELS[:4], timedelta(minutes=15), timedelta(hours=12)),
+}
+
+
+def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = DEFAULT_POLICY) -> list[CentreNotice]:
+    """One notice per notified centre; deadlines run from ``now``."""
+    rule = policy[signal.level]
+    notices = []
+    for i, level in enumerate(rule.centres):
+        centre = cut(signal.region_code, level)
+        notices.append(
+            CentreNotice(
+                notice_id=CentreNotice.make_id(signal.signal_id, centre),
+                signal_id=signal.signal_id,
+                signal_version=signal.version,
+                centre_code=centre,
+                centre_level=level,
+                role=NoticeRole.handle if i == 0 else NoticeRole.inform,
+                level=signal.level,
+                rule_id=signal.rule_id,
+                region_code=signal.region_code,
+                summary=signal.summary,
+                ack_due=now + rule.ack_within,
+                close_due=now + rule.close_within,
+                created_at=now,
+                drill=signal.drill,
+            )
+        )
+    return notices

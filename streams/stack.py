@@ -1,0 +1,137 @@
+"""The whole platform in one process: broker, topics, store, Faust worker, gateway, metrics.
+
+``Stack`` starts them in that order and stops them in reverse, so nothing is left behind:
+the embedded broker is a child that is terminated and waited for (and that the kernel kills
+should this process die first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import start_http_server
+
+from streams import topics
+from streams.broker import EmbeddedBroker
+from streams.config import Settings
+from streams.metrics import Metrics
+from streams.pipeline import Observer, Pipeline
+from streams.ruleset import Rule, load_rules
+from streams.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+# Topics the worker consumes: all of them must be drained before a summary is true.
+CONSUMED = (topics.GRID_REPORTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES)
+
+
+class Stack:
+    def __init__(self, settings: Settings, observer: Observer | None = None,
+                 rules: list[Rule] | None = None) -> None:
+        self.settings = settings
+        self.observer = observer
+        self.rules = rules if rules is not None else load_rules()
+        self.metrics = Metrics()
+        self.broker: EmbeddedBroker | None = None
+        self.store: Store | None = None
+        self.pipeline: Pipeline | None = None
+        self.gateway: Any = None
+        self.producer: AIOKafkaProducer | None = None
+        self._metrics_server: Any = None
+        self.bootstrap_servers = settings.kafka_bootstrap_servers or ""
+        self.metrics_port = settings.metrics_port
+
+    async def start(self) -> None:
+        from streams.gateway import Gateway
+
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if s.embedded_kafka:
+            self.broker = EmbeddedBroker(log_path=s.data_dir / "broker.log")
+            await asyncio.to_thread(self.broker.start)
+            self.bootstrap_servers = self.broker.bootstrap_servers
+        await topics.ensure_topics(self.bootstrap_servers)
+        self.store = await asyncio.to_thread(open_store, s)
+        self._metrics_server, _ = start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
+        self.metrics_port = self._metrics_server.server_port
+        self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer)
+        await self.pipeline.start()
+        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        await self.producer.start()
+        self.gateway = Gateway(self.producer, s.gateway_host, s.gateway_port)
+        await self.gateway.start()
+
+    async def stop(self) -> None:
+        """Stop in reverse order; each part is stopped even if another fails."""
+        steps = [
+            ("gateway", self.gateway and self.gateway.stop),
+            ("producer", self.producer and self.producer.stop),
+            ("worker", self.pipeline and self.pipeline.stop),
+        ]
+        for name, stop in steps:
+            if stop:
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("stopping the %s failed", name)
+        if self._metrics_server:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        if self.store:
+            await asyncio.to_thread(self.store.close)
+        if self.broker:
+            await asyncio.to_thread(self.broker.stop)
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def lag(self) -> int:
+        """Messages on the consumed topics that the worker has not yet committed."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers)
+        await admin.start()
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t.name, p) for t in CONSUMED for p in range(t.partitions)]
+            ends = await consumer.end_offsets(tps)
+            # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
+            committed = await admin.list_consumer_group_offsets(self.settings.app_id, partitions=tps)
+            return sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    async def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until the worker has committed everything on its topics (sinks included)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if await self.lag() == 0:
+                return True
+            await asyncio.sleep(0.5)
+        return False
+
+    def summary(self) -> dict[str, Any]:
+        m = self.metrics
+        assert self.store is not None
+        return {
+            "events_in": m.total(m.events_in),
+            "events_valid": m.total(m.events_valid),
+            "events_dlq": m.total(m.events_dead_lettered),
+            "signals": m.total(m.signals, kind="new"),
+            "signal_updates": m.total(m.signals, kind="update"),
+            "notices": m.total(m.notices),
+            "clickhouse_rows": {t: self.store.count(t) for t in self.store.tables()},
+        }

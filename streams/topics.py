@@ -1,0 +1,54 @@
+"""The Kafka topics: names, declared partition counts, what keys them. One place for all of them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    key: str
+    doc: str
+
+
+GRID_REPORTS = TopicSpec("grid-reports", 4, "grid code", "网格员上报, JSON GridReport")
+EMERGENCY_BROADCASTS = TopicSpec("emergency-broadcasts", 2, "area code", "应急广播, CAP 1.2 XML or JSON")
+DEPT_ALERTS = TopicSpec("dept-alerts", 4, "department code", "部门预警, JSON DepartmentAlert")
+EVENTS = TopicSpec("events", 8, "county code (6 digits)", "normalised, pseudonymised events")
+DEAD_LETTERS = TopicSpec("dead-letters", 2, "source topic", "invalid input: original bytes and the reason")
+SIGNALS = TopicSpec("signals", 4, "signal id", "risk signals; later versions replace earlier ones")
+CENTRE_NOTICES = TopicSpec("centre-notices", 4, "centre code", "notices to the four levels of centres")
+DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close")
+
+INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, DEPT_ALERTS)
+ALL = (*INPUTS, EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DISPATCH_ACTIONS)
+
+
+async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL) -> list[str]:
+    """Create the topics that do not exist yet with their declared partitions; returns those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(s.name, s.partitions, 1) for s in specs if s.name not in existing]
+        if not wanted:
+            return []
+        response = await admin.create_topics(wanted)
+        created = []
+        for name, code, message in (e[:3] for e in response.topic_errors):
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:
+                raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+        log.info("created topics %s", created)
+        return created
+    finally:
+        await admin.close()
