@@ -87,11 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
     p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
+    b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
+    b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
+    b.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
     if args.command == "up":
         return asyncio.run(up(args, settings))
+    if args.command == "bench":
+        from streams.bench import run
+
+        print(json.dumps(run(max(1, args.events), write=not args.no_record)))
+        return 0
     parser.error(f"unknown command {args.command}")
     return 2
 

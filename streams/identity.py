@@ -14,6 +14,8 @@ import re
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
+# A name field in JSON text, even truncated or otherwise invalid: "name": "张伟".
+NAME_FIELD = re.compile(r'"(?:name|姓名|full_name|contact_name)"\s*:\s*"([^"\\]{1,64})"')
 MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4})(?!\d)")
 
 
@@ -73,3 +75,8 @@ class Pseudonymiser:
             if name:
                 text = text.replace(name, f"[当事人 {names[name]}]")  # type: ignore[index]
         return text
+
+    def mask_raw(self, text: str) -> str:
+        """Mask raw input of unknown shape (a dead letter): names are taken from its name fields."""
+        names = {m[1]: self.name(m[1], "") for m in NAME_FIELD.finditer(text)}
+        return self.mask_text(text, names)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import faust
+import orjson
 
 from schemas.events import BEIJING, NormalisedEvent
 from schemas.signals import CentreNotice, RiskSignal
@@ -66,22 +67,28 @@ def dedup_token(events: Iterable[Any]) -> str:
     return ";".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
 
 
-def event_row(event: NormalisedEvent) -> dict[str, Any]:
-    return event.model_dump(mode="json", exclude={"schema_version"})
+# A sink turns a message into (table, JSON line) pairs; ClickHouse maps the fields to columns.
+Rows = list[tuple[str, bytes]]
 
 
-def signal_rows(signal: RiskSignal) -> list[tuple[str, dict[str, Any]]]:
+def event_rows(value: bytes) -> Rows:
+    """A normalised event's JSON is its row as it is: no parsing on the way to the store."""
+    return [("events", value)]
+
+
+def signal_rows(value: bytes) -> Rows:
+    signal = RiskSignal.model_validate_json(value)
     row = signal.model_dump(mode="json", exclude={"schema_version", "evidence"})
     row["event_count"] = len(signal.evidence)
     evidence = [
-        ("signal_evidence", {"signal_id": signal.signal_id, **e.model_dump(mode="json")})
+        ("signal_evidence", orjson.dumps({"signal_id": signal.signal_id, **e.model_dump(mode="json")}))
         for e in signal.evidence
     ]
-    return [("signals", row), *evidence]
+    return [("signals", orjson.dumps(row)), *evidence]
 
 
-def notice_row(notice: CentreNotice) -> dict[str, Any]:
-    return notice.model_dump(mode="json", exclude={"schema_version"})
+def notice_rows(value: bytes) -> Rows:
+    return [("notices", value)]
 
 
 class Pipeline:
@@ -117,27 +124,27 @@ class Pipeline:
             broker_session_timeout=session,
             broker_heartbeat_interval=min(3.0, session / 4),
             broker_commit_interval=1.0,
+            # On a rebalance or a stop, do not wait for messages still in a sink's batch: they are
+            # unacknowledged, so they are read again after it, and every sink is idempotent.
+            # Waiting can hang for ever once Faust has cleared the agents' queues (faust#402).
+            stream_wait_empty=False,
         )
-        t = {spec.name: self._topic(spec) for spec in topics.ALL}
-        self.events_topic = t[topics.EVENTS.name]
-        self.dead_letters_topic = t[topics.DEAD_LETTERS.name]
-        self.signals_topic = t[topics.SIGNALS.name]
-        self.notices_topic = t[topics.CENTRE_NOTICES.name]
+        t = {spec: self._topic(spec) for spec in topics.ALL}
         # 关联窗口: window state per (rule, group), co-partitioned with the events topic.
         self.windows = self.app.Table(
             "correlation-windows", partitions=topics.EVENTS.partitions, key_type=str, value_type=dict
         )
         agent = self.app.agent
-        agent(t[topics.GRID_REPORTS.name], name="validate-grid-reports")(self.validate_grid_reports)
-        agent(self.events_topic, name="correlate")(self.correlate)
-        sinks: dict[Any, tuple[str, Callable[[Any], list[tuple[str, dict[str, Any]]]]]] = {
-            self.events_topic: ("sink-events", self._event_rows),
-            self.dead_letters_topic: ("sink-dead-letters", self._dead_letter_rows),
-            self.signals_topic: ("sink-signals", self._signal_rows),
-            self.notices_topic: ("sink-notices", self._notice_rows),
+        agent(t[topics.GRID_REPORTS], name="validate-grid-reports")(self.validate_grid_reports)
+        agent(t[topics.EVENTS], name="correlate")(self.correlate)
+        sinks: dict[topics.TopicSpec, tuple[str, Callable[[Any], Rows]]] = {
+            topics.EVENTS: ("sink-events", lambda e: event_rows(e.value)),
+            topics.DEAD_LETTERS: ("sink-dead-letters", self._dead_letter_rows),
+            topics.SIGNALS: ("sink-signals", lambda e: signal_rows(e.value)),
+            topics.CENTRE_NOTICES: ("sink-notices", lambda e: notice_rows(e.value)),
         }
-        for topic, (name, to_rows) in sinks.items():
-            agent(topic, name=name)(self._sink(to_rows))
+        for spec, (name, to_rows) in sinks.items():
+            agent(t[spec], name=name)(self._sink(to_rows))
 
     def _topic(self, spec: topics.TopicSpec) -> Any:
         return self.app.topic(spec.name, partitions=spec.partitions, key_serializer="raw",
@@ -167,11 +174,14 @@ class Pipeline:
     async def _emit(self, result: NormalisedEvent | DeadLetter) -> Any:
         if isinstance(result, DeadLetter):
             self.metrics.events_dead_lettered.labels(result.source_topic, result.reason).inc()
-            return await self.dead_letters_topic.send(
-                key=result.source_topic.encode(), value=result.raw, headers=result.headers()
-            )
+            return await self._send(topics.DEAD_LETTERS, result.source_topic.encode(), result.raw, result.headers())
         self.metrics.events_valid.labels(result.source.value).inc()
-        return await self.events_topic.send(key=result.partition_key, value=result.model_dump_json().encode())
+        return await self._send(topics.EVENTS, result.partition_key, result.model_dump_json().encode())
+
+    async def _send(self, spec: topics.TopicSpec, key: bytes, value: bytes, headers: Any = None) -> Any:
+        """Produce through Faust's transport producer: the key's partition, none of a Topic's
+        per-message bookkeeping. Returns the delivery future; Faust flushes before it commits."""
+        return await self.app.producer.send(spec.name, key, value, None, None, headers)
 
     # -- correlate and route (研判、分级推送) --------------------------------------------------
     async def correlate(self, stream: Any) -> None:
@@ -190,39 +200,29 @@ class Pipeline:
 
     async def _raise(self, signal: RiskSignal, new: bool, escalated: bool, cause: NormalisedEvent) -> None:
         self.metrics.signals.labels(signal.rule_id, signal.level.value, "new" if new else "update").inc()
-        await self.signals_topic.send(key=signal.signal_id.encode(), value=signal.model_dump_json().encode())
+        await self._send(topics.SIGNALS, signal.signal_id.encode(), signal.model_dump_json().encode())
         self.observer.on_signal(signal, new)
         if not escalated:
             return  # more evidence for a signal the centres already have: stored, not paged again
         now = self.clock()
         for notice in route(signal, now):
-            await self.notices_topic.send(key=notice.centre_code.encode(), value=notice.model_dump_json().encode())
+            await self._send(topics.CENTRE_NOTICES, notice.centre_code.encode(), notice.model_dump_json().encode())
             self.metrics.notices.labels("kafka", notice.centre_level.value).inc()
             self.metrics.notice_latency.observe(max(0.0, (now - cause.ingested_at).total_seconds()))
             self.observer.on_notice(notice)
 
     # -- sinks (入库) --------------------------------------------------------------------------
-    def _event_rows(self, event: Any) -> list[tuple[str, dict[str, Any]]]:
-        return [("events", event_row(NormalisedEvent.model_validate_json(event.value)))]
+    def _dead_letter_rows(self, event: Any) -> Rows:
+        letter = DeadLetter.from_headers(event.value, dict(event.message.headers or []))
+        return [("dead_letters", orjson.dumps(letter.row(self.validator.pseudonymiser, self.clock())))]
 
-    def _dead_letter_rows(self, event: Any) -> list[tuple[str, dict[str, Any]]]:
-        headers = {k: v for k, v in (event.message.headers or [])}
-        letter = DeadLetter.from_headers(event.value, headers)
-        return [("dead_letters", letter.row(self.validator.pseudonymiser, self.clock()))]
-
-    def _signal_rows(self, event: Any) -> list[tuple[str, dict[str, Any]]]:
-        return signal_rows(RiskSignal.model_validate_json(event.value))
-
-    def _notice_rows(self, event: Any) -> list[tuple[str, dict[str, Any]]]:
-        return [("notices", notice_row(CentreNotice.model_validate_json(event.value)))]
-
-    def _sink(self, to_rows: Callable[[Any], list[tuple[str, dict[str, Any]]]]) -> Callable[[Any], Any]:
+    def _sink(self, to_rows: Callable[[Any], Rows]) -> Callable[[Any], Any]:
         """A batching ClickHouse sink: insert, then acknowledge; a failed insert is retried, never acked."""
         size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
 
         async def sink(stream: Any) -> None:
             async for batch in stream.noack_take(size, within=within):
-                tables: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                tables: dict[str, list[bytes]] = defaultdict(list)
                 for event in batch:
                     for table, row in to_rows(event):
                         tables[table].append(row)
@@ -235,7 +235,7 @@ class Pipeline:
 
         return sink
 
-    async def _insert(self, table: str, rows: list[dict[str, Any]], token: str) -> bool:
+    async def _insert(self, table: str, rows: list[bytes], token: str) -> bool:
         delay = 0.2
         while not self.app.should_stop:
             try:

@@ -63,9 +63,9 @@ class DeadLetter:
             "offset": self.offset,
             "reason": self.reason,
             "field": self.field,
-            "message": pseudonymiser.mask_text(self.message),
+            "message": pseudonymiser.mask_raw(self.message),
             "raw_sha256": hashlib.sha256(self.raw).hexdigest(),
-            "raw_preview": pseudonymiser.mask_text(preview),
+            "raw_preview": pseudonymiser.mask_raw(preview),
             "received_at": received_at,
         }
 

@@ -1,0 +1,109 @@
+"""``fengqiao up`` as an operator runs it: a timed run's summary, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+FENGQIAO = str(Path(sys.executable).with_name("fengqiao"))
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FENGQIAO_")}
+    env.update(FENGQIAO_DATA_DIR=str(tmp_path / "data"), FENGQIAO_GATEWAY_PORT="0", FENGQIAO_METRICS_PORT="0")
+    return env
+
+
+def descendants(pid: int) -> set[int]:
+    """Every living process below ``pid``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_timed_run_prints_a_json_summary_with_signals_notices_and_rows(tmp_path):
+    result = subprocess.run([FENGQIAO, "up", "--simulate", "--duration", "20", "--json"],
+                            env=env_for(tmp_path), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["signals"] > 0 and summary["notices"] > 0, summary
+    rows = summary["clickhouse_rows"]
+    assert rows["events"] > 0 and rows["signals"] > 0 and rows["notices"] > 0
+    assert summary["drained"] is True
+    assert summary["events_in"] == summary["events_valid"] + summary["events_dlq"] == summary["simulated_reports"]
+    assert rows["events"] == summary["events_valid"]
+    assert "新信号" in result.stderr  # signals shown as they are raised
+
+
+def test_sigterm_stops_everything_and_leaves_no_process(tmp_path):
+    proc = subprocess.Popen([FENGQIAO, "up", "--simulate"], env=env_for(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "Ctrl-C stops" in line or time.monotonic() > deadline:
+                break
+        assert any("Ctrl-C stops" in line for line in seen), "".join(seen)
+        children = descendants(proc.pid)
+        assert children, "the embedded broker should be a child process"
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, "".join(seen) + rest
+        assert "summary:" in rest
+        time.sleep(0.2)
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_killed_stack_takes_its_broker_with_it(tmp_path):
+    proc = subprocess.Popen([FENGQIAO, "up"], env=env_for(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:
+            if "Ctrl-C stops" in line:
+                break
+        children = descendants(proc.pid)
+        assert children
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

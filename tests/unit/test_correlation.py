@@ -1,0 +1,77 @@
+from datetime import timedelta
+
+from schemas.events import NormalisedEvent
+from schemas.levels import RiskLevel
+from streams.correlation import Correlator, WindowState, observe
+from streams.identity import Pseudonymiser
+from streams.ruleset import load_rules
+from streams.validation import Validator
+
+from tests.helpers import COMMUNITY, OTHER_COMMUNITY, T0, grid_report
+
+V = Validator(Pseudonymiser(b"k"))
+RULE = {r.id: r for r in load_rules()}["dispute_cluster"]
+
+
+def event(n: int, **kw) -> NormalisedEvent:
+    from schemas.events import GridReport
+
+    return V.normalise_grid_report(GridReport.model_validate(grid_report(n, **kw)), T0)
+
+
+def run(events):
+    """Feed events through the rule the way the agent does; return the signals raised."""
+    correlator, states, signals = Correlator([RULE]), {}, []
+    for e in events:
+        for rule, group in correlator.windows_for(e):
+            out = observe(rule, states.get(group, WindowState()), e, group, T0)
+            states[group] = out.state
+            if out.signal:
+                signals.append(out)
+    return signals
+
+
+def test_three_disputes_in_a_community_raise_a_yellow_signal_then_update_it():
+    outs = run([event(1), event(2), event(3), event(4)])
+    assert [o.signal.version for o in outs] == [1, 2]
+    first, second = outs[0].signal, outs[1].signal
+    assert first.level is RiskLevel.yellow and first.entity == COMMUNITY
+    assert first.signal_id == second.signal_id
+    assert outs[0].escalated and not outs[1].escalated
+    assert [e.uid for e in second.evidence] == [f"grid:t-00000{i}" for i in (1, 2, 3, 4)]
+    assert "矛盾纠纷4起" in second.summary and "模拟社区01" in second.summary
+
+
+def test_near_misses_do_not_fire():
+    spread = [event(1), event(2, community=OTHER_COMMUNITY), event(3)]
+    assert run(spread) == []
+    not_disputes = [event(i, category="hazard.fire") for i in range(1, 6)]
+    assert run(not_disputes) == []
+    slow = [event(1), event(2, at=T0 + timedelta(hours=13)), event(3, at=T0 + timedelta(hours=25))]
+    assert run(slow) == []
+
+
+def test_redelivered_and_too_late_events_change_nothing():
+    state = WindowState()
+    for n in (1, 2):
+        state = observe(RULE, state, event(n), COMMUNITY, T0).state
+    again = observe(RULE, state, event(2), COMMUNITY, T0)
+    assert again.state is state and again.signal is None
+    late = observe(RULE, state, event(9, at=T0 - timedelta(days=2)), COMMUNITY, T0)
+    assert late.state is state
+
+
+def test_replay_gives_the_same_signal_ids():
+    events = [event(i) for i in range(1, 8)] + [event(20, at=T0 + timedelta(days=3 + i)) for i in range(3)]
+    first = [o.signal.signal_id for o in run(events)]
+    assert first == [o.signal.signal_id for o in run(events)]
+
+
+def test_a_new_incident_after_the_window_gets_a_new_id():
+    burst1 = [event(i) for i in (1, 2, 3)]
+    later = T0 + timedelta(days=3)
+    burst2 = [event(10 + i, at=later + timedelta(minutes=i)) for i in range(3)]
+    ids = {o.signal.signal_id for o in run(burst1 + burst2)}
+    assert len(ids) == 2
+    state = WindowState.from_json(WindowState([[1, "a", "grid_report", "x"]], 1, 1, "yellow", 1).to_json())
+    assert state.entries == [[1, "a", "grid_report", "x"]]
