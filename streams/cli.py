@@ -78,6 +78,42 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def sql(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one SQL statement against the configured store (chdb: only while no stack owns it)."""
+    from streams.store import open_store
+
+    store = open_store(settings)
+    try:
+        rows = store.query(args.query)
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, default=str))
+    elif args.format == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        if rows:
+            writer.writerow(rows[0])
+        writer.writerows(r.values() for r in rows)
+    else:
+        print_table(rows)
+    return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    if not rows:
+        print("(no rows)")
+        return
+    cells = [[str(v) for v in r.values()] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(rows[0])]
+    print("  ".join(h.ljust(w) for h, w in zip(rows[0], widths)))
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
+    print(f"({len(rows)} rows)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fengqiao", description="枫桥 social-security risk early warning")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,11 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
     b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
     b.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    q = sub.add_parser("sql", help="run SQL against the configured ClickHouse (or the embedded chdb)")
+    q.add_argument("query")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
     if args.command == "up":
         return asyncio.run(up(args, settings))
+    if args.command == "sql":
+        return sql(args, settings)
     if args.command == "bench":
         from streams.bench import run
 
