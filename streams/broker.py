@@ -2,7 +2,9 @@
 
 It keeps everything in memory (this build compiles no other storage engine), listens on a
 free loopback port, and dies with its parent: PR_SET_PDEATHSIG makes the kernel kill it if
-the stack is killed before it can stop it.
+the stack is killed before it can stop it. The death signal follows the thread that started
+it, so start it from the main thread. It runs in a session of its own, so that a terminal's
+Ctrl-C reaches the stack, which then stops the broker last, after everything that uses it.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class EmbeddedBroker:
         try:
             self.process = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent, start_new_session=True,
             )
         finally:
             if self.log_path:
@@ -74,6 +76,10 @@ class EmbeddedBroker:
                 time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"tansu broker did not listen on {self.bootstrap_servers} within {timeout}s")
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -56,16 +56,23 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
         if args.simulate:
             simulator = CitySimulator(stack.bootstrap_servers, city=args.city, rate=args.rate)
             sim_task = asyncio.create_task(simulator.run(sim_stop))
+        watchdog = asyncio.create_task(stack.watch_broker(stop))
         try:
             await asyncio.wait_for(stop.wait(), timeout=args.duration)
         except asyncio.TimeoutError:
             pass
+        watchdog.cancel()
         sim_stop.set()
         if sim_task:
-            await sim_task
-        drained = await stack.drain(timeout=30.0) if args.duration is not None else False
+            try:
+                await asyncio.wait_for(sim_task, 10.0)
+            except asyncio.TimeoutError:
+                print("the simulator did not stop within 10 s", file=sys.stderr)
+        broker_ok = stack.broker is None or stack.broker.alive
+        drained = await stack.drain(timeout=30.0) if args.duration is not None and broker_ok else False
         summary = stack.summary()
         summary["drained"] = drained
+        summary["broker_ok"] = broker_ok
         if simulator:
             summary["simulated_reports"] = simulator.sent
     if args.json:
@@ -75,7 +82,10 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"summary: {summary['events_in']} in, {summary['events_valid']} valid, "
               f"{summary['events_dlq']} dead-lettered, {summary['signals']} signals, "
               f"{summary['notices']} notices; ClickHouse rows: {rows}", file=out)
-    return 0
+    if not broker_ok:
+        print("fengqiao up: stopped because the embedded broker exited; see broker.log in the data dir",
+              file=sys.stderr)
+    return 0 if broker_ok else 1
 
 
 def sql(args: argparse.Namespace, settings: Settings) -> int:

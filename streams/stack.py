@@ -25,6 +25,8 @@ from streams.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
+STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
+
 # Topics the worker consumes: all of them must be drained before a summary is true.
 CONSUMED = (topics.GRID_REPORTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES)
 
@@ -52,7 +54,7 @@ class Stack:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         if s.embedded_kafka:
             self.broker = EmbeddedBroker(log_path=s.data_dir / "broker.log")
-            await asyncio.to_thread(self.broker.start)
+            self.broker.start()  # on this thread: its death signal is tied to the starting thread
             self.bootstrap_servers = self.broker.bootstrap_servers
         await topics.ensure_topics(self.bootstrap_servers)
         self.store = await asyncio.to_thread(open_store, s)
@@ -66,7 +68,7 @@ class Stack:
         await self.gateway.start()
 
     async def stop(self) -> None:
-        """Stop in reverse order; each part is stopped even if another fails."""
+        """Stop in reverse order; each part is stopped even if another fails or hangs."""
         steps = [
             ("gateway", self.gateway and self.gateway.stop),
             ("producer", self.producer and self.producer.stop),
@@ -75,7 +77,9 @@ class Stack:
         for name, stop in steps:
             if stop:
                 try:
-                    await stop()
+                    await asyncio.wait_for(stop(), STOP_TIMEOUT)
+                except asyncio.TimeoutError:
+                    log.error("stopping the %s took over %ss; going on without it", name, STOP_TIMEOUT)
                 except Exception:
                     log.exception("stopping the %s failed", name)
         if self._metrics_server:
@@ -96,6 +100,15 @@ class Stack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    async def watch_broker(self, stop: asyncio.Event) -> None:
+        """Set ``stop`` if the embedded broker dies: the stack cannot work without it."""
+        while self.broker and not stop.is_set():
+            if not self.broker.alive:
+                log.error("the embedded broker exited (code %s); stopping", self.broker.process.returncode)
+                stop.set()
+                return
+            await asyncio.sleep(0.5)
 
     async def lag(self) -> int:
         """Messages on the consumed topics that the worker has not yet committed."""

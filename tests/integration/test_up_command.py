@@ -63,20 +63,30 @@ def test_timed_run_prints_a_json_summary_with_signals_notices_and_rows(tmp_path)
     assert "新信号" in result.stderr  # signals shown as they are raised
 
 
-def test_sigterm_stops_everything_and_leaves_no_process(tmp_path):
-    proc = subprocess.Popen([FENGQIAO, "up", "--simulate"], env=env_for(tmp_path),
+def start_up(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """``fengqiao up`` in a process group of its own, as a terminal runs it; returns once ready."""
+    proc = subprocess.Popen([FENGQIAO, "up", *args], env=env_for(tmp_path), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "Ctrl-C stops" in line:
+            return proc, seen
+    raise AssertionError("fengqiao up never became ready:\n" + "".join(seen))
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the process", "Ctrl-C to the process group"])
+def test_stopping_leaves_no_process(tmp_path, how):
+    """A terminal's Ctrl-C reaches every process of the group at once, the broker included."""
+    proc, seen = start_up(tmp_path, "--simulate")
     try:
-        deadline = time.monotonic() + 120
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if "Ctrl-C stops" in line or time.monotonic() > deadline:
-                break
-        assert any("Ctrl-C stops" in line for line in seen), "".join(seen)
         children = descendants(proc.pid)
         assert children, "the embedded broker should be a child process"
-        proc.send_signal(signal.SIGTERM)
+        time.sleep(3)
+        if how.startswith("SIGTERM"):
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, "".join(seen) + rest
         assert "summary:" in rest
@@ -88,13 +98,23 @@ def test_sigterm_stops_everything_and_leaves_no_process(tmp_path):
             proc.wait()
 
 
-def test_a_killed_stack_takes_its_broker_with_it(tmp_path):
-    proc = subprocess.Popen([FENGQIAO, "up"], env=env_for(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_a_dead_broker_stops_the_stack_with_a_clear_error(tmp_path):
+    proc, seen = start_up(tmp_path, "--simulate")
     try:
-        for line in proc.stdout:
-            if "Ctrl-C stops" in line:
-                break
+        [broker] = descendants(proc.pid)
+        os.kill(broker, signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=90)
+        assert proc.returncode == 1, "".join(seen) + rest
+        assert "embedded broker exited" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_killed_stack_takes_its_broker_with_it(tmp_path):
+    proc, _ = start_up(tmp_path)
+    try:
         children = descendants(proc.pid)
         assert children
         proc.kill()
