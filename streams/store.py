@@ -30,6 +30,13 @@ INSERT_SETTINGS = {"date_time_input_format": "best_effort", "input_format_skip_u
 Row = Mapping[str, Any] | bytes
 
 
+def sql_literal(value: Any) -> str:
+    """A setting's value as a ClickHouse literal: numbers as they are, strings quoted and escaped."""
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def encode_rows(rows: Sequence[Row]) -> bytes:
     """Rows (mappings, or JSON lines already encoded) as one JSONEachRow block."""
     return b"\n".join(r if isinstance(r, bytes) else orjson.dumps(r) for r in rows)
@@ -59,9 +66,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
-    @abc.abstractmethod
     def insert(self, table: str, rows: Sequence[Row], dedup_token: str | None = None) -> None:
         """Insert rows; a repeated insert with the same token is a no-op (retries after doubt)."""
+        if not rows:
+            return
+        settings: dict[str, Any] = dict(INSERT_SETTINGS)
+        if dedup_token:
+            settings["insert_deduplication_token"] = dedup_token
+        self._insert_block(f"{DATABASE}.{table}", encode_rows(rows), settings)
+
+    @abc.abstractmethod
+    def _insert_block(self, table: str, block: bytes, settings: dict[str, Any]) -> None:
+        """Send one JSONEachRow block with its settings."""
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -101,15 +117,10 @@ class EmbeddedStore(Store):
         result = self._call(self._session.query, sql, "JSONEachRow", params=dict(params or {}))
         return [orjson.loads(line) for line in result.bytes().splitlines() if line]
 
-    def insert(self, table: str, rows: Sequence[Row], dedup_token: str | None = None) -> None:
-        if not rows:
-            return
-        settings = dict(INSERT_SETTINGS)
-        if dedup_token:
-            settings["insert_deduplication_token"] = dedup_token
-        clause = ", ".join(f"{k} = '{v}'" for k, v in settings.items())
-        head = f"INSERT INTO {DATABASE}.{table} SETTINGS {clause} FORMAT JSONEachRow\n"
-        self._call(self._session.query, head + encode_rows(rows).decode())
+    def _insert_block(self, table: str, block: bytes, settings: dict[str, Any]) -> None:
+        clause = ", ".join(f"{k} = {sql_literal(v)}" for k, v in settings.items())
+        head = f"INSERT INTO {table} SETTINGS {clause} FORMAT JSONEachRow\n"
+        self._call(self._session.query, head + block.decode())
 
     def close(self) -> None:
         self._call(self._session.close)
@@ -126,20 +137,14 @@ class ServerStore(Store):
         self._client = clickhouse_connect.get_client(dsn=url, compress=True)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._client.command(sql, parameters=dict(params or {}))
+        self._call(self._client.command, sql, parameters=dict(params or {}))
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        return list(self._client.query(sql, parameters=dict(params or {})).named_results())
+        result = self._call(self._client.query, sql, parameters=dict(params or {}))
+        return list(result.named_results())
 
-    def insert(self, table: str, rows: Sequence[Row], dedup_token: str | None = None) -> None:
-        if not rows:
-            return
-        settings = dict(INSERT_SETTINGS)
-        if dedup_token:
-            settings["insert_deduplication_token"] = dedup_token
-        self._client.raw_insert(
-            f"{DATABASE}.{table}", insert_block=encode_rows(rows), fmt="JSONEachRow", settings=settings
-        )
+    def _insert_block(self, table: str, block: bytes, settings: dict[str, Any]) -> None:
+        self._call(self._client.raw_insert, table, insert_block=block, fmt="JSONEachRow", settings=settings)
 
     def close(self) -> None:
         self._client.close()
