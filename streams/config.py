@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         default=SecretStr("fengqiao-development-key-change-me"),
         description="HMAC key for pseudonyms of personal identifiers; set a secret in production",
     )
+    duplicate_horizon: float = Field(
+        default=86400.0, gt=0, description="seconds during which a repeated publisher and event id is a duplicate"
+    )
     sink_batch_size: int = Field(default=2000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
 

@@ -13,8 +13,11 @@ class Metrics:
         r = self.registry
         self.events_in = Counter("fengqiao_events_in", "Input messages consumed, by source topic",
                                  ["topic"], registry=r)
-        self.events_valid = Counter("fengqiao_events_valid", "Events that passed validation",
-                                    ["source"], registry=r)
+        self.events_valid = Counter("fengqiao_events_valid", "Input messages that passed validation",
+                                    ["topic"], registry=r)
+        self.duplicates = Counter("fengqiao_events_duplicate",
+                                  "Input suppressed as a duplicate (same publisher and event id)",
+                                  ["topic"], registry=r)
         self.events_dead_lettered = Counter("fengqiao_events_dead_lettered",
                                             "Input sent to the dead-letter topic, by reason",
                                             ["topic", "reason"], registry=r)

@@ -22,23 +22,40 @@ from schemas.events import BEIJING, NormalisedEvent
 from schemas.signals import CentreNotice, RiskSignal
 from streams import topics
 from streams.config import Settings
-from streams.correlation import Correlator, WindowState, observe, state_key
+from streams.correlation import Correlator, WindowState, observe, state_key, to_ms
 from streams.identity import Pseudonymiser
 from streams.metrics import Metrics
 from streams.routing import route
 from streams.ruleset import Rule
 from streams.store import Store
-from streams.validation import DeadLetter, Validator
+from streams.validation import Accepted, DeadLetter, Origin, Validator
 
 log = logging.getLogger(__name__)
 
 VALIDATE_BATCH = 500
 VALIDATE_WITHIN = 0.05
 RETRY_MAX_SECONDS = 10.0
+FORGET_EVERY = 60.0  # seconds between sweeps of input ids past the duplicate horizon
 
 
 def now_beijing() -> datetime:
     return datetime.now(BEIJING)
+
+
+# A validation method: (raw bytes, where they came from, now) → accepted events or a dead letter.
+Check = Callable[[bytes, Origin, datetime], Accepted | DeadLetter]
+
+
+def put(table: Any, partition: int, key: str, value: dict[str, Any]) -> None:
+    """Set a table key from a batch step: the change goes to the changelog partition of the
+    input message it came from, as Faust does for a key set inside stream iteration."""
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
+
+
+def forget(table: Any, partition: int, key: str) -> None:
+    table.data.pop(key, None)
+    table.send_changelog(partition, key, None, value_serializer="raw")
 
 
 class Observer(Protocol):
@@ -131,12 +148,23 @@ class Pipeline:
         )
         t = {spec: self._topic(spec) for spec in topics.ALL}
         # 关联窗口: window state per (rule, group), co-partitioned with the events topic.
-        self.windows = self.app.Table(
-            "correlation-windows", partitions=topics.EVENTS.partitions, key_type=str, value_type=dict
-        )
+        self.windows = self._table("correlation-windows", topics.EVENTS)
+        # 去重: ids of accepted input within the horizon, one table per input topic.
+        self.seen = {spec: self._table(f"seen-{spec.name}", spec) for spec in topics.INPUTS}
+        # Broadcasts by "sender,identifier", so that an Update or a Cancel finds what it refers to.
+        self.known_broadcasts = self._table("known-broadcasts", topics.EMERGENCY_BROADCASTS)
+        v = self.validator
+        checks: dict[topics.TopicSpec, Check] = {
+            topics.GRID_REPORTS: v.grid_report,
+            topics.DEPT_ALERTS: v.dept_alert,
+            topics.BROADCAST_RECEIPTS: v.receipt,
+            topics.EMERGENCY_BROADCASTS: lambda raw, where, now: v.broadcast(raw, where, now, self.known_broadcasts.get),
+        }
         agent = self.app.agent
-        agent(t[topics.GRID_REPORTS], name="validate-grid-reports")(self.validate_grid_reports)
+        for spec, check in checks.items():
+            agent(t[spec], name=f"validate-{spec.name}")(self._validate(spec, check))
         agent(t[topics.EVENTS], name="correlate")(self.correlate)
+        self.app.timer(FORGET_EVERY, name="forget-expired-ids")(self._forget_expired)
         sinks: dict[topics.TopicSpec, tuple[str, Callable[[Any], Rows]]] = {
             topics.EVENTS: ("sink-events", lambda e: event_rows(e.value)),
             topics.DEAD_LETTERS: ("sink-dead-letters", self._dead_letter_rows),
@@ -150,6 +178,9 @@ class Pipeline:
         return self.app.topic(spec.name, partitions=spec.partitions, key_serializer="raw",
                               value_serializer="raw")
 
+    def _table(self, name: str, source: topics.TopicSpec) -> Any:
+        return self.app.Table(name, partitions=source.partitions, key_type=str, value_type=dict)
+
     async def start(self) -> None:
         await self.app.start()
 
@@ -157,26 +188,58 @@ class Pipeline:
         await self.app.stop()
 
     # -- validate (校验) ---------------------------------------------------------------------
-    async def validate_grid_reports(self, stream: Any) -> None:
-        """Grid reports → normalised events, or dead letters with their reason."""
-        async for batch in stream.noack_take(VALIDATE_BATCH, within=VALIDATE_WITHIN):
-            now = self.clock()
-            pending = []
-            for event in batch:
-                m = event.message
-                self.metrics.events_in.labels(m.topic).inc()
-                result = self.validator.grid_report(m.value, m.topic, m.partition, m.offset, now)
-                pending.append(await self._emit(result))
-            await asyncio.gather(*pending)
-            for event in batch:
-                await stream.ack(event)
+    def _validate(self, spec: topics.TopicSpec, check: Check) -> Callable[[Any], Any]:
+        """Input → normalised events, dead letters, or duplicates counted and suppressed."""
+        seen = self.seen[spec]
+        horizon_ms = int(self.settings.duplicate_horizon * 1000)
 
-    async def _emit(self, result: NormalisedEvent | DeadLetter) -> Any:
-        if isinstance(result, DeadLetter):
-            self.metrics.events_dead_lettered.labels(result.source_topic, result.reason).inc()
-            return await self._send(topics.DEAD_LETTERS, result.source_topic.encode(), result.raw, result.headers())
-        self.metrics.events_valid.labels(result.source.value).inc()
-        return await self._send(topics.EVENTS, result.partition_key, result.model_dump_json().encode())
+        async def validate(stream: Any) -> None:
+            async for batch in stream.noack_take(VALIDATE_BATCH, within=VALIDATE_WITHIN):
+                now = self.clock()
+                now_ms = to_ms(now)
+                pending, accepted, in_batch = [], [], set()
+                for event in batch:
+                    m = event.message
+                    self.metrics.events_in.labels(spec.name).inc()
+                    result = check(m.value, Origin(m.topic, m.partition, m.offset), now)
+                    if isinstance(result, DeadLetter):
+                        self.metrics.events_dead_lettered.labels(spec.name, result.reason).inc()
+                        headers = result.headers()
+                        pending.append(await self._send(topics.DEAD_LETTERS, spec.name.encode(), result.raw, headers))
+                        continue
+                    prior = seen.get(result.uid)
+                    if result.uid in in_batch or (prior and prior["t"] > now_ms - horizon_ms):
+                        self.metrics.duplicates.labels(spec.name).inc()
+                        continue
+                    in_batch.add(result.uid)
+                    if result.remember:
+                        put(self.known_broadcasts, m.partition, *result.remember)
+                    self.metrics.events_valid.labels(spec.name).inc()
+                    for e in result.events:
+                        pending.append(await self._send(topics.EVENTS, e.partition_key, e.model_dump_json().encode()))
+                    accepted.append((m.partition, result.uid))
+                await asyncio.gather(*pending)
+                for partition, uid in accepted:  # remembered only once its events are confirmed
+                    put(seen, partition, uid, {"t": now_ms, "p": partition})
+                for event in batch:
+                    await stream.ack(event)
+
+        return validate
+
+    async def _forget_expired(self) -> None:
+        self.forget_expired()
+
+    def forget_expired(self) -> int:
+        """Drop remembered input ids older than the duplicate horizon, in partitions held here."""
+        cutoff = to_ms(self.clock()) - int(self.settings.duplicate_horizon * 1000)
+        held = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+        dropped = 0
+        for spec, table in self.seen.items():
+            for key, value in list(table.data.items()):
+                if value["t"] < cutoff and (spec.name, value["p"]) in held:
+                    forget(table, value["p"], key)
+                    dropped += 1
+        return dropped
 
     async def _send(self, spec: topics.TopicSpec, key: bytes, value: bytes, headers: Any = None) -> Any:
         """Produce through Faust's transport producer: the key's partition, none of a Topic's

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
 
 # Topics the worker consumes: all of them must be drained before a summary is true.
-CONSUMED = (topics.GRID_REPORTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES)
+CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES)
 
 
 class Stack:
@@ -143,6 +143,7 @@ class Stack:
             "events_in": m.total(m.events_in),
             "events_valid": m.total(m.events_valid),
             "events_dlq": m.total(m.events_dead_lettered),
+            "events_duplicate": m.total(m.duplicates),
             "signals": m.total(m.signals, kind="new"),
             "signal_updates": m.total(m.signals, kind="update"),
             "notices": m.total(m.notices),

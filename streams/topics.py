@@ -20,7 +20,8 @@ class TopicSpec:
 
 
 GRID_REPORTS = TopicSpec("grid-reports", 4, "grid code", "网格员上报, JSON GridReport")
-EMERGENCY_BROADCASTS = TopicSpec("emergency-broadcasts", 2, "area code", "应急广播, CAP 1.2 XML or JSON")
+EMERGENCY_BROADCASTS = TopicSpec("emergency-broadcasts", 2, "sender", "应急广播, CAP 1.2 XML or JSON")
+BROADCAST_RECEIPTS = TopicSpec("broadcast-receipts", 2, "region code", "播发回执, JSON BroadcastReceipt")
 DEPT_ALERTS = TopicSpec("dept-alerts", 4, "department code", "部门预警, JSON DepartmentAlert")
 EVENTS = TopicSpec("events", 8, "county code (6 digits)", "normalised, pseudonymised events")
 DEAD_LETTERS = TopicSpec("dead-letters", 2, "source topic", "invalid input: original bytes and the reason")
@@ -28,7 +29,7 @@ SIGNALS = TopicSpec("signals", 4, "signal id", "risk signals; later versions rep
 CENTRE_NOTICES = TopicSpec("centre-notices", 4, "centre code", "notices to the four levels of centres")
 DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close")
 
-INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, DEPT_ALERTS)
+INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
 ALL = (*INPUTS, EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DISPATCH_ACTIONS)
 
 

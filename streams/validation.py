@@ -1,21 +1,28 @@
-"""The validation step (校验): input bytes become a normalised, pseudonymised event or a dead letter.
+"""The validation step (校验): input bytes become normalised, pseudonymised events, or a dead letter.
 
 Nothing is dropped: what fails keeps its original bytes, where it came from, the failing field
-and a message, and goes to the dead-letters topic.
+and a message, and goes to the dead-letters topic. Each input kind has one method here; they
+share the parsing, the reasons and the identity protection.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from schemas.events import GridReport, NormalisedEvent, Source
+from schemas.alerts import DepartmentAlert, departments
+from schemas.broadcasts import BroadcastReceipt, CapMsgType, EmergencyBroadcast
+from schemas.cap import CapError, looks_like_xml, parse_cap
+from schemas.events import GridReport, NormalisedEvent, Party, Source
 from streams.identity import Pseudonymiser
 
 GRID_PUBLISHER = "grid"
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,9 @@ class DeadLetter:
     source_topic: str
     partition: int
     offset: int
-    reason: str  # invalid_encoding | invalid_json | not_in_catalogue | unknown_region | invalid_field
+    # invalid_encoding | invalid_json | invalid_xml | xml_forbidden | not_cap | not_in_catalogue |
+    # unknown_region | unresolved_reference | invalid_field
+    reason: str
     field: str
     message: str
 
@@ -46,7 +55,7 @@ class DeadLetter:
         ]
 
     @classmethod
-    def from_headers(cls, raw: bytes, headers: dict[str, bytes]) -> DeadLetter:
+    def from_headers(cls, raw: bytes, headers: Mapping[str, bytes]) -> DeadLetter:
         def h(name: str) -> str:
             return headers.get(name, b"").decode("utf-8", "replace")
 
@@ -70,22 +79,48 @@ class DeadLetter:
         }
 
 
-def _reason(error: dict) -> str:
+@dataclass(frozen=True)
+class Origin:
+    """Where an input message came from."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def dead(self, raw: bytes, reason: str, field: str, message: str) -> DeadLetter:
+        return DeadLetter(raw, self.topic, self.partition, self.offset, reason, field, message)
+
+
+def _reason(error: Mapping[str, Any]) -> str:
     message = str(error.get("msg", ""))
     if "not_in_catalogue" in message:
         return "not_in_catalogue"
-    if "region code" in message:
+    if "region code" in message or "geocode" in message:
         return "unknown_region"
     if error.get("type") in ("json_invalid", "json_type"):
         return "invalid_json"
     return "invalid_field"
 
 
-def dead_letter_from(exc: ValidationError, raw: bytes, topic: str, partition: int, offset: int) -> DeadLetter:
+def dead_letter_from(exc: ValidationError, raw: bytes, where: Origin) -> DeadLetter:
     first = exc.errors(include_url=False)[0]
     field = ".".join(str(p) for p in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
-    return DeadLetter(raw, topic, partition, offset, _reason(first), field, message)
+    return where.dead(raw, _reason(first), field, message)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A valid input: the events it becomes, and its id for duplicate suppression."""
+
+    uid: str
+    events: list[NormalisedEvent]
+    remember: tuple[str, dict[str, Any]] | None = None  # (key, value) for later references
+
+
+Result = Accepted | DeadLetter
+# Looks up an earlier broadcast by "sender,identifier": its regions, or None when unknown.
+BroadcastLookup = Callable[[str], Mapping[str, Any] | None]
 
 
 class Validator:
@@ -94,27 +129,36 @@ class Validator:
     def __init__(self, pseudonymiser: Pseudonymiser) -> None:
         self.pseudonymiser = pseudonymiser
 
-    def grid_report(self, raw: bytes, topic: str, partition: int, offset: int,
-                    now: datetime) -> NormalisedEvent | DeadLetter:
+    # -- shared --------------------------------------------------------------------------
+    def _parse(self, model: type[M], raw: bytes, where: Origin) -> M | DeadLetter:
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return DeadLetter(raw, topic, partition, offset, "invalid_encoding", "",
-                              f"not UTF-8 at byte {exc.start}")
+            return where.dead(raw, "invalid_encoding", "", f"not UTF-8 at byte {exc.start}")
         try:
-            report = GridReport.model_validate_json(raw)
+            return model.model_validate_json(raw)
         except ValidationError as exc:
-            return dead_letter_from(exc, raw, topic, partition, offset)
-        return self.normalise_grid_report(report, now)
+            return dead_letter_from(exc, raw, where)
+
+    def _people(self, parties: list[Party], scope: str) -> dict[str, str]:
+        p = self.pseudonymiser
+        return {party.name: p.person(party.name, scope, party.id_number, party.phone) for party in parties}
+
+    # -- grid reports (网格员上报) ------------------------------------------------------------
+    def grid_report(self, raw: bytes, where: Origin, now: datetime) -> Result:
+        report = self._parse(GridReport, raw, where)
+        if isinstance(report, DeadLetter):
+            return report
+        event = self.normalise_grid_report(report, now)
+        return Accepted(event.uid, [event])
 
     def normalise_grid_report(self, report: GridReport, now: datetime) -> NormalisedEvent:
         p = self.pseudonymiser
         community = report.location.region_code
-        subjects = {party.name: p.person(party.name, community, party.id_number, party.phone)
-                    for party in report.parties}
+        people = self._people(report.parties, community)
         attributes = {"reporter": report.reporter}
         if report.location.address:
-            attributes["address"] = p.mask_text(report.location.address, subjects)
+            attributes["address"] = p.mask_text(report.location.address, people)
         if report.location.lat is not None and report.location.lon is not None:
             attributes["lat"], attributes["lon"] = str(report.location.lat), str(report.location.lon)
         if report.attachments:
@@ -132,7 +176,115 @@ class Validator:
             occurred_at=report.occurred_at,
             ingested_at=now,
             level=report.severity_hint,
-            subjects=sorted(set(subjects.values())),
-            text=p.mask_text(report.text, subjects),
+            subjects=sorted(set(people.values())),
+            text=p.mask_text(report.text, people),
             attributes=attributes,
         )
+
+    # -- department alerts (部门预警) ----------------------------------------------------------
+    def dept_alert(self, raw: bytes, where: Origin, now: datetime) -> Result:
+        alert = self._parse(DepartmentAlert, raw, where)
+        if isinstance(alert, DeadLetter):
+            return alert
+        p = self.pseudonymiser
+        region = alert.location.region_code
+        people = self._people(alert.subjects, region)
+        attributes = {k: p.mask_text(v, people) for k, v in alert.attributes.items()}
+        attributes["department_name"] = departments()[alert.department.value].name
+        if alert.location.address:
+            attributes["address"] = p.mask_text(alert.location.address, people)
+        event = NormalisedEvent(
+            event_id=alert.event_id,
+            publisher=alert.department.value,
+            source=Source.dept_alert,
+            category=f"{alert.department.value}.{alert.category}",
+            region_code=region,
+            occurred_at=alert.occurred_at,
+            ingested_at=now,
+            level=alert.severity,
+            subjects=sorted(set(people.values())),
+            text=p.mask_text(alert.text, people),
+            attributes=attributes,
+        )
+        return Accepted(event.uid, [event])
+
+    # -- emergency broadcasts (应急广播) -------------------------------------------------------
+    def broadcast(self, raw: bytes, where: Origin, now: datetime, lookup: BroadcastLookup) -> Result:
+        """A CAP alert (XML or JSON) becomes one event per area it covers (by division code)."""
+        if looks_like_xml(raw):
+            try:
+                doc = parse_cap(raw)
+            except CapError as exc:
+                return where.dead(raw, exc.reason, "", str(exc))
+            try:
+                alert: EmergencyBroadcast | DeadLetter = EmergencyBroadcast.model_validate(doc)
+            except ValidationError as exc:
+                alert = dead_letter_from(exc, raw, where)
+        else:
+            alert = self._parse(EmergencyBroadcast, raw, where)
+        if isinstance(alert, DeadLetter):
+            return alert
+
+        referenced = {key: lookup(key) for key in alert.referenced()}
+        resolved = sorted(k for k, v in referenced.items() if v)
+        regions = sorted({g.value for info in alert.info for area in info.area for g in area.geocode})
+        if not regions:  # a Cancel without info takes the areas of what it cancels
+            regions = sorted({r for v in referenced.values() if v for r in v["regions"]})
+        if not regions:
+            return where.dead(raw, "unresolved_reference", "references",
+                              f"{alert.msg_type.value} without areas refers to no known alert")
+        levels = [lv for info in alert.info if (lv := info.level) is not None]
+        first = alert.info[0] if alert.info else None
+        attributes = {
+            "identifier": alert.identifier,
+            "status": alert.status.value,
+            "msg_type": alert.msg_type.value,
+            "references": ";".join(alert.references),
+            "references_resolved": ";".join(resolved),
+        }
+        if first:
+            attributes |= {"event": first.event, "cap_category": ",".join(first.category),
+                           "severity": first.severity.value,
+                           "area_desc": ";".join(a.area_desc for a in first.area)[:512]}
+        text = (first.headline or first.description or "") if first else (alert.note or "")
+        events = [
+            NormalisedEvent(
+                event_id=f"{alert.identifier}@{region}",
+                publisher=alert.sender,
+                source=Source.broadcast,
+                category=f"broadcast.{alert.msg_type.value.lower()}",
+                region_code=region,
+                occurred_at=alert.sent,
+                ingested_at=now,
+                level=max(levels) if levels else None,
+                text=self.pseudonymiser.mask_text(text),
+                attributes=attributes,
+                drill=alert.drill,
+            )
+            for region in regions
+        ]
+        remember = None
+        if alert.msg_type is not CapMsgType.cancel:
+            remember = (alert.key, {"regions": regions, "event": attributes.get("event", "")})
+        return Accepted(f"{alert.sender}:{alert.identifier}", events, remember)
+
+    # -- terminal receipts (播发回执) ----------------------------------------------------------
+    def receipt(self, raw: bytes, where: Origin, now: datetime) -> Result:
+        receipt = self._parse(BroadcastReceipt, raw, where)
+        if isinstance(receipt, DeadLetter):
+            return receipt
+        event = NormalisedEvent(
+            event_id=receipt.event_id,
+            publisher=f"receipts:{receipt.broadcast_sender}",
+            source=Source.broadcast_receipt,
+            category="broadcast.receipt",
+            region_code=receipt.region_code,
+            occurred_at=receipt.occurred_at,
+            ingested_at=now,
+            attributes={
+                "broadcast": f"{receipt.broadcast_sender},{receipt.broadcast_identifier}",
+                "terminals_total": str(receipt.terminals_total),
+                "terminals_played": str(receipt.terminals_played),
+            },
+        )
+        return Accepted(event.uid, [event])

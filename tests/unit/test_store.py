@@ -11,7 +11,7 @@ from streams.pipeline import event_rows, notice_rows, signal_rows
 from streams.routing import route
 from streams.ruleset import load_rules
 from streams.store import DATABASE, EmbeddedStore, migrate, migrations
-from streams.validation import Validator
+from streams.validation import Origin, Validator
 
 from tests.helpers import COMMUNITY, T0, grid_report
 
@@ -33,7 +33,7 @@ def sample_rows():
     for e in events:
         out = observe(rule, state, e, COMMUNITY, T0)
         state, signal = out.state, out.signal or signal
-    letter = V.grid_report(b"{oops", "grid-reports", 0, 7, T0)
+    letter = V.grid_report(b"{oops", Origin("grid-reports", 0, 7), T0)
     lines = [*(line for e in events for line in event_rows(e.model_dump_json().encode())),
              *signal_rows(signal.model_dump_json().encode()),
              *(line for n in route(signal, T0) for line in notice_rows(n.model_dump_json().encode())),

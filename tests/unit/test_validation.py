@@ -4,7 +4,7 @@ import pytest
 
 from schemas.events import NormalisedEvent, Source
 from streams.identity import Pseudonymiser
-from streams.validation import DeadLetter, Validator
+from streams.validation import Accepted, DeadLetter, Origin, Validator
 
 from tests.helpers import T0, grid_report, id_number
 
@@ -13,7 +13,12 @@ V = Validator(Pseudonymiser(b"test-key"))
 
 def check(report: dict | bytes) -> NormalisedEvent | DeadLetter:
     raw = report if isinstance(report, bytes) else json.dumps(report, ensure_ascii=False).encode()
-    return V.grid_report(raw, "grid-reports", 2, 41, T0)
+    result = V.grid_report(raw, Origin("grid-reports", 2, 41), T0)
+    if isinstance(result, Accepted):
+        [event] = result.events
+        assert result.uid == event.uid
+        return event
+    return result
 
 
 def test_a_valid_report_is_normalised_without_identifiers_in_clear():
