@@ -79,7 +79,10 @@ class GridReport(Contract):
     event_id: EventId
     grid_code: GridCode = Field(description="15-digit grid code: community code + 3-digit grid number")
     reporter: str = Field(min_length=1, max_length=64, description="grid worker id (网格员编号)")
-    category: str = Field(description="matter code from the admitted matter catalogue (事项清单)")
+    category: str = Field(
+        description="matter code from the admitted matter catalogue (事项清单, schemas/matters.yaml)",
+        json_schema_extra={"enum": sorted(catalogue().matters)},
+    )
     parties: list[Party] = Field(default_factory=list, max_length=50)
     location: Location
     text: str = Field(default="", max_length=4000)

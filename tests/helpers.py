@@ -35,3 +35,47 @@ def grid_report(n: int, community: str = COMMUNITY, category: str = "dispute.nei
     }
     report.update(overrides)
     return report
+
+
+def dept_alert(n: int, department: str = "police", category: str = "police_call_110",
+               community: str = COMMUNITY, **overrides: Any) -> dict[str, Any]:
+    alert = {
+        "event_id": f"{department}-{n:06d}",
+        "department": department,
+        "category": category,
+        "location": {"region_code": community, "address": "5号楼2单元"},
+        "subjects": [{"name": "张伟", "id_number": id_number(1), "phone": "13812345678"}],
+        "severity": "yellow",
+        "text": "报警人称张伟与邻居发生肢体冲突，电话13812345678",
+        "attributes": {"call_id": f"110-{n}"},
+        "occurred_at": (T0 + timedelta(minutes=n)).isoformat(),
+    }
+    alert.update(overrides)
+    return alert
+
+
+def cap_xml(identifier: str = "DL-EBS-0001", msg_type: str = "Alert", status: str = "Actual",
+            geocodes: tuple[str, ...] = ("210202",), references: str = "", level: str = "橙色",
+            severity: str = "Severe") -> bytes:
+    refs = f"<references>{references}</references>" if references else ""
+    areas = "".join(f"<geocode><valueName>行政区划代码</valueName><value>{g}</value></geocode>" for g in geocodes)
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>{identifier}</identifier>
+  <sender>dalian-ebs</sender>
+  <sent>2026-11-20T08:00:00+08:00</sent>
+  <status>{status}</status>
+  <msgType>{msg_type}</msgType>
+  <scope>Public</scope>{refs}
+  <info>
+    <language>zh-CN</language>
+    <category>Met</category>
+    <event>寒潮</event>
+    <urgency>Expected</urgency>
+    <severity>{severity}</severity>
+    <certainty>Likely</certainty>
+    <headline>大连市气象台发布寒潮橙色预警</headline>
+    <parameter><valueName>预警级别</valueName><value>{level}</value></parameter>
+    <area><areaDesc>中山区</areaDesc><polygon>38.9,121.6 38.9,121.7 39.0,121.7 38.9,121.6</polygon>{areas}</area>
+  </info>
+</alert>""".encode()
