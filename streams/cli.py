@@ -111,6 +111,24 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def keys(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.keys import KeyStore
+
+    store = KeyStore(settings.keys_path)
+    if args.action == "add":
+        record, token = store.add(args.publisher, args.id)
+        print(f"key {record.id} for {record.publisher} (shown once, only its hash is kept in {store.path}):")
+        print(token)
+    elif args.action == "revoke":
+        if not store.revoke(args.id):
+            print(f"no key {args.id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}")
+    else:
+        print_table([{"id": k.id, "publisher": k.publisher} for k in store.keys])
+    return 0
+
+
 def print_table(rows: list[dict]) -> None:
     if not rows:
         print("(no rows)")
@@ -139,11 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("sql", help="run SQL against the configured ClickHouse (or the embedded chdb)")
     q.add_argument("query")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    k = sub.add_parser("keys", help="publishers' API keys for the gateway: add, list, revoke")
+    ks = k.add_subparsers(dest="action", required=True)
+    add = ks.add_parser("add", help="create a key for a publisher and show it once")
+    add.add_argument("publisher", help="grid, broadcast, or a department code (police, petition, …)")
+    add.add_argument("--id", help="a name for the key")
+    ks.add_parser("list")
+    rev = ks.add_parser("revoke")
+    rev.add_argument("id")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
     if args.command == "up":
         return asyncio.run(up(args, settings))
+    if args.command == "keys":
+        return keys(args, settings)
     if args.command == "sql":
         return sql(args, settings)
     if args.command == "bench":

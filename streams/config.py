@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     gateway_port: int = Field(default=8470, ge=0, le=65535, description="0: any free port")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9470, ge=0, le=65535, description="0: any free port")
+    api_keys_file: Path | None = Field(default=None, description="publishers' hashed API keys; unset: <data dir>/api-keys.json")
     app_id: str = Field(default="fengqiao", description="Faust app id and consumer group")
     # The embedded broker completes a group join only after the session timeout, so it is
     # kept short there; a real Kafka uses the usual longer value.
@@ -48,6 +49,10 @@ class Settings(BaseSettings):
     @property
     def embedded_clickhouse(self) -> bool:
         return not self.clickhouse_url
+
+    @property
+    def keys_path(self) -> Path:
+        return self.api_keys_file or self.data_dir / "api-keys.json"
 
     @property
     def chdb_path(self) -> Path:

@@ -1,41 +1,94 @@
-"""The HTTP gateway for publishers (aiohttp: already under Faust, same event loop, no extra server).
+"""The HTTP gateway for publishers (部门接入网关).
 
-``POST /v1/grid-reports`` takes one grid report as JSON, checks it against the published
-contract, and answers 202 with its event id only after the broker acknowledged it; 422 names
-the field that failed. The validation step behind the topic remains the one place that
-normalises and pseudonymises.
+aiohttp rather than FastAPI: it is already under Faust, it runs in the worker's own event
+loop with no second server, and the contracts are pydantic models either way; the OpenAPI
+document is built from the same models' JSON Schemas.
+
+``POST /v1/{kind}`` takes one JSON document, a JSONL batch (``application/x-ndjson``) or, for
+broadcasts, CAP XML. A key (``Authorization: Bearer …``) names the publisher: 401 without a
+valid one, 403 for a kind or a department that is not the publisher's own, 422 naming each
+failing field (and line), 202 with the event ids only after the broker acknowledged every
+message, 503 when the broker did not. A batch is all or nothing. The original bytes are what
+is published: the validation step behind the topic stays the one place that normalises.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from schemas.alerts import DepartmentAlert
+from schemas.broadcasts import BroadcastReceipt, EmergencyBroadcast
+from schemas.cap import CapError, looks_like_xml, parse_cap
 from schemas.events import GridReport
 from streams import topics
+from streams.keys import KeyStore, may_publish
 
 log = logging.getLogger(__name__)
-MAX_BODY = 1 << 20
+MAX_BODY = 8 << 20
+MAX_BATCH = 10_000
+XML_TYPES = {"application/cap+xml", "application/xml", "text/xml"}
+JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
 
 
-def field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"]).removeprefix("Value error, ")}
-        for e in exc.errors(include_url=False)
-    ]
+@dataclass(frozen=True)
+class Kind:
+    """One publishable kind: its topic, its contract, its Kafka key and its id."""
+
+    topic: topics.TopicSpec
+    model: type[BaseModel]
+    key: Callable[[Any], str]
+    event_id: Callable[[Any], str]
+    summary: str
+
+
+KINDS = {
+    "grid-reports": Kind(topics.GRID_REPORTS, GridReport, lambda m: m.grid_code, lambda m: m.event_id,
+                         "网格员上报 a grid report (grid back-end)"),
+    "dept-alerts": Kind(topics.DEPT_ALERTS, DepartmentAlert, lambda m: m.department.value, lambda m: m.event_id,
+                        "部门预警 a department alert (a department's own only)"),
+    "emergency-broadcasts": Kind(topics.EMERGENCY_BROADCASTS, EmergencyBroadcast, lambda m: m.sender,
+                                 lambda m: m.identifier, "应急广播 a CAP 1.2 alert, XML or JSON"),
+    "broadcast-receipts": Kind(topics.BROADCAST_RECEIPTS, BroadcastReceipt, lambda m: m.region_code,
+                               lambda m: m.event_id, "播发回执 a terminal delivery receipt"),
+}
+
+
+def field_errors(exc: ValidationError, line: int | None = None) -> list[dict[str, Any]]:
+    errors = []
+    for e in exc.errors(include_url=False):
+        error: dict[str, Any] = {"field": ".".join(str(p) for p in e["loc"]),
+                                 "message": str(e["msg"]).removeprefix("Value error, ")}
+        if line is not None:
+            error["line"] = line
+        errors.append(error)
+    return errors
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("X-API-Key")
 
 
 class Gateway:
-    def __init__(self, producer: AIOKafkaProducer, host: str, port: int) -> None:
+    def __init__(self, producer: AIOKafkaProducer, keys: KeyStore, host: str, port: int) -> None:
         self.producer = producer
+        self.keys = keys
         self.host, self.port = host, port
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.add_routes([
             web.get("/healthz", self.healthz),
-            web.post("/v1/grid-reports", self.grid_report),
+            web.get("/openapi.json", self.openapi),
+            web.post("/v1/{kind}", self.publish),
         ])
         self._runner: web.AppRunner | None = None
 
@@ -53,11 +106,94 @@ class Gateway:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def grid_report(self, request: web.Request) -> web.Response:
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    async def publish(self, request: web.Request) -> web.Response:
+        kind = KINDS.get(request.match_info["kind"])
+        if kind is None:
+            return web.json_response({"error": f"no such kind; one of {', '.join(KINDS)}"}, status=404)
+        key = self.keys.authenticate(bearer(request))
+        if key is None:
+            return web.json_response({"error": "a valid API key is required"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        if not may_publish(key.publisher, kind.topic.name):
+            return web.json_response({"error": f"{key.publisher} may not publish {request.match_info['kind']}"},
+                                     status=403)
         body = await request.read()
+        parsed = self._parse(kind, body, request.content_type)
+        if isinstance(parsed, web.Response):
+            return parsed
+        if kind.model is DepartmentAlert:
+            foreign = sorted({m.department.value for _, m in parsed} - {key.publisher})
+            if foreign:
+                return web.json_response({"error": f"{key.publisher} may not publish as {', '.join(foreign)}"},
+                                         status=403)
         try:
-            report = GridReport.model_validate_json(body)
-        except ValidationError as exc:
-            return web.json_response({"error": "invalid", "errors": field_errors(exc)}, status=422)
-        await self.producer.send_and_wait(topics.GRID_REPORTS.name, body, key=report.grid_code.encode())
-        return web.json_response({"accepted": [report.event_id]}, status=202)
+            sent = [await self.producer.send(kind.topic.name, raw, key=kind.key(m).encode()) for raw, m in parsed]
+            await asyncio.gather(*sent)
+        except Exception as exc:  # not acknowledged: the publisher must retry
+            log.warning("gateway could not publish to %s: %s", kind.topic.name, exc)
+            return web.json_response({"error": "the broker did not acknowledge; retry"}, status=503)
+        return web.json_response({"accepted": [kind.event_id(m) for _, m in parsed]}, status=202)
+
+    def _parse(self, kind: Kind, body: bytes, content_type: str) -> list[tuple[bytes, Any]] | web.Response:
+        """(original bytes, model) for each document, or the 422 that names what failed."""
+        if kind.model is EmergencyBroadcast and (content_type in XML_TYPES or looks_like_xml(body)):
+            try:
+                return [(body, EmergencyBroadcast.model_validate(parse_cap(body)))]
+            except CapError as exc:
+                return invalid([{"field": "", "message": str(exc), "reason": exc.reason}])
+            except ValidationError as exc:
+                return invalid(field_errors(exc))
+        if content_type in JSONL_TYPES:
+            lines = [(n, line) for n, line in enumerate(body.splitlines(), 1) if line.strip()]
+            if not lines or len(lines) > MAX_BATCH:
+                return invalid([{"field": "", "message": f"a batch holds 1 to {MAX_BATCH} lines"}])
+        else:
+            lines = [(None, body)]
+        docs, errors = [], []
+        for n, line in lines:
+            try:
+                docs.append((line, kind.model.model_validate_json(line)))
+            except ValidationError as exc:
+                errors.extend(field_errors(exc, n))
+        return invalid(errors) if errors else docs
+
+
+def invalid(errors: list[dict[str, Any]]) -> web.Response:
+    return web.json_response({"error": "invalid", "errors": errors}, status=422)
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 for the gateway, its request bodies the contracts' own JSON Schemas."""
+    schemas: dict[str, Any] = {}
+    paths: dict[str, Any] = {"/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}}}
+    for name, kind in KINDS.items():
+        schema = kind.model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[kind.model.__name__] = schema
+        ref = {"$ref": f"#/components/schemas/{kind.model.__name__}"}
+        content: dict[str, Any] = {"application/json": {"schema": ref},
+                                   "application/x-ndjson": {"schema": {"type": "string"}}}
+        if kind.model is EmergencyBroadcast:
+            content["application/cap+xml"] = {"schema": {"type": "string"}}
+        paths[f"/v1/{name}"] = {"post": {
+            "summary": kind.summary,
+            "security": [{"apiKey": []}],
+            "requestBody": {"required": True, "content": content},
+            "responses": {
+                "202": {"description": "acknowledged by the broker; body: {accepted: [event ids]}"},
+                "401": {"description": "no valid API key"},
+                "403": {"description": "not this publisher's kind or department"},
+                "422": {"description": "invalid; body: {errors: [{field, message, line?}]}"},
+                "503": {"description": "the broker did not acknowledge; retry"},
+            },
+        }}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "fengqiao publisher gateway", "version": "1"},
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+    }

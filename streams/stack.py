@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 from streams import topics
 from streams.broker import EmbeddedBroker
 from streams.config import Settings
+from streams.keys import KeyStore
 from streams.metrics import Metrics
 from streams.pipeline import Observer, Pipeline
 from streams.ruleset import Rule, load_rules
@@ -64,7 +65,7 @@ class Stack:
         await self.pipeline.start()
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
         await self.producer.start()
-        self.gateway = Gateway(self.producer, s.gateway_host, s.gateway_port)
+        self.gateway = Gateway(self.producer, KeyStore(s.keys_path), s.gateway_host, s.gateway_port)
         await self.gateway.start()
 
     async def stop(self) -> None:

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.signals import CentreNotice, NoticeRole, RiskSignal
 from streams import topics
 from streams.config import Settings
+from streams.keys import KeyStore
 from streams.stack import Stack
 
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, grid_report, id_number
@@ -29,6 +30,7 @@ OTHERS = [grid_report(4, community=OTHER_COMMUNITY), grid_report(5, category="ha
           grid_report(6, category="care.elderly_alone")]
 NOT_ADMITTED = json.dumps(grid_report(7, category="party.recruitment"), ensure_ascii=False).encode()
 GARBAGE = b"\x00\x01 not a report"
+GRID_KEY = [""]
 
 
 async def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 30.0) -> list:
@@ -49,6 +51,7 @@ async def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 30.
 async def stack(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("fq"), gateway_port=0, metrics_port=0,
                         app_id="fq-skeleton")
+    _, GRID_KEY[0] = KeyStore(settings.keys_path).add("grid")
     async with Stack(settings) as running:
         producer = AIOKafkaProducer(bootstrap_servers=running.bootstrap_servers, acks="all")
         await producer.start()
@@ -101,7 +104,7 @@ async def test_everything_is_stored_once_without_identifiers(stack):
 
 async def test_gateway_accepts_after_the_broker_acknowledged_and_names_failing_fields(stack):
     base = f"http://127.0.0.1:{stack.gateway.port}"
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {GRID_KEY[0]}"}) as http:
         async with http.post(f"{base}/v1/grid-reports", json=grid_report(50, category="hazard.fire")) as r:
             assert r.status == 202 and (await r.json()) == {"accepted": ["t-000050"]}
         bad = grid_report(51)
