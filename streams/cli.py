@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from schemas.regions import CENTRE_LEVEL_NAMES
@@ -111,6 +112,21 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def publish(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.publish import publish as send
+
+    bootstrap = args.bootstrap or settings.kafka_bootstrap_servers
+    if not bootstrap:
+        print("say where Kafka is: --bootstrap HOST:PORT (fengqiao up prints it) or FENGQIAO_KAFKA_BOOTSTRAP_SERVERS",
+              file=sys.stderr)
+        return 2
+    summary = asyncio.run(send(bootstrap, args.file, args.kind, progress=not args.quiet))
+    print(f"{args.file}: {len(summary.accepted)} accepted onto {summary.topic}, {len(summary.rejected)} rejected")
+    if summary.rejected:
+        print_table(summary.rejected)
+    return 1 if summary.rejected else 0
+
+
 def keys(args: argparse.Namespace, settings: Settings) -> int:
     from streams.keys import KeyStore
 
@@ -157,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("sql", help="run SQL against the configured ClickHouse (or the embedded chdb)")
     q.add_argument("query")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    pub = sub.add_parser("publish", help="publish a JSONL file or a CAP XML alert onto its input topic")
+    pub.add_argument("file", type=Path)
+    pub.add_argument("--kind", choices=("grid-reports", "dept-alerts", "emergency-broadcasts", "broadcast-receipts"),
+                     help="what the file holds (guessed from its first document when not given)")
+    pub.add_argument("--bootstrap", help="Kafka HOST:PORT (default: FENGQIAO_KAFKA_BOOTSTRAP_SERVERS)")
+    pub.add_argument("--quiet", action="store_true", help="no progress bar")
     k = sub.add_parser("keys", help="publishers' API keys for the gateway: add, list, revoke")
     ks = k.add_subparsers(dest="action", required=True)
     add = ks.add_parser("add", help="create a key for a publisher and show it once")
@@ -170,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     if args.command == "up":
         return asyncio.run(up(args, settings))
+    if args.command == "publish":
+        return publish(args, settings)
     if args.command == "keys":
         return keys(args, settings)
     if args.command == "sql":

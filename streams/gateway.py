@@ -16,60 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel, ValidationError
-
 from schemas.alerts import DepartmentAlert
-from schemas.broadcasts import BroadcastReceipt, EmergencyBroadcast
-from schemas.cap import CapError, looks_like_xml, parse_cap
-from schemas.events import GridReport
-from streams import topics
+from schemas.broadcasts import EmergencyBroadcast
 from streams.keys import KeyStore, may_publish
+from streams.kinds import KINDS, Invalid, Kind, parse_document
 
 log = logging.getLogger(__name__)
 MAX_BODY = 8 << 20
 MAX_BATCH = 10_000
-XML_TYPES = {"application/cap+xml", "application/xml", "text/xml"}
 JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One publishable kind: its topic, its contract, its Kafka key and its id."""
-
-    topic: topics.TopicSpec
-    model: type[BaseModel]
-    key: Callable[[Any], str]
-    event_id: Callable[[Any], str]
-    summary: str
-
-
-KINDS = {
-    "grid-reports": Kind(topics.GRID_REPORTS, GridReport, lambda m: m.grid_code, lambda m: m.event_id,
-                         "网格员上报 a grid report (grid back-end)"),
-    "dept-alerts": Kind(topics.DEPT_ALERTS, DepartmentAlert, lambda m: m.department.value, lambda m: m.event_id,
-                        "部门预警 a department alert (a department's own only)"),
-    "emergency-broadcasts": Kind(topics.EMERGENCY_BROADCASTS, EmergencyBroadcast, lambda m: m.sender,
-                                 lambda m: m.identifier, "应急广播 a CAP 1.2 alert, XML or JSON"),
-    "broadcast-receipts": Kind(topics.BROADCAST_RECEIPTS, BroadcastReceipt, lambda m: m.region_code,
-                               lambda m: m.event_id, "播发回执 a terminal delivery receipt"),
-}
-
-
-def field_errors(exc: ValidationError, line: int | None = None) -> list[dict[str, Any]]:
-    errors = []
-    for e in exc.errors(include_url=False):
-        error: dict[str, Any] = {"field": ".".join(str(p) for p in e["loc"]),
-                                 "message": str(e["msg"]).removeprefix("Value error, ")}
-        if line is not None:
-            error["line"] = line
-        errors.append(error)
-    return errors
 
 
 def bearer(request: web.Request) -> str | None:
@@ -139,13 +98,6 @@ class Gateway:
 
     def _parse(self, kind: Kind, body: bytes, content_type: str) -> list[tuple[bytes, Any]] | web.Response:
         """(original bytes, model) for each document, or the 422 that names what failed."""
-        if kind.model is EmergencyBroadcast and (content_type in XML_TYPES or looks_like_xml(body)):
-            try:
-                return [(body, EmergencyBroadcast.model_validate(parse_cap(body)))]
-            except CapError as exc:
-                return invalid([{"field": "", "message": str(exc), "reason": exc.reason}])
-            except ValidationError as exc:
-                return invalid(field_errors(exc))
         if content_type in JSONL_TYPES:
             lines = [(n, line) for n, line in enumerate(body.splitlines(), 1) if line.strip()]
             if not lines or len(lines) > MAX_BATCH:
@@ -155,9 +107,9 @@ class Gateway:
         docs, errors = [], []
         for n, line in lines:
             try:
-                docs.append((line, kind.model.model_validate_json(line)))
-            except ValidationError as exc:
-                errors.extend(field_errors(exc, n))
+                docs.append((line, parse_document(kind, line)))
+            except Invalid as exc:
+                errors.extend(e if n is None else {**e, "line": n} for e in exc.errors)
         return invalid(errors) if errors else docs
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -154,3 +157,24 @@ async def test_no_identifier_in_clear_after_validation(stack):
     for secret in SECRETS:
         assert secret not in blob, secret
     assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", blob)
+
+
+async def test_publish_command_sends_what_passes_and_lists_what_fails(stack, tmp_path):
+    jsonl = tmp_path / "alerts.jsonl"
+    good, bad = dept_alert(60, community=OTHER_COMMUNITY), dept_alert(61, category="cold_wave")
+    jsonl.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in (good, bad)) + "\n", encoding="utf-8")
+    cap = tmp_path / "alert.xml"
+    cap.write_bytes(cap_xml("PUB-CAP-1"))
+    fengqiao = str(Path(sys.executable).with_name("fengqiao"))
+    env = {**os.environ, "FENGQIAO_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers}
+    out = await asyncio.to_thread(subprocess.run, [fengqiao, "publish", str(jsonl), "--quiet"],
+                                  capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "1 accepted onto dept-alerts, 1 rejected" in out.stdout and "category" in out.stdout
+    out = await asyncio.to_thread(subprocess.run, [fengqiao, "publish", str(cap)],
+                                  capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and "1 accepted onto emergency-broadcasts" in out.stdout, out.stderr
+    assert "100%" in out.stderr  # the progress bar
+    assert await stack.drain(timeout=30)
+    ids = {r["event_id"] for r in stack.store.query("SELECT event_id FROM fengqiao.events FINAL")}
+    assert {"police-000060", "PUB-CAP-1@210202000000"} <= ids and "police-000061" not in ids
