@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     computed_field,
@@ -28,12 +29,26 @@ from schemas.regions import Level, registry
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=BEIJING)
+
+
+def iso_text(value: object) -> object:
+    """Event times are ISO 8601 text: a bare number would be read as a Unix timestamp, in
+    seconds or milliseconds nobody can tell, so it is refused."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("an event time is ISO 8601 text such as 2026-11-21T09:00:00+08:00, not a number")
+    return value
+
+
 def assume_beijing(value: datetime) -> datetime:
-    """Event times without an offset are Beijing time (+08:00)."""
-    return value if value.tzinfo else value.replace(tzinfo=BEIJING)
+    """Event times without an offset are Beijing time (+08:00); none is before 2000."""
+    value = value if value.tzinfo else value.replace(tzinfo=BEIJING)
+    if value < EARLIEST:
+        raise ValueError(f"event time {value.isoformat()} is before 2000")
+    return value
 
 
-EventTime = Annotated[datetime, AfterValidator(assume_beijing)]
+EventTime = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(assume_beijing)]
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 
 
