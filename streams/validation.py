@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from schemas.alerts import DepartmentAlert, departments
 from schemas.broadcasts import BroadcastReceipt, CapMsgType, EmergencyBroadcast
 from schemas.cap import CapError, looks_like_xml, parse_cap
-from schemas.events import GridReport, NormalisedEvent, Party, Source
+from schemas.events import GridReport, Location, NormalisedEvent, Party, Source
 from streams.identity import Pseudonymiser
 
 GRID_PUBLISHER = "grid"
@@ -144,6 +144,15 @@ class Validator:
         p = self.pseudonymiser
         return {party.name: p.person(party.name, scope, party.id_number, party.phone) for party in parties}
 
+    def _place(self, location: Location, people: dict[str, str]) -> dict[str, str]:
+        """A location's address (masked) and coordinates as attributes."""
+        out = {}
+        if location.address:
+            out["address"] = self.pseudonymiser.mask_text(location.address, people)
+        if location.lat is not None and location.lon is not None:
+            out["lat"], out["lon"] = str(location.lat), str(location.lon)
+        return out
+
     # -- grid reports (网格员上报) ------------------------------------------------------------
     def grid_report(self, raw: bytes, where: Origin, now: datetime) -> Result:
         report = self._parse(GridReport, raw, where)
@@ -156,11 +165,7 @@ class Validator:
         p = self.pseudonymiser
         community = report.location.region_code
         people = self._people(report.parties, community)
-        attributes = {"reporter": report.reporter}
-        if report.location.address:
-            attributes["address"] = p.mask_text(report.location.address, people)
-        if report.location.lat is not None and report.location.lon is not None:
-            attributes["lat"], attributes["lon"] = str(report.location.lat), str(report.location.lon)
+        attributes = {"reporter": report.reporter, **self._place(report.location, people)}
         if report.attachments:
             attributes["attachments"] = str(len(report.attachments))
         roles = [party.role for party in report.parties if party.role]
@@ -190,9 +195,8 @@ class Validator:
         region = alert.location.region_code
         people = self._people(alert.subjects, region)
         attributes = {k: p.mask_text(v, people) for k, v in alert.attributes.items()}
+        attributes |= self._place(alert.location, people)
         attributes["department_name"] = departments()[alert.department.value].name
-        if alert.location.address:
-            attributes["address"] = p.mask_text(alert.location.address, people)
         event = NormalisedEvent(
             event_id=alert.event_id,
             publisher=alert.department.value,

@@ -22,7 +22,9 @@ def raw(doc: dict) -> bytes:
 
 
 def test_department_alert_is_namespaced_and_pseudonymised():
-    result = V.dept_alert(raw(dept_alert(1)), WHERE, T0)
+    alert = dept_alert(1)
+    alert["location"] |= {"lat": 38.91, "lon": 121.61}
+    result = V.dept_alert(raw(alert), WHERE, T0)
     assert isinstance(result, Accepted)
     [event] = result.events
     assert (event.publisher, event.category, event.level) == ("police", "police.police_call_110", RiskLevel.yellow)
@@ -30,6 +32,7 @@ def test_department_alert_is_namespaced_and_pseudonymised():
     dumped = event.model_dump_json()
     assert "张伟" not in dumped and "13812345678" not in dumped and id_number(1) not in dumped
     assert event.attributes["department_name"] == "公安"
+    assert (event.attributes["lat"], event.attributes["lon"]) == ("38.91", "121.61")
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -77,37 +78,14 @@ def malformed(kind: str) -> st.SearchStrategy[bytes]:
     return st.one_of(*strategies)
 
 
-def check_dead_lettered(kind: str, raw: bytes) -> None:
+@pytest.mark.parametrize("kind", list(CHECK))
+@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@given(data=st.data())
+def test_fuzz_validation(kind, data):
+    raw = data.draw(malformed(kind), label="raw")
     result = CHECK[kind](raw)
     assert isinstance(result, DeadLetter), (kind, raw[:200])
     assert result.reason and result.raw == raw and result.message
-
-
-FUZZ = settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
-
-
-@FUZZ
-@given(raw=malformed("grid"))
-def test_fuzz_grid_reports(raw):
-    check_dead_lettered("grid", raw)
-
-
-@FUZZ
-@given(raw=malformed("dept"))
-def test_fuzz_department_alerts(raw):
-    check_dead_lettered("dept", raw)
-
-
-@FUZZ
-@given(raw=malformed("broadcast"))
-def test_fuzz_broadcasts(raw):
-    check_dead_lettered("broadcast", raw)
-
-
-@FUZZ
-@given(raw=malformed("receipt"))
-def test_fuzz_receipts(raw):
-    check_dead_lettered("receipt", raw)
 
 
 def test_the_valid_seeds_are_valid():
