@@ -178,3 +178,24 @@ async def test_publish_command_sends_what_passes_and_lists_what_fails(stack, tmp
     assert await stack.drain(timeout=30)
     ids = {r["event_id"] for r in stack.store.query("SELECT event_id FROM fengqiao.events FINAL")}
     assert {"police-000060", "PUB-CAP-1@210202000000"} <= ids and "police-000061" not in ids
+
+
+async def test_ids_are_forgotten_after_the_duplicate_horizon(stack):
+    """Last in this module: it moves the worker's clock two days on."""
+    from datetime import timedelta
+
+    before = stack.summary()
+    real_clock = stack.pipeline.clock
+    stack.pipeline.clock = lambda: real_clock() + timedelta(days=2)
+    try:
+        assert stack.pipeline.forget_expired() >= 11
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+        await producer.start()
+        await producer.send_and_wait(topics.GRID_REPORTS.name, body(grid_report(1)), key=b"k")
+        await producer.stop()
+        assert await stack.drain(timeout=30)
+    finally:
+        stack.pipeline.clock = real_clock
+    after = stack.summary()
+    assert after["events_valid"] == before["events_valid"] + 1  # accepted again, not a duplicate
+    assert after["events_duplicate"] == before["events_duplicate"]
