@@ -124,6 +124,7 @@ class Source(str, enum.Enum):
     broadcast = "broadcast"
     broadcast_receipt = "broadcast_receipt"
     dept_alert = "dept_alert"
+    signal = "signal"  # a raised signal taken as evidence by a chained rule
 
 
 class NormalisedEvent(BaseModel):

@@ -1,22 +1,27 @@
 """Correlation (研判): sliding event-time windows per rule and group, and the signals they raise.
 
-The window state of one (rule, group) is a small JSON document kept in a Faust table, so it
-survives a worker restart through the table's changelog. ``observe`` is pure: the same events
-in the same order give the same states and the same signal ids, which is what makes a replay
-or a restart safe.
+The state of one (rule, group) is a small JSON document kept in a Faust table, so it survives a
+worker restart through the table's changelog. Everything here is pure: the same events in the
+same order give the same states and the same signal ids, which is what makes a replay or a
+restart safe. Absence deadlines fire on each partition's event-time watermark (the latest event
+time seen there), never on the wall clock, for the same reason. A raised signal re-enters the
+correlator as an event of source ``signal``, so rules can chain, with ``uplift`` levels added.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from schemas.events import BEIJING, NormalisedEvent, Source
 from schemas.levels import RiskLevel
 from schemas.regions import Level, pad, registry
 from schemas.signals import Evidence, RiskSignal
-from streams.ruleset import Rule
+from streams.ruleset import AbsenceRule, TemporalRule, ValueCountRule
+
+MAX_CHAIN_DEPTH = 3
 
 
 def to_ms(t: datetime) -> int:
@@ -27,15 +32,23 @@ def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone(BEIJING)
 
 
+def raise_level(level: RiskLevel, steps: int) -> RiskLevel:
+    grade = max(1, level.grade - steps)
+    return next(lv for lv in RiskLevel if lv.grade == grade)
+
+
 @dataclass
 class WindowState:
     """The events of one group inside the rule's window, and the open incident if any."""
 
-    entries: list[list[Any]] = field(default_factory=list)  # [occurred_ms, uid, source, category]
+    # [occurred_ms, uid, source, category, tag, level, drill]: tag is what the event is to the rule
+    entries: list[list[Any]] = field(default_factory=list)
     anchor_ms: int | None = None  # first event of the open incident: part of the signal id
     version: int = 0
     level: str | None = None
     raised_ms: int | None = None
+    pending: list[list[Any]] = field(default_factory=list)  # absence: [deadline_ms, trigger_ms, uid]
+    partition: int | None = None  # where its events live, for deadlines fired by a watermark
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,53 +67,125 @@ class Outcome:
     @property
     def escalated(self) -> bool:
         """New, or raised to a higher level: a reason to notify centres again."""
-        return self.signal is not None and (
-            self.previous_level is None or self.signal.level > self.previous_level
-        )
+        return self.signal is not None and (self.previous_level is None or self.signal.level > self.previous_level)
 
 
-def state_key(rule: Rule, group: str) -> str:
+def state_key(rule: Any, group: str) -> str:
     return f"{rule.id}|{group}"
 
 
-def observe(rule: Rule, state: WindowState, event: NormalisedEvent, group: str, now: datetime) -> Outcome:
-    """Add one matching event to its group's window and say whether a signal is raised or updated."""
+# -- when a rule's window holds enough ---------------------------------------------------------
+def fired(rule: Any, entries: list[list[Any]]) -> bool:
+    if isinstance(rule, ValueCountRule):
+        return len({e[4] for e in entries}) >= rule.threshold
+    if isinstance(rule, TemporalRule):
+        if rule.type == "temporal":
+            counts: dict[str, int] = {}
+            for e in entries:
+                counts[e[4]] = counts.get(e[4], 0) + 1
+            return all(counts.get(name, 0) >= c.min_count for name, c in rule.conditions.items())
+        return _in_order(rule, entries)
+    return len(entries) >= rule.threshold
+
+
+def _in_order(rule: TemporalRule, entries: list[list[Any]]) -> bool:
+    """Each condition met min_count times, each after the previous condition was met."""
+    after, i = -1, 0
+    for name, cond in rule.conditions.items():
+        seen = 0
+        while i < len(entries) and seen < cond.min_count:
+            if entries[i][4] == name and entries[i][0] >= after:
+                seen += 1
+                if seen == cond.min_count:
+                    after = entries[i][0]
+            i += 1
+        if seen < cond.min_count:
+            return False
+    return True
+
+
+def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, tag: str, now: datetime,
+            partition: int | None = None) -> Outcome:
+    """Add one event to its group's window and say whether a signal is raised or updated."""
     t = to_ms(event.occurred_at)
     window_ms = int(rule.window.total_seconds() * 1000)
+    late_ms = int(rule.allowed_lateness.total_seconds() * 1000)
     latest = max([t, *(e[0] for e in state.entries)])
-    if t < latest - window_ms or any(e[1] == event.uid for e in state.entries):
+    if t < latest - window_ms - late_ms or any(e[1] == event.uid for e in state.entries):
         return Outcome(state)  # too late for any open window, or seen before (redelivery)
-
-    entries = sorted([*state.entries, [t, event.uid, event.source.value, event.category]])
-    entries = [e for e in entries if e[0] >= latest - window_ms]
-    new = WindowState(entries, state.anchor_ms, state.version, state.level, state.raised_ms)
-    if len(entries) < rule.threshold:
+    entry = [t, event.uid, event.source.value, event.category, tag,
+             event.level.value if event.level else None, event.drill]
+    entries = [e for e in sorted([*state.entries, entry]) if e[0] >= latest - window_ms - late_ms]
+    new = WindowState(entries, state.anchor_ms, state.version, state.level, state.raised_ms,
+                      list(state.pending), partition if partition is not None else state.partition)
+    if isinstance(rule, AbsenceRule):
+        return Outcome(_absence_step(rule, new, tag, t, event.uid))
+    if not fired(rule, entries):
         new.anchor_ms, new.version, new.level, new.raised_ms = None, 0, None, None
         return Outcome(new)
-
     previous = RiskLevel(state.level) if state.anchor_ms is not None and state.level else None
     if new.anchor_ms is None:
         new.anchor_ms, new.version, new.raised_ms = entries[0][0], 0, to_ms(now)
     new.version += 1
-    level = max(rule.level, previous) if previous else rule.level
+    level = _level(rule, entries)
+    if previous:
+        level = max(level, previous)
     new.level = level.value
-    return Outcome(new, _signal(rule, new, group, level, event, now), previous)
+    region = region_of(rule, group, event.region_code)
+    return Outcome(new, make_signal(rule, new, group, level, region, event.drill, now, entries), previous)
 
 
-def _signal(rule: Rule, state: WindowState, group: str, level: RiskLevel, event: NormalisedEvent,
-            now: datetime) -> RiskSignal:
-    entity_level = rule.group_by.level or Level.community
-    region_code = pad(group) if rule.group_by.field == "region_code" else event.region_code
-    evidence = [
-        Evidence(uid=uid, source=Source(source), category=category, occurred_at=from_ms(ms))
-        for ms, uid, source, category in state.entries[-rule.max_evidence:]
-    ]
+def _level(rule: Any, entries: list[list[Any]]) -> RiskLevel:
+    chained = [RiskLevel(e[5]) for e in entries if e[2] == Source.signal.value and e[5]]
+    if not chained:
+        return rule.level
+    return raise_level(max([rule.level, *chained]), rule.uplift)
+
+
+def _absence_step(rule: AbsenceRule, state: WindowState, tag: str, t: int, uid: str) -> WindowState:
+    if tag == "trigger":
+        required = rule.requires is None or any(e[4] == "requires" for e in state.entries)
+        if required and not any(p[2] == uid for p in state.pending):
+            state.pending.append([t + int(rule.within.total_seconds() * 1000), t, uid])
+    elif tag == "expected":  # a visit after a trigger and before its deadline satisfies it
+        state.pending = [p for p in state.pending if not (p[1] <= t <= p[0])]
+    return state
+
+
+def expire(rule: AbsenceRule, state: WindowState, group: str, watermark_ms: int, now: datetime) -> list[Outcome]:
+    """Signals for triggers whose deadline (and allowed lateness) the watermark has passed."""
+    late_ms = int(rule.allowed_lateness.total_seconds() * 1000)
+    due = [p for p in state.pending if p[0] + late_ms <= watermark_ms]
+    if not due:
+        return []
+    outcomes = []
+    for _deadline, trigger_ms, uid in due:
+        state = WindowState(state.entries, trigger_ms, 1, rule.level.value, to_ms(now),
+                            [p for p in state.pending if p[2] != uid], state.partition)
+        evidence = [e for e in state.entries if e[1] == uid or e[4] == "requires"]
+        drill = any(e[1] == uid and e[6:7] == [True] for e in state.entries)
+        region = region_of(rule, group, "")
+        outcomes.append(Outcome(state, make_signal(rule, state, group, rule.level, region, drill, now, evidence)))
+    return outcomes
+
+
+def region_of(rule: Any, group: str, fallback: str) -> str:
+    """The 12-digit region a signal is about: its group's region when it groups by region."""
+    first = rule.group_by[0]
+    return pad(group.split("|", 1)[0]) if first.field == "region_code" else fallback
+
+
+def make_signal(rule: Any, state: WindowState, group: str, level: RiskLevel, region_code: str, drill: bool,
+                now: datetime, entries: list[list[Any]]) -> RiskSignal:
+    entity_level = rule.group_by[0].level or Level.community
+    shown = entries[-rule.max_evidence:]
+    evidence = [Evidence(uid=uid, source=Source(source), category=category, occurred_at=from_ms(ms))
+                for ms, uid, source, category, *_ in shown]
     anchor = from_ms(state.anchor_ms or 0)
     place = registry().full_name(region_code) if region_code in registry() else region_code
-    summary = rule.summary.format(
-        place=place, count=len(state.entries), rule=rule.name,
-        window_hours=round(rule.window.total_seconds() / 3600),
-    )
+    summary = rule.summary.format(place=place, count=len(entries), rule=rule.name,
+                                  window_hours=round(rule.window.total_seconds() / 3600))
+    chain = sorted({e[3].removeprefix("signal.") for e in entries if e[2] == Source.signal.value})
     return RiskSignal(
         signal_id=RiskSignal.make_id(rule.id, group, anchor),
         version=state.version,
@@ -111,27 +196,90 @@ def _signal(rule: Rule, state: WindowState, group: str, level: RiskLevel, event:
         entity=group,
         region_code=region_code,
         window_start=anchor,
-        window_end=from_ms(state.entries[-1][0]),
+        window_end=from_ms(max([state.anchor_ms or 0, *(e[0] for e in entries)])),
         raised_at=from_ms(state.raised_ms or to_ms(now)),
         updated_at=now,
         evidence=evidence,
         summary=summary,
-        rule_chain=[rule.id],
-        drill=event.drill,
+        rule_chain=[*chain, rule.id],
+        drill=drill,
     )
 
 
+def signal_as_event(signal: RiskSignal, now: datetime) -> NormalisedEvent:
+    """A raised signal as an event, so that rules can take it as evidence (chaining)."""
+    return NormalisedEvent(
+        event_id=signal.signal_id, publisher="signal", source=Source.signal,
+        category=f"signal.{signal.rule_id}", region_code=signal.region_code, occurred_at=signal.window_end,
+        ingested_at=now, level=signal.level, drill=signal.drill,
+    )
+
+
+# -- the rule pack over a store of states ------------------------------------------------------
+class States(Protocol):
+    """Where window states live: a dict in tests, the worker's Faust table in production."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, value: dict[str, Any], partition: int) -> None: ...
+
+    def items(self) -> Iterable[tuple[str, dict[str, Any]]]: ...
+
+
+class DictStates(dict):  # type: ignore[type-arg]
+    def put(self, key: str, value: dict[str, Any], partition: int) -> None:
+        self[key] = value
+
+
 class Correlator:
-    """The loaded rule pack applied to one event: which (rule, group) windows it enters."""
+    """The loaded rule pack applied to a stream of events, one partition's order at a time."""
 
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Any]) -> None:
         self.rules = rules
+        self.absence = [r for r in rules if isinstance(r, AbsenceRule)]
+        self.watermarks: dict[int, int] = {}  # partition -> latest event time seen (ms)
+        self._checked: dict[int, int] = {}
 
-    def windows_for(self, event: NormalisedEvent) -> list[tuple[Rule, str]]:
-        out = []
+    def process(self, event: NormalisedEvent, partition: int, states: States, now: datetime) -> list[Outcome]:
+        """Every signal raised or updated by this event, chained signals and due absences included."""
+        outcomes = self._enter(event, partition, states, now, depth=0)
+        t = to_ms(event.occurred_at)
+        if t > self.watermarks.get(partition, 0):
+            self.watermarks[partition] = t
+            if self.absence and t // 60_000 != self._checked.get(partition):
+                self._checked[partition] = t // 60_000
+                outcomes += self.expire_due(partition, states, now)
+        return outcomes
+
+    def _enter(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
+               depth: int) -> list[Outcome]:
+        outcomes = []
         for rule in self.rules:
-            if rule.matches(event):
-                group = rule.group_by.key(event)
-                if group:
-                    out.append((rule, group))
-        return out
+            tag = rule.tag(event)
+            if tag is None:
+                continue
+            for group in rule.groups(event):
+                key = state_key(rule, group)
+                before = WindowState.from_json(states.get(key))
+                outcome = observe(rule, before, event, group, tag, now, partition)
+                if outcome.state is before:
+                    continue
+                states.put(key, outcome.state.to_json(), partition)
+                if outcome.signal is not None:
+                    outcomes.append(outcome)
+                    if outcome.escalated and depth < MAX_CHAIN_DEPTH:
+                        outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now, depth + 1)
+        return outcomes
+
+    def expire_due(self, partition: int, states: States, now: datetime) -> list[Outcome]:
+        watermark = self.watermarks.get(partition, 0)
+        outcomes = []
+        for rule in self.absence:
+            prefix = f"{rule.id}|"
+            for key, doc in list(states.items()):
+                if not key.startswith(prefix) or not doc.get("pending") or doc.get("partition") != partition:
+                    continue
+                for outcome in expire(rule, WindowState.from_json(doc), key[len(prefix):], watermark, now):
+                    states.put(key, outcome.state.to_json(), partition)
+                    outcomes.append(outcome)
+        return outcomes

@@ -22,7 +22,7 @@ from schemas.events import BEIJING, NormalisedEvent
 from schemas.signals import CentreNotice, RiskSignal
 from streams import topics
 from streams.config import Settings
-from streams.correlation import Correlator, WindowState, observe, state_key, to_ms
+from streams.correlation import Correlator, to_ms
 from streams.identity import Pseudonymiser
 from streams.metrics import Metrics
 from streams.routing import route
@@ -51,6 +51,23 @@ def put(table: Any, partition: int, key: str, value: dict[str, Any]) -> None:
     input message it came from, as Faust does for a key set inside stream iteration."""
     table.data[key] = value
     table.send_changelog(partition, key, value)
+
+
+class TableStates:
+    """Window states in the worker's Faust table, written to the changelog partition of the
+    events they came from."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.table.data.get(key)
+
+    def put(self, key: str, value: dict[str, Any], partition: int) -> None:
+        put(self.table, partition, key, value)
+
+    def items(self) -> Any:
+        return self.table.data.items()
 
 
 def forget(table: Any, partition: int, key: str) -> None:
@@ -249,17 +266,11 @@ class Pipeline:
     # -- correlate and route (研判、分级推送) --------------------------------------------------
     async def correlate(self, stream: Any) -> None:
         """Each event enters the windows of the rules it matches; a crossing raises a signal."""
-        async for raw in stream:
-            event = NormalisedEvent.model_validate_json(raw)
-            for rule, group in self.correlator.windows_for(event):
-                key = state_key(rule, group)
-                before = WindowState.from_json(self.windows.get(key))
-                outcome = observe(rule, before, event, group, self.clock())
-                if outcome.state is before:
-                    continue
-                self.windows[key] = outcome.state.to_json()
-                if outcome.signal is not None:
-                    await self._raise(outcome.signal, outcome.previous_level is None, outcome.escalated, event)
+        states = TableStates(self.windows)
+        async for message in stream.events():
+            event = NormalisedEvent.model_validate_json(message.value)
+            for outcome in self.correlator.process(event, message.message.partition, states, self.clock()):
+                await self._raise(outcome.signal, outcome.previous_level is None, outcome.escalated, event)
 
     async def _raise(self, signal: RiskSignal, new: bool, escalated: bool, cause: NormalisedEvent) -> None:
         self.metrics.signals.labels(signal.rule_id, signal.level.value, "new" if new else "update").inc()

@@ -1,8 +1,17 @@
 """Rules as data: the YAML rule pack in ``streams/rules/``, loaded and validated at start.
 
-A wrong rule stops the start with the file and the reason. A rule says which events it
-watches (filter), what it groups them by (a field, or a region code cut to a level), over
-what event-time window, and what level of signal it raises.
+In the spirit of Sigma correlation rules. Each rule names the events it watches (``filter``,
+and for temporal and absence rules named ``conditions``), what it groups them by (fields, a
+region code cut to a level), an event-time window, and the level it raises. A wrong rule stops
+the start with the file, the line and the reason.
+
+Types:
+- ``event_count``: at least ``threshold`` matching events per group within the window;
+- ``value_count``: at least ``threshold`` distinct values of ``field`` per group;
+- ``temporal``: every condition met (``min_count`` times each) within the window, any order;
+- ``temporal_ordered``: the same, in the order the conditions are written;
+- ``absence``: after a ``trigger``, no ``expected`` event within ``within`` (optionally only
+  where a ``requires`` event was seen before).
 """
 
 from __future__ import annotations
@@ -11,10 +20,10 @@ import re
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from schemas.events import NormalisedEvent
 from schemas.levels import RiskLevel
@@ -35,12 +44,15 @@ def parse_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+EVENT_FIELDS = set(NormalisedEvent.model_fields) | {"uid"}
 
 
-class Condition(BaseModel):
-    """One field's test: equal to a value, in a list, or starting with a prefix."""
-
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(Strict):
+    """One field's test: equal to a value, in a list, or starting with a prefix."""
 
     equals: str | None = None
     any_of: tuple[str, ...] | None = None
@@ -74,72 +86,182 @@ def field_value(event: NormalisedEvent, name: str) -> str | None:
     return value.value if hasattr(value, "value") else str(value)
 
 
-class GroupBy(BaseModel):
-    """What a rule groups by: a field, cut to a region level when it is a region code."""
+def _known_field(name: str) -> str:
+    if name not in EVENT_FIELDS and not name.startswith("attributes."):
+        raise ValueError(f"unknown field {name!r}")
+    return name
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    field: str = "region_code"
+FieldName = Annotated[str, BeforeValidator(_known_field)]
+
+
+class Filter(Strict):
+    """All of its field conditions must hold. Written as ``{field: value | [values] | {prefix: …}}``."""
+
+    fields: dict[FieldName, Annotated[Condition, BeforeValidator(_condition)]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def wrap(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) and set(value) == {"fields"} else {"fields": value or {}}
+
+    def matches(self, event: NormalisedEvent) -> bool:
+        return all(cond.test(field_value(event, name)) for name, cond in self.fields.items())
+
+
+class GroupKey(Strict):
+    """One part of a group: a field, cut to a region level when it is a region code."""
+
+    field: FieldName = "region_code"
     level: Level | None = Field(default=None, description="cut a region code to this level")
 
-    def key(self, event: NormalisedEvent) -> str | None:
+    def values(self, event: NormalisedEvent) -> list[str]:
+        """Usually one value; a list field (``subjects``) gives one group per element."""
+        if self.field == "subjects":
+            return list(event.subjects)
         value = field_value(event, self.field)
-        if value is not None and self.level is not None:
-            value = value[: self.level.digits]
-        return value
+        if value is None or value == "":
+            return []
+        return [value[: self.level.digits] if self.level else value]
 
 
-EVENT_FIELDS = set(NormalisedEvent.model_fields)
+def _group_list(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
 
 
-class Rule(BaseModel):
-    """One correlation rule."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RuleBase(Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str = Field(min_length=1, description="Chinese name operators read")
     basis: str = Field(min_length=1, description="the article of the regulations it serves")
-    type: Literal["event_count"]
-    filter: dict[str, Annotated[Condition, BeforeValidator(_condition)]]
-    group_by: GroupBy
+    filter: Filter = Field(default_factory=lambda: Filter(fields={}))
+    group_by: Annotated[list[GroupKey], BeforeValidator(_group_list)] = Field(min_length=1)
     window: Duration
-    threshold: int = Field(ge=1)
+    allowed_lateness: Duration = Field(default=timedelta(0), description="how late an event may still count")
     level: RiskLevel
+    uplift: int = Field(default=0, ge=0, le=3, description="levels added when a chained signal is evidence")
     summary: str = Field(description="format string: {place} {count} {window_hours} {rule}")
     max_evidence: int = Field(default=50, ge=1)
+    sensitive: bool = Field(default=False, description="minimal detail in notices (e.g. 心理危机)")
+    tests: list[dict[str, Any]] = Field(default_factory=list, description="cases for fengqiao rules test")
 
-    @field_validator("filter")
-    @classmethod
-    def known_fields(cls, value: dict[str, Condition]) -> dict[str, Condition]:
-        for name in value:
-            if name not in EVENT_FIELDS and not name.startswith("attributes."):
-                raise ValueError(f"filter on unknown field {name!r}")
-        return value
+    def groups(self, event: NormalisedEvent) -> list[str]:
+        """The group keys of an event. A key that is not a region code is tied to the event's
+        county, so that every group lives in one partition of the county-keyed events topic."""
+        keys = [""]
+        for part in self.group_by:
+            keys = [f"{k}|{v}" if k else v for k in keys for v in part.values(event)]
+        county = event.region_code[: Level.county.digits]
+        return [k if self.within_county else f"{county}|{k}" for k in keys if k]
 
-    def matches(self, event: NormalisedEvent) -> bool:
-        return all(cond.test(field_value(event, name)) for name, cond in self.filter.items())
+    @property
+    def within_county(self) -> bool:
+        first = self.group_by[0]
+        return first.field == "region_code" and (first.level is None or first.level.digits >= Level.county.digits)
+
+    def tag(self, event: NormalisedEvent) -> str | None:
+        """What the event is to this rule (a condition's name, a counted value), or None."""
+        return "" if self.filter.matches(event) else None
+
+
+class EventCountRule(RuleBase):
+    type: Literal["event_count"]
+    threshold: int = Field(ge=1)
+
+
+class ValueCountRule(RuleBase):
+    type: Literal["value_count"]
+    field: FieldName
+    threshold: int = Field(ge=2)
+
+    def tag(self, event: NormalisedEvent) -> str | None:
+        return field_value(event, self.field) if self.filter.matches(event) else None
+
+
+class NamedCondition(Strict):
+    where: Filter
+    min_count: int = Field(default=1, ge=1)
+
+
+class TemporalRule(RuleBase):
+    type: Literal["temporal", "temporal_ordered"]
+    conditions: dict[str, NamedCondition] = Field(min_length=2)
+
+    def tag(self, event: NormalisedEvent) -> str | None:
+        if not self.filter.matches(event):
+            return None
+        return next((name for name, c in self.conditions.items() if c.where.matches(event)), None)
+
+
+class AbsenceRule(RuleBase):
+    type: Literal["absence"]
+    trigger: Filter
+    expected: Filter
+    within: Duration
+    requires: Filter | None = Field(default=None, description="only where such an event was seen in the window")
+
+    @model_validator(mode="after")
+    def placed_and_long_enough(self) -> AbsenceRule:
+        if self.group_by[0].field != "region_code":
+            raise ValueError("an absence rule groups by region_code first: its signal is about a place")
+        if self.window < self.within:
+            raise ValueError("window must be at least within, so the trigger is still held when it is due")
+        return self
+
+    def tag(self, event: NormalisedEvent) -> str | None:
+        if not self.filter.matches(event):
+            return None
+        for name, f in (("trigger", self.trigger), ("expected", self.expected), ("requires", self.requires)):
+            if f is not None and f.matches(event):
+                return name
+        return None
+
+
+Rule = Annotated[Union[EventCountRule, ValueCountRule, TemporalRule, AbsenceRule], Field(discriminator="type")]
+_RULE = TypeAdapter(Rule)
 
 
 class RuleError(ValueError):
-    """A rule file that cannot be loaded: names the file and the reason."""
+    """A rule file that cannot be loaded: names the file, the line and the reason."""
 
 
-def load_rule(path: Path | Any) -> Rule:
+def _line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    """The line (1-based) of the deepest YAML node along ``loc`` that exists."""
+    line = node.start_mark.line + 1 if node else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_rule(path: Path | Any) -> Any:
     name = getattr(path, "name", str(path))
+    text = path.read_text("utf-8")
     try:
-        doc = yaml.safe_load(path.read_text("utf-8"))
+        node = yaml.compose(text)
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise RuleError(f"{name}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        raise RuleError(f"{name}:{mark.line + 1 if mark else 1}: not valid YAML: {exc}") from exc
     try:
-        return Rule.model_validate(doc)
+        return _RULE.validate_python(doc)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise RuleError(f"{name}: {where}: {first['msg']}") from exc
+        first = exc.errors(include_url=False)[0]
+        loc = tuple(first["loc"])
+        if loc and isinstance(doc, dict) and loc[0] == doc.get("type"):
+            loc = loc[1:]  # the union's tag
+        where = ".".join(str(p) for p in loc)
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise RuleError(f"{name}:{_line(node, loc)}: {where}: {message}") from exc
 
 
-def load_rules(directory: Path | None = None) -> list[Rule]:
+def load_rules(directory: Path | None = None) -> list[Any]:
     """Every ``*.yaml`` rule in the pack (the bundled one unless a directory is given)."""
     root = directory or resources.files("streams").joinpath("rules")
     files = sorted((f for f in root.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name)

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from schemas.events import NormalisedEvent
 from schemas.levels import RiskLevel
-from streams.correlation import Correlator, WindowState, observe
+from streams.correlation import Correlator, DictStates, WindowState, observe
 from streams.identity import Pseudonymiser
 from streams.ruleset import load_rules
 from streams.validation import Validator
@@ -20,15 +20,9 @@ def event(n: int, **kw) -> NormalisedEvent:
 
 
 def run(events):
-    """Feed events through the rule the way the agent does; return the signals raised."""
-    correlator, states, signals = Correlator([RULE]), {}, []
-    for e in events:
-        for rule, group in correlator.windows_for(e):
-            out = observe(rule, states.get(group, WindowState()), e, group, T0)
-            states[group] = out.state
-            if out.signal:
-                signals.append(out)
-    return signals
+    """Feed events through the rule the way the agent does; return the outcomes with signals."""
+    correlator, states = Correlator([RULE]), DictStates()
+    return [out for e in events for out in correlator.process(e, 0, states, T0)]
 
 
 def test_three_disputes_in_a_community_raise_a_yellow_signal_then_update_it():
@@ -54,10 +48,10 @@ def test_near_misses_do_not_fire():
 def test_redelivered_and_too_late_events_change_nothing():
     state = WindowState()
     for n in (1, 2):
-        state = observe(RULE, state, event(n), COMMUNITY, T0).state
-    again = observe(RULE, state, event(2), COMMUNITY, T0)
+        state = observe(RULE, state, event(n), COMMUNITY, "", T0).state
+    again = observe(RULE, state, event(2), COMMUNITY, "", T0)
     assert again.state is state and again.signal is None
-    late = observe(RULE, state, event(9, at=T0 - timedelta(days=2)), COMMUNITY, T0)
+    late = observe(RULE, state, event(9, at=T0 - timedelta(days=2)), COMMUNITY, "", T0)
     assert late.state is state
 
 
@@ -73,5 +67,5 @@ def test_a_new_incident_after_the_window_gets_a_new_id():
     burst2 = [event(10 + i, at=later + timedelta(minutes=i)) for i in range(3)]
     ids = {o.signal.signal_id for o in run(burst1 + burst2)}
     assert len(ids) == 2
-    state = WindowState.from_json(WindowState([[1, "a", "grid_report", "x"]], 1, 1, "yellow", 1).to_json())
-    assert state.entries == [[1, "a", "grid_report", "x"]]
+    state = WindowState.from_json(WindowState([[1, "a", "grid_report", "x", "", None, False]], 1, 1, "yellow", 1).to_json())
+    assert state.entries == [[1, "a", "grid_report", "x", "", None, False]]

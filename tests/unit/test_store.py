@@ -5,7 +5,7 @@ import json
 import pytest
 
 from schemas.events import GridReport
-from streams.correlation import WindowState, observe
+from streams.correlation import Correlator, DictStates
 from streams.identity import Pseudonymiser
 from streams.pipeline import event_rows, notice_rows, signal_rows
 from streams.routing import route
@@ -28,11 +28,10 @@ def store(tmp_path_factory):
 
 def sample_rows():
     events = [V.normalise_grid_report(GridReport.model_validate(grid_report(n)), T0) for n in (1, 2, 3)]
-    rule = load_rules()[0]
-    state, signal = WindowState(), None
+    correlator, states, signal = Correlator(load_rules()), DictStates(), None
     for e in events:
-        out = observe(rule, state, e, COMMUNITY, T0)
-        state, signal = out.state, out.signal or signal
+        for out in correlator.process(e, 0, states, T0):
+            signal = out.signal
     letter = V.grid_report(b"{oops", Origin("grid-reports", 0, 7), T0)
     lines = [*(line for e in events for line in event_rows(e.model_dump_json().encode())),
              *signal_rows(signal.model_dump_json().encode()),
