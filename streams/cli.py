@@ -14,6 +14,7 @@ from typing import TextIO
 from schemas.regions import CENTRE_LEVEL_NAMES
 from schemas.signals import CentreNotice, NoticeRole, RiskSignal
 from streams.config import Settings
+from streams.ruleset import RuleError
 
 ROLE = {NoticeRole.handle: "承办", NoticeRole.inform: "知悉"}
 
@@ -127,6 +128,23 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if summary.rejected else 0
 
 
+def rules(args: argparse.Namespace) -> int:
+    from streams.rule_tests import run_all
+    from streams.ruleset import load_rules
+
+    pack = load_rules(args.dir)
+    if args.action == "list":
+        print_table([{"rule": r.id, "type": r.type, "level": r.level.value, "name": r.name, "basis": r.basis}
+                     for r in pack])
+        return 0
+    results = run_all(pack)
+    print_table([{"rule": r.rule, "case": r.case, "expected": r.expected or "none", "got": r.got or "none",
+                  "result": "pass" if r.passed else "FAIL"} for r in results])
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
 def keys(args: argparse.Namespace, settings: Settings) -> int:
     from streams.keys import KeyStore
 
@@ -179,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="what the file holds (guessed from its first document when not given)")
     pub.add_argument("--bootstrap", help="Kafka HOST:PORT (default: FENGQIAO_KAFKA_BOOTSTRAP_SERVERS)")
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = sub.add_parser("rules", help="the rule pack: list it, or run every rule's test cases")
+    r.add_argument("action", choices=("test", "list"))
+    r.add_argument("--dir", type=Path, help="a rule pack directory (default: the bundled streams/rules)")
     k = sub.add_parser("keys", help="publishers' API keys for the gateway: add, list, revoke")
     ks = k.add_subparsers(dest="action", required=True)
     add = ks.add_parser("add", help="create a key for a publisher and show it once")
@@ -189,11 +210,21 @@ def main(argv: list[str] | None = None) -> int:
     rev.add_argument("id")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(parser, args)
+    except (RuleError, FileNotFoundError, ValueError) as exc:  # a wrong rule or input stops with its reason
+        print(f"fengqiao {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     settings = Settings()
     if args.command == "up":
         return asyncio.run(up(args, settings))
     if args.command == "publish":
         return publish(args, settings)
+    if args.command == "rules":
+        return rules(args)
     if args.command == "keys":
         return keys(args, settings)
     if args.command == "sql":

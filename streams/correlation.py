@@ -184,7 +184,8 @@ def make_signal(rule: Any, state: WindowState, group: str, level: RiskLevel, reg
     anchor = from_ms(state.anchor_ms or 0)
     place = registry().full_name(region_code) if region_code in registry() else region_code
     summary = rule.summary.format(place=place, count=len(entries), rule=rule.name,
-                                  window_hours=round(rule.window.total_seconds() / 3600))
+                                  window_hours=round(rule.window.total_seconds() / 3600),
+                                  window_days=round(rule.window.total_seconds() / 86400))
     chain = sorted({e[3].removeprefix("signal.") for e in entries if e[2] == Source.signal.value})
     return RiskSignal(
         signal_id=RiskSignal.make_id(rule.id, group, anchor),
@@ -258,7 +259,10 @@ class Correlator:
             tag = rule.tag(event)
             if tag is None:
                 continue
-            for group in rule.groups(event):
+            groups = rule.groups(event)
+            if isinstance(rule, AbsenceRule) and tag == "trigger" and rule.requires is not None:
+                groups = sorted(set(groups) | self._places_within(rule, event.region_code, states))
+            for group in groups:
                 key = state_key(rule, group)
                 before = WindowState.from_json(states.get(key))
                 outcome = observe(rule, before, event, group, tag, now, partition)
@@ -270,6 +274,14 @@ class Correlator:
                     if outcome.escalated and depth < MAX_CHAIN_DEPTH:
                         outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now, depth + 1)
         return outcomes
+
+    @staticmethod
+    def _places_within(rule: AbsenceRule, region_code: str, states: States) -> set[str]:
+        """Groups already held under a warning's area: a county-wide cold-wave warning reaches
+        every community of the county that has a ``requires`` record."""
+        prefix = registry().get(region_code).prefix if region_code in registry() else region_code
+        head = f"{rule.id}|{prefix}"
+        return {key[len(rule.id) + 1:] for key, _ in states.items() if key.startswith(head)}
 
     def expire_due(self, partition: int, states: States, now: datetime) -> list[Outcome]:
         watermark = self.watermarks.get(partition, 0)

@@ -83,6 +83,8 @@ def field_value(event: NormalisedEvent, name: str) -> str | None:
     value = getattr(event, name, None)
     if value is None:
         return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return value.value if hasattr(value, "value") else str(value)
 
 
@@ -139,7 +141,7 @@ class RuleBase(Strict):
     allowed_lateness: Duration = Field(default=timedelta(0), description="how late an event may still count")
     level: RiskLevel
     uplift: int = Field(default=0, ge=0, le=3, description="levels added when a chained signal is evidence")
-    summary: str = Field(description="format string: {place} {count} {window_hours} {rule}")
+    summary: str = Field(description="format string: {place} {count} {window_hours} {window_days} {rule}")
     max_evidence: int = Field(default=50, ge=1)
     sensitive: bool = Field(default=False, description="minimal detail in notices (e.g. 心理危机)")
     tests: list[dict[str, Any]] = Field(default_factory=list, description="cases for fengqiao rules test")
@@ -254,8 +256,11 @@ def load_rule(path: Path | Any) -> Any:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         loc = tuple(first["loc"])
-        if loc and isinstance(doc, dict) and loc[0] == doc.get("type"):
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ("type",)
+        elif loc and isinstance(doc, dict) and loc[0] == doc.get("type"):
             loc = loc[1:]  # the union's tag
+        loc = tuple(p for p in loc if p not in ("fields", "[key]"))  # the Filter wrapper's own parts
         where = ".".join(str(p) for p in loc)
         message = str(first["msg"]).removeprefix("Value error, ")
         raise RuleError(f"{name}:{_line(node, loc)}: {where}: {message}") from exc

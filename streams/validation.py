@@ -240,6 +240,7 @@ class Validator:
         levels = [lv for info in alert.info if (lv := info.level) is not None]
         first = alert.info[0] if alert.info else None
         attributes = {
+            "broadcast": alert.key,
             "identifier": alert.identifier,
             "status": alert.status.value,
             "msg_type": alert.msg_type.value,
@@ -289,6 +290,7 @@ class Validator:
                 "broadcast": f"{receipt.broadcast_sender},{receipt.broadcast_identifier}",
                 "terminals_total": str(receipt.terminals_total),
                 "terminals_played": str(receipt.terminals_played),
+                "complete": "true" if receipt.terminals_played == receipt.terminals_total else "false",
             },
         )
         return Accepted(event.uid, [event])

@@ -131,6 +131,6 @@ def test_receipts():
     result = V.receipt(raw(receipt), WHERE, T0)
     [event] = result.events
     assert event.attributes == {"broadcast": "dalian-ebs,DL-EBS-0001", "terminals_total": "12",
-                                "terminals_played": "9"}
+                                "terminals_played": "9", "complete": "false"}
     too_many = V.receipt(raw({**receipt, "terminals_played": 13}), WHERE, T0)
     assert isinstance(too_many, DeadLetter) and too_many.reason == "invalid_field"

@@ -1,30 +1,95 @@
 import pytest
 
 from schemas.levels import RiskLevel
+from streams.rule_tests import run_all, run_case
 from streams.ruleset import RuleError, load_rules, parse_duration
 
+PACK = load_rules()
+BY_ID = {r.id: r for r in PACK}
 
-def test_the_bundled_pack_loads():
-    rules = {r.id: r for r in load_rules()}
-    rule = rules["dispute_cluster"]
-    assert rule.threshold == 3 and rule.level is RiskLevel.yellow
-    assert rule.window == parse_duration("24h") and "art." in rule.basis
+
+def test_the_bundled_pack_loads_with_every_type():
+    assert {r.type for r in PACK} == {"event_count", "value_count", "temporal", "temporal_ordered", "absence"}
+    assert {"dispute_escalation", "group_petition", "fire_gas_hazard", "welfare_under_weather_warning",
+            "broadcast_coverage_gap", "hazard_reported_again", "psychological_crisis"} <= set(BY_ID)
+    rule = BY_ID["dispute_cluster"]
+    assert rule.threshold == 3 and rule.level is RiskLevel.yellow and rule.window == parse_duration("24h")
+    assert all("art." in r.basis for r in PACK)
+
+
+@pytest.mark.parametrize("result", run_all(PACK), ids=lambda r: f"{r.rule}: {r.case}")
+def test_rule_case(result):
+    assert result.passed, (result.expected, result.got)
+
+
+def test_every_rule_has_a_firing_case_and_a_near_miss():
+    for rule in PACK:
+        assert any(case.get("expect") for case in rule.tests), rule.id
+        assert any(not case.get("expect") for case in rule.tests), rule.id
+
+
+def test_a_wrong_expectation_fails():
+    rule = BY_ID["dispute_cluster"]
+    case = {**rule.tests[0], "expect": [{"level": "red", "entity": "210202001001"}]}
+    assert not run_case(PACK, rule, case)[0].passed
+
+
+def test_chained_signals_are_evidence_with_uplift():
+    rule = BY_ID["compound_community_risk"]
+    _, signals = run_case(PACK, rule, rule.tests[0])
+    [compound] = [s for s in signals if s.rule_id == rule.id]
+    assert compound.level is RiskLevel.orange  # yellow inputs raised one step
+    assert compound.rule_chain == ["dispute_cluster", "multi_department_concern", "compound_community_risk"]
+    assert {e.source.value for e in compound.evidence} == {"signal"}
+
+
+def test_sensitive_rules_keep_minimal_detail():
+    rule = BY_ID["psychological_crisis"]
+    _, [signal] = run_case(PACK, rule, rule.tests[0])
+    assert rule.sensitive and len(signal.evidence) == 1 and signal.level is RiskLevel.blue
+
+
+def test_replay_gives_the_same_signals_and_ids():
+    for rule in PACK:
+        for case in rule.tests:
+            first = sorted(s.signal_id for s in run_case(PACK, rule, case)[1])
+            assert first == sorted(s.signal_id for s in run_case(PACK, rule, case)[1])
+
+
+GOOD = """id: x
+name: n
+basis: Dalian art. 12
+type: event_count
+filter: {source: grid_report}
+group_by: {field: region_code, level: community}
+window: 1h
+threshold: 2
+level: blue
+summary: s
+"""
 
 
 @pytest.mark.parametrize(
-    ("text", "needle"),
+    ("text", "line", "needle"),
     [
-        ("id: x\nname: n\nbasis: b\ntype: event_count\nfilter: {colour: red}\ngroup_by: {}\n"
-         "window: 1h\nthreshold: 2\nlevel: blue\nsummary: s\n", "unknown field 'colour'"),
-        ("id: x\nname: n\nbasis: b\ntype: event_count\nfilter: {}\ngroup_by: {}\n"
-         "window: soon\nthreshold: 2\nlevel: blue\nsummary: s\n", "window"),
-        ("id: x\nname: n\nbasis: b\ntype: event_count\nfilter: {}\ngroup_by: {}\n"
-         "window: 1h\nthreshold: 2\nlevel: purple\nsummary: s\n", "level"),
-        ("id: [unclosed", "not valid YAML"),
+        (GOOD.replace("filter: {source: grid_report}", "filter: {colour: red}"), 5, "unknown field 'colour'"),
+        (GOOD.replace("window: 1h", "window: soon"), 7, "window"),
+        (GOOD.replace("level: blue", "level: purple"), 9, "level"),
+        (GOOD.replace("type: event_count", "type: magic"), 4, "type"),
+        (GOOD.replace("threshold: 2\n", ""), 1, "threshold"),
+        ("id: [unclosed", 1, "not valid YAML"),
     ],
 )
-def test_a_wrong_rule_names_the_file_and_the_reason(tmp_path, text, needle):
+def test_a_wrong_rule_names_the_file_the_line_and_the_reason(tmp_path, text, line, needle):
     (tmp_path / "bad_rule.yaml").write_text(text)
     with pytest.raises(RuleError) as err:
         load_rules(tmp_path)
-    assert "bad_rule.yaml" in str(err.value) and needle in str(err.value)
+    assert str(err.value).startswith(f"bad_rule.yaml:{line}:") and needle in str(err.value)
+
+
+def test_absence_rules_must_be_placed(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "id: a\nname: n\nbasis: b\ntype: absence\ngroup_by: {field: subjects}\nwindow: 1d\nwithin: 2d\n"
+        "trigger: {category: x}\nexpected: {category: y}\nlevel: blue\nsummary: s\n")
+    with pytest.raises(RuleError, match="groups by region_code"):
+        load_rules(tmp_path)
