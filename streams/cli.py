@@ -90,6 +90,25 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if broker_ok else 1
 
 
+async def worker(settings: Settings) -> int:
+    """A Faust worker with its sinks and metrics, on a configured Kafka: what a deployment runs."""
+    from streams.stack import Stack
+
+    if settings.embedded_kafka:
+        print("fengqiao worker needs FENGQIAO_KAFKA_BOOTSTRAP_SERVERS (fengqiao up runs the embedded broker)",
+              file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Stack(settings, Console(sys.stdout), gateway=False) as stack:
+        print(f"fengqiao worker ready: Kafka {stack.bootstrap_servers}, group {settings.app_id}, "
+              f"metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics", flush=True)
+        await stop.wait()
+    return 0
+
+
 def sql(args: argparse.Namespace, settings: Settings) -> int:
     """Run one SQL statement against the configured store (chdb: only while no stack owns it)."""
     from streams.store import open_store
@@ -185,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
     p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
+    sub.add_parser("worker", help="a Faust worker with its sinks on the configured Kafka (no gateway)")
     b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
     b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
     b.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
@@ -221,6 +241,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     settings = Settings()
     if args.command == "up":
         return asyncio.run(up(args, settings))
+    if args.command == "worker":
+        return asyncio.run(worker(settings))
     if args.command == "publish":
         return publish(args, settings)
     if args.command == "rules":

@@ -11,8 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from prometheus_client import start_http_server
 
 from streams import topics
@@ -34,7 +33,7 @@ CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, 
 
 class Stack:
     def __init__(self, settings: Settings, observer: Observer | None = None,
-                 rules: list[Rule] | None = None) -> None:
+                 rules: list[Rule] | None = None, gateway: bool = True) -> None:
         self.settings = settings
         self.observer = observer
         self.rules = rules if rules is not None else load_rules()
@@ -47,6 +46,7 @@ class Stack:
         self._metrics_server: Any = None
         self.bootstrap_servers = settings.kafka_bootstrap_servers or ""
         self.metrics_port = settings.metrics_port
+        self.with_gateway = gateway
 
     async def start(self) -> None:
         from streams.gateway import Gateway
@@ -63,10 +63,11 @@ class Stack:
         self.metrics_port = self._metrics_server.server_port
         self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer)
         await self.pipeline.start()
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
-        await self.producer.start()
-        self.gateway = Gateway(self.producer, KeyStore(s.keys_path), s.gateway_host, s.gateway_port)
-        await self.gateway.start()
+        if self.with_gateway:
+            self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+            await self.producer.start()
+            self.gateway = Gateway(self.producer, KeyStore(s.keys_path), s.gateway_host, s.gateway_port)
+            await self.gateway.start()
 
     async def stop(self) -> None:
         """Stop in reverse order; each part is stopped even if another fails or hangs."""
@@ -113,19 +114,7 @@ class Stack:
 
     async def lag(self) -> int:
         """Messages on the consumed topics that the worker has not yet committed."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers)
-        await admin.start()
-        await consumer.start()
-        try:
-            tps = [TopicPartition(t.name, p) for t in CONSUMED for p in range(t.partitions)]
-            ends = await consumer.end_offsets(tps)
-            # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
-            committed = await admin.list_consumer_group_offsets(self.settings.app_id, partitions=tps)
-            return sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps)
-        finally:
-            await consumer.stop()
-            await admin.close()
+        return await topics.group_lag(self.bootstrap_servers, self.settings.app_id, CONSUMED)
 
     async def drain(self, timeout: float = 60.0) -> bool:
         """Wait until the worker has committed everything on its topics (sinks included)."""

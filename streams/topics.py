@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -52,4 +53,21 @@ async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = A
         log.info("created topics %s", created)
         return created
     finally:
+        await admin.close()
+
+
+async def group_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> int:
+    """Messages on these topics that the consumer group has not committed yet."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t.name, p) for t in specs for p in range(t.partitions)]
+        ends = await consumer.end_offsets(tps)
+        # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+        return sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps)
+    finally:
+        await consumer.stop()
         await admin.close()

@@ -1,0 +1,93 @@
+"""Window state survives a worker killed inside a window (Faust table changelog on the broker).
+
+The broker runs in the test; a real ``fengqiao worker`` process takes two dispute reports of a
+community, is killed with SIGKILL, and a new worker takes the third: the rule still fires, with
+the signal id the first worker would have given it and all three reports as evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas.signals import RiskSignal
+from streams import topics
+from streams.broker import EmbeddedBroker
+
+from tests.helpers import COMMUNITY, T0, grid_report
+from tests.integration.test_ingestion import read_all
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+FENGQIAO = str(Path(sys.executable).with_name("fengqiao"))
+GROUP = "fq-restart"
+
+
+def start_worker(bootstrap: str, data_dir: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FENGQIAO_")}
+    env.update(FENGQIAO_KAFKA_BOOTSTRAP_SERVERS=bootstrap, FENGQIAO_DATA_DIR=str(data_dir),
+               FENGQIAO_APP_ID=GROUP, FENGQIAO_KAFKA_SESSION_TIMEOUT="3", FENGQIAO_METRICS_PORT="0")
+    proc = subprocess.Popen([FENGQIAO, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    deadline, seen = time.monotonic() + 60, []
+    while time.monotonic() < deadline and proc.poll() is None:
+        if select.select([proc.stdout], [], [], 1.0)[0]:
+            seen.append(proc.stdout.readline())
+            if "fengqiao worker ready" in seen[-1]:
+                return proc
+    proc.kill()
+    raise AssertionError("worker did not become ready:\n" + "".join(seen) + proc.stdout.read())
+
+
+async def publish(bootstrap: str, *reports: dict) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    for report in reports:
+        await producer.send_and_wait(topics.GRID_REPORTS.name, json.dumps(report, ensure_ascii=False).encode(),
+                                     key=report["grid_code"].encode())
+    await producer.stop()
+
+
+async def settled(bootstrap: str, timeout: float = 60) -> None:
+    consumed = (topics.GRID_REPORTS, topics.EVENTS)
+    async with asyncio.timeout(timeout):
+        while await topics.group_lag(bootstrap, GROUP, consumed):
+            await asyncio.sleep(0.3)
+
+
+async def test_the_rule_fires_after_a_worker_restart_with_the_same_signal_id(tmp_path):
+    with EmbeddedBroker() as broker:
+        bootstrap = broker.bootstrap_servers
+        await topics.ensure_topics(bootstrap)
+        first = await asyncio.to_thread(start_worker, bootstrap, tmp_path)
+        try:
+            await publish(bootstrap, grid_report(1), grid_report(2))
+            await settled(bootstrap)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        assert await read_all(bootstrap, topics.SIGNALS) == []
+
+        second = await asyncio.to_thread(start_worker, bootstrap, tmp_path)
+        try:
+            await publish(bootstrap, grid_report(3))
+            async with asyncio.timeout(60):
+                while not (records := await read_all(bootstrap, topics.SIGNALS)):
+                    await asyncio.sleep(0.3)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+    [signal_] = [RiskSignal.model_validate_json(r.value) for r in records]
+    first_event = grid_report(1)["occurred_at"]
+    assert first_event == (T0.replace(minute=1)).isoformat()
+    assert signal_.signal_id == RiskSignal.make_id("dispute_cluster", COMMUNITY, T0.replace(minute=1))
+    assert sorted(e.uid for e in signal_.evidence) == ["grid:t-000001", "grid:t-000002", "grid:t-000003"]
