@@ -48,6 +48,7 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Stack(settings, Console(out)) as stack:
+        loop.add_signal_handler(signal.SIGHUP, stack.pipeline.reload_rules)
         where = "chdb " + str(settings.chdb_path) if settings.embedded_clickhouse else "ClickHouse server"
         print(f"fengqiao up: Kafka {stack.bootstrap_servers}"
               f"{' (embedded tansu)' if settings.embedded_kafka else ''}, {where}\n"
@@ -103,6 +104,7 @@ async def worker(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Stack(settings, Console(sys.stdout), gateway=False) as stack:
+        loop.add_signal_handler(signal.SIGHUP, stack.pipeline.reload_rules)
         print(f"fengqiao worker ready: Kafka {stack.bootstrap_servers}, group {settings.app_id}, "
               f"metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics", flush=True)
         await stop.wait()
@@ -151,7 +153,7 @@ def rules(args: argparse.Namespace) -> int:
     from streams.rule_tests import run_all
     from streams.ruleset import load_rules
 
-    pack = load_rules(args.dir)
+    pack = load_rules(args.dir or Settings().rules_dir)
     if args.action == "list":
         print_table([{"rule": r.id, "type": r.type, "level": r.level.value, "name": r.name, "basis": r.basis}
                      for r in pack])
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
     r = sub.add_parser("rules", help="the rule pack: list it, or run every rule's test cases")
     r.add_argument("action", choices=("test", "list"))
-    r.add_argument("--dir", type=Path, help="a rule pack directory (default: the bundled streams/rules)")
+    r.add_argument("--dir", type=Path, help="a rule pack directory (default: FENGQIAO_RULES_DIR or the bundled one)")
     k = sub.add_parser("keys", help="publishers' API keys for the gateway: add, list, revoke")
     ks = k.add_subparsers(dest="action", required=True)
     add = ks.add_parser("add", help="create a key for a publisher and show it once")

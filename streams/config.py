@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9470, ge=0, le=65535, description="0: any free port")
     api_keys_file: Path | None = Field(default=None, description="publishers' hashed API keys; unset: <data dir>/api-keys.json")
+    rules_dir: Path | None = Field(default=None, description="a rule pack directory; unset: the bundled streams/rules")
     app_id: str = Field(default="fengqiao", description="Faust app id and consumer group")
     # The embedded broker completes a group join only after the session timeout, so it is
     # kept short there; a real Kafka uses the usual longer value.

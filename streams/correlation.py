@@ -10,6 +10,7 @@ correlator as an event of source ``signal``, so rules can chain, with ``uplift``
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -70,8 +71,11 @@ class Outcome:
         return self.signal is not None and (self.previous_level is None or self.signal.level > self.previous_level)
 
 
-def state_key(rule: Any, group: str) -> str:
-    return f"{rule.id}|{group}"
+def state_prefix(rule: Any) -> str:
+    """``id@fingerprint|``: a rule whose definition changes starts with fresh windows, while an
+    unchanged rule keeps its own across a reload."""
+    definition = rule.model_dump_json(exclude={"tests", "name", "basis", "summary"})
+    return f"{rule.id}@{hashlib.sha256(definition.encode()).hexdigest()[:8]}|"
 
 
 # -- when a rule's window holds enough ---------------------------------------------------------
@@ -236,10 +240,22 @@ class Correlator:
     """The loaded rule pack applied to a stream of events, one partition's order at a time."""
 
     def __init__(self, rules: list[Any]) -> None:
-        self.rules = rules
-        self.absence = [r for r in rules if isinstance(r, AbsenceRule)]
         self.watermarks: dict[int, int] = {}  # partition -> latest event time seen (ms)
         self._checked: dict[int, int] = {}
+        self.replace_rules(rules)
+
+    def replace_rules(self, rules: list[Any]) -> dict[str, list[str]]:
+        """Take a new rule pack; windows of rules whose definition did not change are kept."""
+        before = getattr(self, "prefixes", {})
+        self.rules = rules
+        self.absence = [r for r in rules if isinstance(r, AbsenceRule)]
+        self.prefixes = {r.id: state_prefix(r) for r in rules}
+        return {
+            "added": sorted(set(self.prefixes) - set(before)),
+            "removed": sorted(set(before) - set(self.prefixes)),
+            "changed": sorted(i for i in set(before) & set(self.prefixes) if before[i] != self.prefixes[i]),
+            "unchanged": sorted(i for i in set(before) & set(self.prefixes) if before[i] == self.prefixes[i]),
+        }
 
     def process(self, event: NormalisedEvent, partition: int, states: States, now: datetime) -> list[Outcome]:
         """Every signal raised or updated by this event, chained signals and due absences included."""
@@ -263,7 +279,7 @@ class Correlator:
             if isinstance(rule, AbsenceRule) and tag == "trigger" and rule.requires is not None:
                 groups = sorted(set(groups) | self._places_within(rule, event.region_code, states))
             for group in groups:
-                key = state_key(rule, group)
+                key = self.prefixes[rule.id] + group
                 before = WindowState.from_json(states.get(key))
                 outcome = observe(rule, before, event, group, tag, now, partition)
                 if outcome.state is before:
@@ -275,19 +291,18 @@ class Correlator:
                         outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now, depth + 1)
         return outcomes
 
-    @staticmethod
-    def _places_within(rule: AbsenceRule, region_code: str, states: States) -> set[str]:
+    def _places_within(self, rule: AbsenceRule, region_code: str, states: States) -> set[str]:
         """Groups already held under a warning's area: a county-wide cold-wave warning reaches
         every community of the county that has a ``requires`` record."""
-        prefix = registry().get(region_code).prefix if region_code in registry() else region_code
-        head = f"{rule.id}|{prefix}"
-        return {key[len(rule.id) + 1:] for key, _ in states.items() if key.startswith(head)}
+        area = registry().get(region_code).prefix if region_code in registry() else region_code
+        own = self.prefixes[rule.id]
+        return {key[len(own):] for key, _ in states.items() if key.startswith(own + area)}
 
     def expire_due(self, partition: int, states: States, now: datetime) -> list[Outcome]:
         watermark = self.watermarks.get(partition, 0)
         outcomes = []
         for rule in self.absence:
-            prefix = f"{rule.id}|"
+            prefix = self.prefixes[rule.id]
             for key, doc in list(states.items()):
                 if not key.startswith(prefix) or not doc.get("pending") or doc.get("partition") != partition:
                     continue

@@ -25,6 +25,8 @@ class Metrics:
                                ["rule", "level", "kind"], registry=r)
         self.notices = Counter("fengqiao_notices", "Centre notices sent, by channel and centre level",
                                ["channel", "centre_level"], registry=r)
+        self.rule_reloads = Counter("fengqiao_rule_reloads", "Rule pack reloads, done or refused",
+                                    ["result"], registry=r)
         self.sink_rows = Counter("fengqiao_sink_rows", "Rows written to ClickHouse, by table",
                                  ["table"], registry=r)
         self.sink_retries = Counter("fengqiao_sink_retries", "Failed ClickHouse inserts retried, by table",

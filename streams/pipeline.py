@@ -26,7 +26,7 @@ from streams.correlation import Correlator, to_ms
 from streams.identity import Pseudonymiser
 from streams.metrics import Metrics
 from streams.routing import route
-from streams.ruleset import Rule
+from streams.ruleset import Rule, RuleError, load_rules, rule_files_signature
 from streams.store import Store
 from streams.validation import Accepted, DeadLetter, Origin, Validator
 
@@ -36,6 +36,7 @@ VALIDATE_BATCH = 500
 VALIDATE_WITHIN = 0.05
 RETRY_MAX_SECONDS = 10.0
 FORGET_EVERY = 60.0  # seconds between sweeps of input ids past the duplicate horizon
+RULES_POLL_EVERY = 2.0  # seconds between looks at the rule files for changes
 
 
 def now_beijing() -> datetime:
@@ -182,6 +183,8 @@ class Pipeline:
             agent(t[spec], name=f"validate-{spec.name}")(self._validate(spec, check))
         agent(t[topics.EVENTS], name="correlate")(self.correlate)
         self.app.timer(FORGET_EVERY, name="forget-expired-ids")(self._forget_expired)
+        self._rules_seen = rule_files_signature(settings.rules_dir)
+        self.app.timer(RULES_POLL_EVERY, name="watch-rules")(self._watch_rules)
         sinks: dict[topics.TopicSpec, tuple[str, Callable[[Any], Rows]]] = {
             topics.EVENTS: ("sink-events", lambda e: event_rows(e.value)),
             topics.DEAD_LETTERS: ("sink-dead-letters", self._dead_letter_rows),
@@ -245,6 +248,26 @@ class Pipeline:
                     await stream.ack(event)
 
         return validate
+
+    def reload_rules(self) -> bool:
+        """Load the rule pack again (SIGHUP, or a rule file changed). A pack that does not load
+        is refused with its file, line and reason, and the running rules stay."""
+        try:
+            rules = load_rules(self.settings.rules_dir)
+        except (RuleError, OSError) as exc:
+            log.error("rule pack not reloaded; the running rules stay: %s", exc)
+            self.metrics.rule_reloads.labels("refused").inc()
+            return False
+        changes = self.correlator.replace_rules(rules)
+        log.warning("rule pack reloaded: %s", {k: v for k, v in changes.items() if v and k != "unchanged"} or "no change")
+        self.metrics.rule_reloads.labels("done").inc()
+        return True
+
+    async def _watch_rules(self) -> None:
+        seen = rule_files_signature(self.settings.rules_dir)
+        if seen != self._rules_seen:
+            self._rules_seen = seen
+            self.reload_rules()
 
     async def _forget_expired(self) -> None:
         self.forget_expired()

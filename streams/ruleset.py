@@ -266,9 +266,22 @@ def load_rule(path: Path | Any) -> Any:
         raise RuleError(f"{name}:{_line(node, loc)}: {where}: {message}") from exc
 
 
+def rules_directory(directory: Path | None = None) -> Any:
+    return directory or resources.files("streams").joinpath("rules")
+
+
+def rule_files_signature(directory: Path | None = None) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of the rule files: a change means reload."""
+    root = Path(str(rules_directory(directory)))
+    try:
+        return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in root.glob("*.yaml")))
+    except OSError:
+        return ()
+
+
 def load_rules(directory: Path | None = None) -> list[Any]:
     """Every ``*.yaml`` rule in the pack (the bundled one unless a directory is given)."""
-    root = directory or resources.files("streams").joinpath("rules")
+    root = rules_directory(directory)
     files = sorted((f for f in root.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name)
     rules = [load_rule(f) for f in files]
     seen: set[str] = set()

@@ -36,7 +36,7 @@ class Stack:
                  rules: list[Rule] | None = None, gateway: bool = True) -> None:
         self.settings = settings
         self.observer = observer
-        self.rules = rules if rules is not None else load_rules()
+        self.rules = rules if rules is not None else load_rules(settings.rules_dir)
         self.metrics = Metrics()
         self.broker: EmbeddedBroker | None = None
         self.store: Store | None = None

@@ -98,6 +98,27 @@ def test_stopping_leaves_no_process(tmp_path, how):
             proc.wait()
 
 
+def test_sighup_reloads_the_rule_pack(tmp_path):
+    proc, seen = start_up(tmp_path)
+    try:
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "rule pack reloaded" in line:
+                break
+        assert any("rule pack reloaded" in line for line in seen), "".join(seen)
+        assert proc.poll() is None  # still running
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_dead_broker_stops_the_stack_with_a_clear_error(tmp_path):
     proc, seen = start_up(tmp_path, "--simulate")
     try:

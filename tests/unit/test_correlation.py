@@ -69,3 +69,20 @@ def test_a_new_incident_after_the_window_gets_a_new_id():
     assert len(ids) == 2
     state = WindowState.from_json(WindowState([[1, "a", "grid_report", "x", "", None, False]], 1, 1, "yellow", 1).to_json())
     assert state.entries == [[1, "a", "grid_report", "x", "", None, False]]
+
+
+def test_a_reload_keeps_the_windows_of_unchanged_rules_and_starts_changed_ones_afresh():
+    correlator, states = Correlator([RULE]), DictStates()
+    for n in (1, 2):
+        correlator.process(event(n), 0, states, T0)
+    changes = correlator.replace_rules(load_rules())
+    assert changes["unchanged"] == ["dispute_cluster"] and "psychological_crisis" in changes["added"]
+    assert [o.signal.rule_id for o in correlator.process(event(3), 0, states, T0)] == ["dispute_cluster"]
+
+    correlator, states = Correlator([RULE]), DictStates()
+    for n in (1, 2):
+        correlator.process(event(n), 0, states, T0)
+    stricter = RULE.model_copy(update={"threshold": 2})
+    assert correlator.replace_rules([stricter])["changed"] == ["dispute_cluster"]
+    assert correlator.process(event(3), 0, states, T0) == []  # a fresh window holds one event
+    assert [o.signal.version for o in correlator.process(event(4), 0, states, T0)] == [1]

@@ -1,0 +1,57 @@
+"""Rules change without redeploying: a file change reloads the pack in a running worker, a broken
+file is refused, and rules that did not change keep their window state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams import topics
+from streams.config import Settings
+from streams.stack import Stack
+
+from tests.helpers import grid_report
+from tests.integration.test_ingestion import read_all
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+
+async def publish(stack: Stack, *reports: dict) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+    await producer.start()
+    for r in reports:
+        await producer.send_and_wait(topics.GRID_REPORTS.name, json.dumps(r, ensure_ascii=False).encode())
+    await producer.stop()
+    assert await stack.drain(timeout=30)
+
+
+async def reloads(stack: Stack, result: str, want: int) -> None:
+    async with asyncio.timeout(15):
+        while stack.metrics.total(stack.metrics.rule_reloads, result=result) < want:
+            await asyncio.sleep(0.2)
+
+
+async def test_file_changes_reload_the_pack_and_unchanged_rules_keep_their_windows(tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(str(resources.files("streams").joinpath("rules"))), rules)
+    settings = Settings(data_dir=tmp_path / "data", rules_dir=rules, gateway_port=0, metrics_port=0,
+                        app_id="fq-reload")
+    async with Stack(settings, gateway=False) as stack:
+        await publish(stack, grid_report(1), grid_report(2))
+
+        crisis = rules / "psychological_crisis.yaml"
+        crisis.write_text(crisis.read_text("utf-8").replace("window: 7d", "window: 14d"), "utf-8")
+        await reloads(stack, "done", 1)
+        (rules / "broken.yaml").write_text("id: broken\ntype: event_count\nthreshold: many\n", "utf-8")
+        await reloads(stack, "refused", 1)
+        assert len(stack.pipeline.correlator.rules) == 10  # the running pack stays
+
+        await publish(stack, grid_report(3))
+        signals = await read_all(stack.bootstrap_servers, topics.SIGNALS)
+        assert len(signals) == 1  # dispute_cluster kept its two earlier reports
