@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -231,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     rev = ks.add_parser("revoke")
     rev.add_argument("id")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=os.environ.get("FENGQIAO_LOG_LEVEL", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return run(parser, args)
     except (RuleError, FileNotFoundError, ValueError) as exc:  # a wrong rule or input stops with its reason

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
         default=None, description="http(s)://user:password@host:8123/; unset: chdb under the data dir"
     )
     data_dir: Path = Field(default=Path(".fengqiao"))
+    log_level: str = Field(default="WARNING", description="DEBUG, INFO, WARNING or ERROR")
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8470, ge=0, le=65535, description="0: any free port")
     metrics_host: str = "127.0.0.1"

@@ -20,6 +20,8 @@ from schemas.events import BEIJING, NormalisedEvent, Source
 from schemas.levels import RiskLevel
 from schemas.regions import Level, pad, registry
 from schemas.signals import Evidence, RiskSignal
+from streams import risk
+from streams.risk import RiskPolicy
 from streams.ruleset import AbsenceRule, TemporalRule, ValueCountRule
 
 MAX_CHAIN_DEPTH = 3
@@ -239,7 +241,8 @@ class DictStates(dict):  # type: ignore[type-arg]
 class Correlator:
     """The loaded rule pack applied to a stream of events, one partition's order at a time."""
 
-    def __init__(self, rules: list[Any]) -> None:
+    def __init__(self, rules: list[Any], risk_policy: RiskPolicy | None = None) -> None:
+        self.risk_policy = risk_policy or RiskPolicy()
         self.watermarks: dict[int, int] = {}  # partition -> latest event time seen (ms)
         self._checked: dict[int, int] = {}
         self.replace_rules(rules)
@@ -287,8 +290,29 @@ class Correlator:
                 states.put(key, outcome.state.to_json(), partition)
                 if outcome.signal is not None:
                     outcomes.append(outcome)
-                    if outcome.escalated and depth < MAX_CHAIN_DEPTH:
-                        outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now, depth + 1)
+                    if outcome.escalated:
+                        outcomes += self._accumulate(rule, group, outcome.signal, partition, states, now)
+                        if depth < MAX_CHAIN_DEPTH:
+                            outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now,
+                                                    depth + 1)
+        return outcomes
+
+    def _accumulate(self, rule: Any, group: str, signal: RiskSignal, partition: int, states: States,
+                    now: datetime) -> list[Outcome]:
+        """Add the rule's risk score to the signal's risk objects; a level crossed raises or
+        upgrades the object's entity_risk signal."""
+        if not rule.risk_score:
+            return []
+        names = {r.id: r.name for r in self.rules}
+        outcomes = []
+        for kind, key in risk.objects(rule, group, signal.region_code):
+            state_key = f"{risk.RULE_ID}|{kind}:{key}"
+            doc, total, before, after = risk.add(states.get(state_key), signal, rule.risk_score,
+                                                 to_ms(signal.window_end), self.risk_policy)
+            states.put(state_key, doc, partition)
+            if after is not None and (before is None or after > before):
+                made = risk.risk_signal(kind, key, doc, total, after, names, signal.drill, now)
+                outcomes.append(Outcome(WindowState(), made, before))
         return outcomes
 
     def _places_within(self, rule: AbsenceRule, region_code: str, states: States) -> set[str]:

@@ -143,6 +143,7 @@ class RuleBase(Strict):
     uplift: int = Field(default=0, ge=0, le=3, description="levels added when a chained signal is evidence")
     summary: str = Field(description="format string: {place} {count} {window_hours} {window_days} {rule}")
     max_evidence: int = Field(default=50, ge=1)
+    risk_score: int = Field(default=0, ge=0, le=100, description="added to its risk objects per signal")
     sensitive: bool = Field(default=False, description="minimal detail in notices (e.g. 心理危机)")
     tests: list[dict[str, Any]] = Field(default_factory=list, description="cases for fengqiao rules test")
 

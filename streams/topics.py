@@ -56,15 +56,41 @@ async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = A
         await admin.close()
 
 
+async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The true end of each partition, from a fetch's high watermark.
+
+    tansu answers ListOffsets(latest) with the base offset of a partition's last record batch
+    plus one, short of the end whenever a producer sent several records in one batch; fetch
+    responses carry the right high watermark. Kafka answers both alike, so this is right on both.
+    """
+    listed = await consumer.end_offsets(tps)
+    pending = [tp for tp in tps if listed[tp] > 0]
+    if not pending:
+        return listed
+    consumer.assign(pending)
+    for tp in pending:
+        consumer.seek(tp, listed[tp] - 1)
+    ends = dict(listed)
+    for _ in range(20):
+        await consumer.getmany(*pending, timeout_ms=250)
+        for tp in list(pending):
+            if (high := consumer.highwater(tp)) is not None:
+                ends[tp] = max(high, listed[tp])
+                pending.remove(tp)
+        if not pending:
+            break
+    return ends
+
+
 async def group_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> int:
     """Messages on these topics that the consumer group has not committed yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
         tps = [TopicPartition(t.name, p) for t in specs for p in range(t.partitions)]
-        ends = await consumer.end_offsets(tps)
+        ends = await end_offsets(consumer, tps)
         # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
         committed = await admin.list_consumer_group_offsets(group, partitions=tps)
         return sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps)

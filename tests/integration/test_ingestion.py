@@ -64,9 +64,9 @@ async def read_all(bootstrap: str, spec: topics.TopicSpec) -> list:
     await consumer.start()
     try:
         tps = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        ends = await topics.end_offsets(consumer, tps)  # tansu's ListOffsets falls short
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
         got: list = []
         while any([await consumer.position(tp) < end for tp, end in ends.items()]):
             for records in (await consumer.getmany(timeout_ms=300)).values():

@@ -53,5 +53,7 @@ async def test_file_changes_reload_the_pack_and_unchanged_rules_keep_their_windo
         assert len(stack.pipeline.correlator.rules) == 10  # the running pack stays
 
         await publish(stack, grid_report(3))
-        signals = await read_all(stack.bootstrap_servers, topics.SIGNALS)
-        assert len(signals) == 1  # dispute_cluster kept its two earlier reports
+        signals = [json.loads(r.value) for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)]
+        [dispute] = [s for s in signals if s["rule_id"] != "entity_risk"]
+        assert dispute["rule_id"] == "dispute_cluster"
+        assert len(dispute["evidence"]) == 3  # dispute_cluster kept its two earlier reports

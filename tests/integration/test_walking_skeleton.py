@@ -65,16 +65,22 @@ async def stack(tmp_path_factory):
 
 
 async def test_signal_is_raised_with_its_evidence(stack):
-    [record] = await read_topic(stack.bootstrap_servers, topics.SIGNALS.name, 1)
+    records = await read_topic(stack.bootstrap_servers, topics.SIGNALS.name, 2)
+    by_rule = {RiskSignal.model_validate_json(r.value).rule_id: r for r in records}
+    record = by_rule["dispute_cluster"]
     signal = RiskSignal.model_validate_json(record.value)
     assert signal.rule_id == "dispute_cluster" and signal.level.value == "yellow"
     assert signal.entity == COMMUNITY and record.key == signal.signal_id.encode()
     assert sorted(e.uid for e in signal.evidence) == ["grid:t-000001", "grid:t-000002", "grid:t-000003"]
+    risk = RiskSignal.model_validate_json(by_rule["entity_risk"].value)  # 矛盾纠纷聚集 adds 20: blue
+    assert (risk.entity, risk.level.value) == (f"community:{COMMUNITY}", "blue")
+    assert [e.uid for e in risk.evidence] == [f"signal:{signal.signal_id}"]
 
 
 async def test_notices_reach_community_and_street_keyed_by_centre(stack):
-    records = await read_topic(stack.bootstrap_servers, topics.CENTRE_NOTICES.name, 2)
-    notices = {r.key.decode(): CentreNotice.model_validate_json(r.value) for r in records}
+    records = await read_topic(stack.bootstrap_servers, topics.CENTRE_NOTICES.name, 3)
+    notices = {r.key.decode(): n for r in records
+               if (n := CentreNotice.model_validate_json(r.value)).rule_id == "dispute_cluster"}
     assert set(notices) == {COMMUNITY, COMMUNITY[:9]}
     assert notices[COMMUNITY].role is NoticeRole.handle
     assert notices[COMMUNITY[:9]].role is NoticeRole.inform
@@ -93,7 +99,8 @@ async def test_everything_is_stored_once_without_identifiers(stack):
     assert await stack.drain(timeout=30)
     store = stack.store
     counts = {t: store.count(t) for t in store.tables()}
-    assert counts == {"events": 6, "signals": 1, "signal_evidence": 3, "notices": 2, "dead_letters": 2}
+    # the dispute signal and the community's entity-risk signal (blue: its community centre only)
+    assert counts == {"events": 6, "signals": 2, "signal_evidence": 4, "notices": 3, "dead_letters": 2}
     summary = stack.summary()
     assert (summary["events_in"], summary["events_valid"], summary["events_dlq"]) == (8, 6, 2)
     assert summary["events_in"] == summary["events_valid"] + summary["events_dlq"]
