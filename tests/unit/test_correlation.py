@@ -88,3 +88,14 @@ def test_a_reload_keeps_the_windows_of_unchanged_rules_and_starts_changed_ones_a
     assert correlator.process(event(3), 0, states, T0) == []  # a fresh window holds one event
     assert [o.signal.version for o in correlator.process(event(4), 0, states, T0)
             if o.signal.rule_id == RULE.id] == [1]
+
+
+def test_allowed_lateness_lets_a_late_event_still_count():
+    strict = RULE
+    lenient = RULE.model_copy(update={"allowed_lateness": timedelta(hours=3)})
+    late = [event(1, at=T0 + timedelta(hours=26)), event(2, at=T0 + timedelta(hours=25)),
+            event(3, at=T0 + timedelta(minutes=30))]  # 25.5 h behind the latest: 1.5 h too late
+    for rule, fires in ((strict, False), (lenient, True)):
+        correlator, states = Correlator([rule]), DictStates()
+        out = [o for e in late for o in correlator.process(e, 0, states, T0) if o.signal.rule_id == rule.id]
+        assert bool(out) is fires
