@@ -94,6 +94,17 @@ def fired(rule: Any, entries: list[list[Any]]) -> bool:
     return len(entries) >= rule.threshold
 
 
+def firing_span(rule: Any, entries: list[list[Any]], t: int, window_ms: int) -> list[list[Any]] | None:
+    """The first window of the rule's length that holds the event at ``t`` and enough to fire.
+    Windows slide: one may start at any entry up to a window before ``t``. A late event (within
+    allowed lateness) joins the windows it belongs to; it never makes a window longer."""
+    for start in sorted({e[0] for e in entries if t - window_ms <= e[0] <= t}):
+        span = [e for e in entries if start <= e[0] <= start + window_ms]
+        if fired(rule, span):
+            return span
+    return None
+
+
 def _in_order(rule: TemporalRule, entries: list[list[Any]]) -> bool:
     """Each condition met min_count times, each after the previous condition was met."""
     after, i = -1, 0
@@ -126,12 +137,16 @@ def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, t
                       list(state.pending), partition if partition is not None else state.partition)
     if isinstance(rule, AbsenceRule):
         return Outcome(_absence_step(rule, new, tag, t, event.uid))
-    if not fired(rule, entries):
+    span = firing_span(rule, entries, t, window_ms)
+    if span is None:
+        if fired(rule, [e for e in entries if e[0] >= latest - window_ms]):
+            return Outcome(new)  # a late event outside the open incident: kept, nothing raised
         new.anchor_ms, new.version, new.level, new.raised_ms = None, 0, None, None
         return Outcome(new)
+    entries = span
     previous = RiskLevel(state.level) if state.anchor_ms is not None and state.level else None
     if new.anchor_ms is None:
-        new.anchor_ms, new.version, new.raised_ms = entries[0][0], 0, to_ms(now)
+        new.anchor_ms, new.version, new.raised_ms = span[0][0], 0, to_ms(now)
     new.version += 1
     level = _level(rule, entries)
     if previous:

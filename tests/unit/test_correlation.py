@@ -91,11 +91,22 @@ def test_a_reload_keeps_the_windows_of_unchanged_rules_and_starts_changed_ones_a
 
 
 def test_allowed_lateness_lets_a_late_event_still_count():
-    strict = RULE
     lenient = RULE.model_copy(update={"allowed_lateness": timedelta(hours=3)})
-    late = [event(1, at=T0 + timedelta(hours=26)), event(2, at=T0 + timedelta(hours=25)),
-            event(3, at=T0 + timedelta(minutes=30))]  # 25.5 h behind the latest: 1.5 h too late
-    for rule, fires in ((strict, False), (lenient, True)):
+    h = lambda n: T0 + timedelta(hours=n)  # noqa: E731
+    # 20 h and 30 h, then 45 h (its window holds 30 h and 45 h: two); then a report from 18 h
+    # arrives late: the window from 18 h to 42 h holds 18, 20 and 30 h: three.
+    stream = [event(1, at=h(20)), event(2, at=h(30)), event(3, at=h(45)), event(4, at=h(18))]
+    for rule, fires in ((RULE, False), (lenient, True)):
         correlator, states = Correlator([rule]), DictStates()
-        out = [o for e in late for o in correlator.process(e, 0, states, T0) if o.signal.rule_id == rule.id]
-        assert bool(out) is fires
+        out = [o for e in stream for o in correlator.process(e, 0, states, T0) if o.signal.rule_id == rule.id]
+        assert bool(out) is fires, rule.allowed_lateness
+        if fires:
+            assert [e.uid for e in out[0].signal.evidence] == ["grid:t-000004", "grid:t-000001", "grid:t-000002"]
+
+
+def test_a_late_event_never_makes_a_window_longer():
+    lenient = RULE.model_copy(update={"allowed_lateness": timedelta(hours=3)})
+    h = lambda n: T0 + timedelta(hours=n)  # noqa: E731
+    stream = [event(1, at=h(26)), event(2, at=h(25)), event(3, at=h(0.5))]  # 25.5 h from first to last
+    correlator, states = Correlator([lenient]), DictStates()
+    assert [o for e in stream for o in correlator.process(e, 0, states, T0) if o.signal.rule_id == RULE.id] == []
