@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import signal
 import subprocess
 import sys
@@ -63,23 +65,31 @@ def test_timed_run_prints_a_json_summary_with_signals_notices_and_rows(tmp_path)
     assert "新信号" in result.stderr  # signals shown as they are raised
 
 
-def start_up(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
-    """``fengqiao up`` in a process group of its own, as a terminal runs it; returns once ready."""
+@contextmanager
+def running_up(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """``fengqiao up`` in a process group of its own, as a terminal runs it, once ready; killed
+    on the way out if a test left it running."""
     proc = subprocess.Popen([FENGQIAO, "up", *args], env=env_for(tmp_path), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "Ctrl-C stops" in line:
-            return proc, seen
-    raise AssertionError("fengqiao up never became ready:\n" + "".join(seen))
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "Ctrl-C stops" in line:
+                break
+        else:
+            raise AssertionError("fengqiao up never became ready:\n" + "".join(seen))
+        yield proc, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to the process", "Ctrl-C to the process group"])
 def test_stopping_leaves_no_process(tmp_path, how):
     """A terminal's Ctrl-C reaches every process of the group at once, the broker included."""
-    proc, seen = start_up(tmp_path, "--simulate")
-    try:
+    with running_up(tmp_path, "--simulate") as (proc, seen):
         children = descendants(proc.pid)
         assert children, "the embedded broker should be a child process"
         time.sleep(3)
@@ -92,15 +102,10 @@ def test_stopping_leaves_no_process(tmp_path, how):
         assert "summary:" in rest
         time.sleep(0.2)
         assert [pid for pid in children if alive(pid)] == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_sighup_reloads_the_rule_pack(tmp_path):
-    proc, seen = start_up(tmp_path)
-    try:
+    with running_up(tmp_path) as (proc, seen):
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -113,29 +118,19 @@ def test_sighup_reloads_the_rule_pack(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
         assert proc.returncode == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_dead_broker_stops_the_stack_with_a_clear_error(tmp_path):
-    proc, seen = start_up(tmp_path, "--simulate")
-    try:
+    with running_up(tmp_path, "--simulate") as (proc, seen):
         [broker] = descendants(proc.pid)
         os.kill(broker, signal.SIGKILL)
         rest, _ = proc.communicate(timeout=90)
         assert proc.returncode == 1, "".join(seen) + rest
         assert "embedded broker exited" in rest
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_killed_stack_takes_its_broker_with_it(tmp_path):
-    proc, _ = start_up(tmp_path)
-    try:
+    with running_up(tmp_path) as (proc, seen):
         children = descendants(proc.pid)
         assert children
         proc.kill()
@@ -144,7 +139,3 @@ def test_a_killed_stack_takes_its_broker_with_it(tmp_path):
         while any(alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert [pid for pid in children if alive(pid)] == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
