@@ -6,15 +6,15 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from schemas.regions import CENTRE_LEVEL_NAMES
 from schemas.signals import CentreNotice, NoticeRole, RiskSignal
 from streams.config import Settings
+from streams.kinds import KINDS
 from streams.ruleset import RuleError
 
 ROLE = {NoticeRole.handle: "承办", NoticeRole.inform: "知悉"}
@@ -39,17 +39,26 @@ class Console:
                    f"{ROLE[notice.role]}，{notice.ack_due:%m-%d %H:%M} 前签收，{notice.close_due:%m-%d %H:%M} 前办结")
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event that Ctrl-C or SIGTERM sets: the command then stops everything in order."""
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    return stop
+
+
+def reload_on_sighup(stack: Any) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, stack.pipeline.reload_rules)
+
+
 async def up(args: argparse.Namespace, settings: Settings) -> int:
     from streams.simulator import CitySimulator
     from streams.stack import Stack
 
     out = sys.stderr if args.json else sys.stdout
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     async with Stack(settings, Console(out)) as stack:
-        loop.add_signal_handler(signal.SIGHUP, stack.pipeline.reload_rules)
+        reload_on_sighup(stack)
         where = "chdb " + str(settings.chdb_path) if settings.embedded_clickhouse else "ClickHouse server"
         print(f"fengqiao up: Kafka {stack.bootstrap_servers}"
               f"{' (embedded tansu)' if settings.embedded_kafka else ''}, {where}\n"
@@ -100,12 +109,9 @@ async def worker(settings: Settings) -> int:
         print("fengqiao worker needs FENGQIAO_KAFKA_BOOTSTRAP_SERVERS (fengqiao up runs the embedded broker)",
               file=sys.stderr)
         return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     async with Stack(settings, Console(sys.stdout), gateway=False) as stack:
-        loop.add_signal_handler(signal.SIGHUP, stack.pipeline.reload_rules)
+        reload_on_sighup(stack)
         print(f"fengqiao worker ready: Kafka {stack.bootstrap_servers}, group {settings.app_id}, "
               f"metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics", flush=True)
         await stop.wait()
@@ -150,11 +156,11 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if summary.rejected else 0
 
 
-def rules(args: argparse.Namespace) -> int:
+def rules(args: argparse.Namespace, settings: Settings) -> int:
     from streams.rule_tests import run_all
     from streams.ruleset import load_rules
 
-    pack = load_rules(args.dir or Settings().rules_dir)
+    pack = load_rules(args.dir or settings.rules_dir)
     if args.action == "list":
         print_table([{"rule": r.id, "type": r.type, "level": r.level.value, "name": r.name, "basis": r.basis}
                      for r in pack])
@@ -216,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
     pub = sub.add_parser("publish", help="publish a JSONL file or a CAP XML alert onto its input topic")
     pub.add_argument("file", type=Path)
-    pub.add_argument("--kind", choices=("grid-reports", "dept-alerts", "emergency-broadcasts", "broadcast-receipts"),
+    pub.add_argument("--kind", choices=tuple(KINDS),
                      help="what the file holds (guessed from its first document when not given)")
     pub.add_argument("--bootstrap", help="Kafka HOST:PORT (default: FENGQIAO_KAFKA_BOOTSTRAP_SERVERS)")
     pub.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -232,17 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     rev = ks.add_parser("revoke")
     rev.add_argument("id")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("FENGQIAO_LOG_LEVEL", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return run(parser, args)
+        settings = Settings()
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return run(parser, args, settings)
     except (RuleError, FileNotFoundError, ValueError) as exc:  # a wrong rule or input stops with its reason
         print(f"fengqiao {args.command}: {exc}", file=sys.stderr)
         return 2
 
 
-def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    settings = Settings()
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "up":
         return asyncio.run(up(args, settings))
     if args.command == "worker":
@@ -250,7 +255,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "publish":
         return publish(args, settings)
     if args.command == "rules":
-        return rules(args)
+        return rules(args, settings)
     if args.command == "keys":
         return keys(args, settings)
     if args.command == "sql":

@@ -5,7 +5,7 @@ from datetime import timedelta
 from schemas.levels import RiskLevel
 from streams import risk
 from streams.correlation import Correlator, DictStates
-from streams.rule_tests import BASE, make_event
+from streams.rule_tests import make_event
 from streams.ruleset import load_rules
 
 PACK = load_rules()
