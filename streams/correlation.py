@@ -338,14 +338,19 @@ class Correlator:
         return {key[len(own):] for key, _ in states.items() if key.startswith(own + area)}
 
     def expire_due(self, partition: int, states: States, now: datetime) -> list[Outcome]:
+        """Signals for absence triggers of this partition whose deadline its watermark passed;
+        one pass over the states, whatever the number of absence rules."""
         watermark = self.watermarks.get(partition, 0)
+        rule_of = {self.prefixes[r.id]: r for r in self.absence}  # "id@fingerprint|" -> rule
         outcomes = []
-        for rule in self.absence:
-            prefix = self.prefixes[rule.id]
-            for key, doc in list(states.items()):
-                if not key.startswith(prefix) or not doc.get("pending") or doc.get("partition") != partition:
-                    continue
-                for outcome in expire(rule, WindowState.from_json(doc), key[len(prefix):], watermark, now):
-                    states.put(key, outcome.state.to_json(), partition)
-                    outcomes.append(outcome)
+        for key, doc in list(states.items()):
+            if not doc.get("pending") or doc.get("partition") != partition:
+                continue
+            prefix, _, group = key.partition("|")
+            rule = rule_of.get(prefix + "|")
+            if rule is None:
+                continue
+            for outcome in expire(rule, WindowState.from_json(doc), group, watermark, now):
+                states.put(key, outcome.state.to_json(), partition)
+                outcomes.append(outcome)
         return outcomes
