@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -118,6 +119,9 @@ class RegionRegistry:
 
     def __len__(self) -> int:
         return len(self._by_code)
+
+    def __iter__(self) -> Iterator[Region]:
+        return iter(self._by_code.values())
 
     def get(self, code: str) -> Region:
         """A unit by its full code (12 digits, 15 for a grid) or by its centre prefix."""

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     clickhouse_url: str | None = Field(
         default=None, description="http(s)://user:password@host:8123/; unset: chdb under the data dir"
     )
+    clickhouse_cluster: str | None = Field(
+        default=None, description="a server cluster's name: tables are Replicated with Distributed over them"
+    )
     data_dir: Path = Field(default=Path(".fengqiao"))
     log_level: str = Field(default="WARNING", description="DEBUG, INFO, WARNING or ERROR")
     gateway_host: str = "127.0.0.1"
@@ -40,6 +43,9 @@ class Settings(BaseSettings):
     )
     duplicate_horizon: float = Field(
         default=86400.0, gt=0, description="seconds during which a repeated publisher and event id is a duplicate"
+    )
+    retention_days: int = Field(
+        default=0, ge=0, description="days raw events, dead letters and evidence are kept; 0: kept for good"
     )
     sink_batch_size: int = Field(default=2000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)

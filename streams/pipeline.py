@@ -139,7 +139,8 @@ def signal_rows(value: bytes) -> Rows:
     row = signal.model_dump(mode="json", exclude={"schema_version", "evidence"})
     row["event_count"] = len(signal.evidence)
     evidence = [
-        ("signal_evidence", orjson.dumps({"signal_id": signal.signal_id, **e.model_dump(mode="json")}))
+        ("signal_evidence", orjson.dumps({"signal_id": signal.signal_id, "region_code": signal.region_code,
+                                          **e.model_dump(mode="json")}))
         for e in signal.evidence
     ]
     return [("signals", orjson.dumps(row)), *evidence]
@@ -215,7 +216,7 @@ class Pipeline:
             topics.CENTRE_NOTICES: ("sink-notices", lambda e: notice_rows(e.value)),
         }
         for spec, (name, to_rows) in sinks.items():
-            agent(t[spec], name=name)(self._sink(to_rows))
+            agent(t[spec], name=name)(self._sink(spec, to_rows))
 
     def _topic(self, spec: topics.TopicSpec) -> Any:
         return self.app.topic(spec.name, partitions=spec.partitions, key_serializer="raw",
@@ -339,7 +340,7 @@ class Pipeline:
         letter = DeadLetter.from_headers(event.value, dict(event.message.headers or []))
         return [("dead_letters", orjson.dumps(letter.row(self.validator.pseudonymiser, self.clock())))]
 
-    def _sink(self, to_rows: Callable[[Any], Rows]) -> Callable[[Any], Any]:
+    def _sink(self, spec: topics.TopicSpec, to_rows: Callable[[Any], Rows]) -> Callable[[Any], Any]:
         """A batching ClickHouse sink: insert, then acknowledge; a failed insert is retried, never acked."""
         size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
 
@@ -351,26 +352,35 @@ class Pipeline:
                         tables[table].append(row)
                 token = dedup_token(batch)
                 for table, rows in tables.items():
-                    if not await self._insert(table, rows, f"{token}:{table}"):
+                    if not await self._insert(spec, table, rows, f"{token}:{table}"):
                         return  # stopping with the batch unacknowledged: it is read again
                 for event in batch:
                     await stream.ack(event)
 
         return sink
 
-    async def _insert(self, table: str, rows: list[bytes], token: str) -> bool:
-        delay = 0.2
-        while not self.app.should_stop:
-            try:
-                with self.metrics.sink_seconds.labels(table).time():
-                    await self.store.run(self.store.insert, table, rows, token)
-            except Exception as exc:  # the store is down or refused: keep the batch, retry
-                self.metrics.sink_retries.labels(table).inc()
-                log.warning("insert into %s failed (%s); retrying in %.1fs", table, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
-                continue
-            self.metrics.sink_rows.labels(table).inc(len(rows))
-            self.metrics.sink_batch.labels(table).observe(len(rows))
-            return True
-        return False
+    async def _insert(self, spec: topics.TopicSpec, table: str, rows: list[bytes], token: str) -> bool:
+        """Insert until ClickHouse confirms; while it fails, ``spec``'s partitions are paused."""
+        delay, paused = 0.2, set()
+        try:
+            while not self.app.should_stop:
+                try:
+                    with self.metrics.sink_seconds.labels(table).time():
+                        await self.store.run(self.store.insert, table, rows, token)
+                except Exception as exc:  # the store is down or refused: keep the batch, retry
+                    if not paused:
+                        paused = {tp for tp in self.app.consumer.assignment() if tp.topic == spec.name}
+                        self.app.consumer.pause_partitions(paused)
+                    self.metrics.sink_retries.labels(table).inc()
+                    log.warning("insert into %s failed (%s); %s paused, retrying in %.1fs", table, exc,
+                                spec.name, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+                    continue
+                self.metrics.sink_rows.labels(table).inc(len(rows))
+                self.metrics.sink_batch.labels(table).observe(len(rows))
+                return True
+            return False
+        finally:
+            if paused and not self.app.should_stop:
+                self.app.consumer.resume_partitions(paused)

@@ -1,8 +1,9 @@
 """The ClickHouse store: chdb in-process (embedded default) or a server via clickhouse-connect.
 
 Both run the same DDL (``schemas/clickhouse/``) and the same analyst SQL, with query
-parameters written ``{name:Type}``. One process owns a chdb path; every call to the store goes
-through one thread so the event loop never blocks on it.
+parameters written ``{name:Type}``. Rows go in as Arrow: chdb streams an ArrowStream insert,
+a server takes it through clickhouse-connect. One process owns a chdb path; every call to the
+store goes through one thread so the event loop never blocks on it.
 """
 
 from __future__ import annotations
@@ -10,23 +11,21 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
+from datetime import datetime
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
+from schemas.ddl import DATABASE, cluster_form, migrations, migrations_table
 from streams.config import Settings
 
 log = logging.getLogger(__name__)
 
-DATABASE = "fengqiao"
-# JSONEachRow: ClickHouse converts each field to its column's type from the DDL. A contract's
-# own bookkeeping fields (schema_version) are skipped; tests check that every column is filled.
-INSERT_SETTINGS = {"date_time_input_format": "best_effort", "input_format_skip_unknown_fields": 1}
+BEIJING = "+08:00"
 Row = Mapping[str, Any] | bytes
 
 
@@ -37,9 +36,68 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def encode_rows(rows: Sequence[Row]) -> bytes:
-    """Rows (mappings, or JSON lines already encoded) as one JSONEachRow block."""
-    return b"\n".join(r if isinstance(r, bytes) else orjson.dumps(r) for r in rows)
+def _split_args(text: str) -> list[str]:
+    """``String, Array(String)`` -> the top-level arguments of a type."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            out.append(text[start:i].strip())
+            start = i + 1
+    out.append(text[start:].strip())
+    return out
+
+
+def arrow_type(ch_type: str) -> pa.DataType:
+    """The Arrow type that a ClickHouse column of ``ch_type`` takes on insert."""
+    name, _, rest = ch_type.partition("(")
+    args = _split_args(rest[:-1]) if rest else []
+    simple = {"String": pa.string(), "Bool": pa.bool_(), "UInt8": pa.uint8(), "UInt16": pa.uint16(),
+              "UInt32": pa.uint32(), "UInt64": pa.uint64(), "Int32": pa.int32(), "Int64": pa.int64(),
+              "Float64": pa.float64()}
+    if name in simple:
+        return simple[name]
+    if name in ("DateTime", "DateTime64"):
+        return pa.timestamp("us", tz="UTC")
+    if name == "LowCardinality":
+        return arrow_type(args[0])
+    if name == "Array":
+        return pa.list_(arrow_type(args[0]))
+    if name == "Map":
+        return pa.map_(arrow_type(args[0]), arrow_type(args[1]))
+    raise TypeError(f"no Arrow type for ClickHouse {ch_type}")
+
+
+def _times(values: list[Any]) -> pa.Array:
+    """ISO 8601 texts (or datetimes) as UTC instants; a time without an offset is Beijing time."""
+    texts = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    try:
+        return pa.array(texts, pa.string()).cast(pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:
+        fixed = [t if t is None or datetime.fromisoformat(t).tzinfo else t + BEIJING for t in texts]
+        return pa.array(fixed, pa.string()).cast(pa.timestamp("us", tz="UTC"))
+
+
+def to_arrow(table: str, columns: Sequence[tuple[str, str, bool]], rows: Sequence[Row]) -> pa.Table:
+    """Rows (mappings, or JSON objects already encoded) as an Arrow table of ``columns``.
+
+    ``columns`` are (name, ClickHouse type, required). A required column missing from a row is
+    an error, never a silent default; a column with a DEFAULT may be left out by every row.
+    Fields that are no column (a contract's ``schema_version``) are ignored.
+    """
+    dicts = [orjson.loads(r) if isinstance(r, bytes) else r for r in rows]
+    names, arrays = [], []
+    for name, ch_type, required in columns:
+        present = [d.get(name) for d in dicts]
+        if not required and all(v is None for v in present):
+            continue
+        if required and any(name not in d for d in dicts):
+            raise ValueError(f"{table}: a row has no {name!r}")
+        target = arrow_type(ch_type)
+        arrays.append(_times(present) if pa.types.is_timestamp(target) else pa.array(present, target))
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 class Store(abc.ABC):
@@ -50,6 +108,7 @@ class Store(abc.ABC):
             max_workers=1, thread_name_prefix="clickhouse", initializer=self._mark_store_thread
         )
         self._store_thread: int | None = None
+        self._columns: dict[str, list[tuple[str, str, bool]]] = {}
 
     def _mark_store_thread(self) -> None:
         self._store_thread = threading.get_ident()
@@ -66,18 +125,38 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
+    def columns(self, table: str) -> list[tuple[str, str, bool]]:
+        """The insertable columns of ``table``: (name, type, required), materialized ones left out."""
+        if table not in self._columns:
+            rows = self.query(
+                "SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} "
+                "AND table = {t:String} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') ORDER BY position",
+                {"db": DATABASE, "t": table},
+            )
+            if not rows:
+                raise LookupError(f"no table {DATABASE}.{table}")
+            self._columns[table] = [(r["name"], r["type"], r["default_kind"] == "") for r in rows]
+        return self._columns[table]
+
+    def forget_columns(self) -> None:
+        """After DDL: read the tables' columns afresh."""
+        self._columns.clear()
+
     def insert(self, table: str, rows: Sequence[Row], dedup_token: str | None = None) -> None:
-        """Insert rows; a repeated insert with the same token is a no-op (retries after doubt)."""
-        if not rows:
-            return
-        settings: dict[str, Any] = dict(INSERT_SETTINGS)
+        """Insert rows as one Arrow block; a repeated insert with the same token is a no-op."""
+        if rows:
+            self.insert_arrow(table, to_arrow(table, self.columns(table), rows), dedup_token)
+
+    def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
+        """Insert an Arrow table whose columns are named as the table's."""
+        settings: dict[str, Any] = {}
         if dedup_token:
             settings["insert_deduplication_token"] = dedup_token
-        self._insert_block(f"{DATABASE}.{table}", encode_rows(rows), settings)
+        self._insert_arrow(f"{DATABASE}.{table}", data, settings)
 
     @abc.abstractmethod
-    def _insert_block(self, table: str, block: bytes, settings: dict[str, Any]) -> None:
-        """Send one JSONEachRow block with its settings."""
+    def _insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
+        """Send one Arrow block with its settings."""
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -90,13 +169,23 @@ class Store(abc.ABC):
         rows = self.query(f"SELECT count() AS n FROM {DATABASE}.{table}{' FINAL' if final else ''}")
         return int(rows[0]["n"])
 
-    def tables(self) -> list[str]:
+    def tables(self, rollups: bool = False) -> list[str]:
+        """The tables rows are written to; with ``rollups``, the aggregate rollups too."""
         rows = self.query(
-            "SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree' "
+            "SELECT name, engine FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree' "
             "ORDER BY name",
             {"db": DATABASE},
         )
-        return [r["name"] for r in rows if r["name"] != "schema_migrations"]
+        return [r["name"] for r in rows
+                if r["name"] != "schema_migrations" and (rollups or not r["engine"].startswith("Aggregating"))]
+
+
+def arrow_stream(data: pa.Table) -> bytes:
+    """An Arrow table in the IPC stream format (ClickHouse's ArrowStream)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as writer:
+        writer.write_table(data)
+    return sink.getvalue().to_pybytes()
 
 
 class EmbeddedStore(Store):
@@ -117,10 +206,21 @@ class EmbeddedStore(Store):
         result = self._call(self._session.query, sql, "JSONEachRow", params=dict(params or {}))
         return [orjson.loads(line) for line in result.bytes().splitlines() if line]
 
-    def _insert_block(self, table: str, block: bytes, settings: dict[str, Any]) -> None:
-        clause = ", ".join(f"{k} = {sql_literal(v)}" for k, v in settings.items())
-        head = f"INSERT INTO {table} SETTINGS {clause} FORMAT JSONEachRow\n"
-        self._call(self._session.query, head + block.decode())
+    def _insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
+        clause = " SETTINGS " + ", ".join(f"{k} = {sql_literal(v)}" for k, v in settings.items()) if settings else ""
+        self._call(self._send, f"INSERT INTO {table} ({', '.join(data.column_names)}){clause}", arrow_stream(data))
+
+    def scope_to(self, centre: str) -> None:
+        """From now on read only ``centre``'s jurisdiction, read-only: settings cannot be changed back."""
+        from streams.jurisdiction import table_filters
+
+        self.execute(f"SET additional_table_filters = {table_filters(centre)}")
+        self.execute("SET readonly = 1")
+
+    def _send(self, head: str, block: bytes) -> None:
+        inserter = self._session.send_insert(head, "ArrowStream")
+        inserter.append(block)
+        inserter.finish()
 
     def close(self) -> None:
         self._call(self._session.close)
@@ -129,6 +229,10 @@ class EmbeddedStore(Store):
 
 class ServerStore(Store):
     """A ClickHouse server over HTTP through clickhouse-connect (compressed)."""
+
+    # A Distributed table forwards an insert to its shards before answering, so "inserted"
+    # means stored and the offsets may be committed.
+    SERVER_INSERT_SETTINGS = {"distributed_foreground_insert": 1}
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -143,8 +247,8 @@ class ServerStore(Store):
         result = self._call(self._client.query, sql, parameters=dict(params or {}))
         return list(result.named_results())
 
-    def _insert_block(self, table: str, block: bytes, settings: dict[str, Any]) -> None:
-        self._call(self._client.raw_insert, table, insert_block=block, fmt="JSONEachRow", settings=settings)
+    def _insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
+        self._call(self._client.insert_arrow, table, data, settings={**self.SERVER_INSERT_SETTINGS, **settings})
 
     def close(self) -> None:
         self._client.close()
@@ -152,48 +256,77 @@ class ServerStore(Store):
 
 
 def open_store(settings: Settings) -> Store:
-    """The configured store, with the schema migrated to the current version."""
+    """The configured store, with the schema migrated and the region dimension loaded."""
     if settings.embedded_clickhouse:
         settings.chdb_path.mkdir(parents=True, exist_ok=True)
         store: Store = EmbeddedStore(str(settings.chdb_path))
     else:
         store = ServerStore(settings.clickhouse_url or "")
-    migrate(store)
+    migrate(store, cluster=settings.clickhouse_cluster)
+    load_regions(store, cluster=settings.clickhouse_cluster)
+    apply_retention(store, settings.retention_days, cluster=settings.clickhouse_cluster)
     return store
 
 
-_COMMENT = re.compile(r"^\s*--.*$", re.MULTILINE)
+def migrate(store: Store, upto: int | None = None, cluster: str | None = None) -> list[int]:
+    """Apply the migrations the store has not seen (up to ``upto``); idempotent. Returns those applied.
 
-
-def migrations() -> list[tuple[int, str, list[str]]]:
-    """The bundled migrations, ``NNN_name.sql``, as (version, name, statements) in order."""
-    out = []
-    for f in sorted(resources.files("schemas").joinpath("clickhouse").iterdir(), key=lambda p: p.name):
-        match = re.fullmatch(r"(\d{3})_(\w+)\.sql", f.name)
-        if not match:
-            continue
-        text = _COMMENT.sub("", f.read_text("utf-8"))
-        statements = [s.strip() for s in text.split(";") if s.strip()]
-        out.append((int(match[1]), match[2], statements))
-    return out
-
-
-def migrate(store: Store) -> list[int]:
-    """Apply the migrations the store has not seen; idempotent. Returns the versions applied."""
-    store.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-    store.execute(
-        f"CREATE TABLE IF NOT EXISTS {DATABASE}.schema_migrations "
-        "(version UInt32, name String, applied_at DateTime64(3) DEFAULT now64(3)) "
-        "ENGINE = MergeTree ORDER BY version"
-    )
+    With ``cluster``, each statement runs in its cluster form (Replicated and Distributed tables).
+    """
+    store.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}" + (f" ON CLUSTER '{cluster}'" if cluster else ""))
+    store.execute(migrations_table(cluster))
     done = {int(r["version"]) for r in store.query(f"SELECT version FROM {DATABASE}.schema_migrations")}
     applied = []
     for version, name, statements in migrations():
-        if version in done:
+        if version in done or (upto is not None and version > upto):
             continue
         for statement in statements:
-            store.execute(statement)
+            for form in cluster_form(statement, cluster) if cluster else [statement]:
+                store.execute(form)
+        store.forget_columns()
         store.insert("schema_migrations", [{"version": version, "name": name}])
         applied.append(version)
         log.info("applied ClickHouse migration %03d_%s", version, name)
     return applied
+
+
+def load_regions(store: Store, cluster: str | None = None) -> int:
+    """Load the bundled region registry into the region dimension, once per registry version."""
+    from schemas.regions import registry
+
+    reg = registry()
+    have = store.query(f"SELECT count() AS n FROM {DATABASE}.regions FINAL WHERE registry_version = {{v:String}}",
+                       {"v": reg.version})
+    if int(have[0]["n"]) == len(reg):
+        return 0
+    rows = [
+        {"id": int(r.code), "code": r.code, "region_code": r.code, "parent_id": int(r.parent or 0),
+         "name": r.name, "full_name": reg.full_name(r.code) or r.name,
+         "level": r.level.value, "status": r.status, "successor": r.successor or "", "synthetic": r.synthetic,
+         "registry_version": reg.version}
+        for r in reg
+    ]
+    store.insert("regions", rows, dedup_token=f"regions:{reg.version}")
+    on = f" ON CLUSTER '{cluster}'" if cluster else ""
+    store.execute(f"SYSTEM RELOAD DICTIONARY{on} {DATABASE}.region_dict")
+    return len(rows)
+
+
+# Raw rows age out after the retention; signals, notices, actions and rollups are the record
+# that evaluation (考评) and analysis need, and are kept.
+RETAINED_BY = {"events": "occurred_at", "dead_letters": "received_at", "signal_evidence": "occurred_at"}
+
+
+def apply_retention(store: Store, days: int, cluster: str | None = None) -> None:
+    """Set (or remove, for 0) the TTL of the raw tables; a metadata change, no data rewritten."""
+    on = f" ON CLUSTER '{cluster}'" if cluster else ""
+    for name, column in RETAINED_BY.items():
+        table = f"{name}_local" if cluster else name
+        ddl = store.query("SELECT create_table_query AS q FROM system.tables WHERE database = {db:String} "
+                          "AND name = {t:String}", {"db": DATABASE, "t": table})[0]["q"]
+        ttl = f"toDateTime({column}) + toIntervalDay({days})"
+        if days and ttl not in ddl:
+            store.execute(f"ALTER TABLE {DATABASE}.{table}{on} MODIFY TTL {ttl} "
+                          "SETTINGS materialize_ttl_after_modify = 0")
+        elif not days and " TTL " in ddl:
+            store.execute(f"ALTER TABLE {DATABASE}.{table}{on} REMOVE TTL")

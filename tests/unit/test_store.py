@@ -1,4 +1,5 @@
-"""The store against real chdb: migrations, row shapes against the DDL, idempotent inserts."""
+"""The store against real chdb: migrations, row shapes against the DDL, idempotent Arrow inserts,
+the region dimension, rollups and retention."""
 
 import json
 
@@ -10,7 +11,8 @@ from streams.identity import Pseudonymiser
 from streams.pipeline import event_rows, notice_rows, signal_rows
 from streams.routing import route
 from streams.ruleset import load_rules
-from streams.store import DATABASE, EmbeddedStore, migrate, migrations
+from schemas.ddl import DATABASE, migrations
+from streams.store import EmbeddedStore, apply_retention, load_regions, migrate, to_arrow
 from streams.validation import Origin, Validator
 
 from tests.helpers import COMMUNITY, T0, grid_report
@@ -22,8 +24,21 @@ V = Validator(Pseudonymiser(b"k"))
 def store(tmp_path_factory):
     s = EmbeddedStore(str(tmp_path_factory.mktemp("chdb")))
     assert migrate(s) == [v for v, _, _ in migrations()]
+    load_regions(s)
     yield s
     s.close()
+
+
+@pytest.fixture
+def empty(store):
+    """The same chdb (one path per process) with the database dropped; rebuilt afterwards."""
+    store.execute(f"DROP DATABASE {DATABASE} SYNC")
+    store.forget_columns()
+    yield store
+    store.execute(f"DROP DATABASE {DATABASE} SYNC")
+    store.forget_columns()
+    migrate(store)
+    load_regions(store)
 
 
 def sample_rows():
@@ -45,7 +60,21 @@ def sample_rows():
 
 def test_migrations_are_idempotent(store):
     assert migrate(store) == []
-    assert set(store.tables()) == {"events", "dead_letters", "signals", "signal_evidence", "notices"}
+    assert set(store.tables()) == {"events", "dead_letters", "signals", "signal_evidence", "notices",
+                                   "dispatch_actions", "regions"}
+    assert set(store.tables(rollups=True)) - set(store.tables()) == {"events_hourly", "signals_hourly"}
+
+
+def test_migrating_from_the_previous_version_keeps_the_rows(empty):
+    s = empty
+    assert migrate(s, upto=1) == [1]
+    old = {"signal_id": "sig-1", "uid": "grid:e1", "source": "grid", "category": "dispute",
+           "occurred_at": "2026-11-01T08:00:00+08:00"}
+    s.insert("signal_evidence", [old])
+    assert migrate(s) == [v for v, _, _ in migrations() if v > 1]
+    assert s.query("SELECT signal_id, region_code FROM fengqiao.signal_evidence") == [
+        {"signal_id": "sig-1", "region_code": ""}]
+    assert migrate(s) == []
 
 
 def test_every_row_fills_every_stored_column(store):
@@ -77,3 +106,56 @@ def test_rows_insert_and_a_retried_batch_is_stored_once(store):
 def test_query_parameters_are_bound_not_spliced(store):
     rows = store.query("SELECT {x:String} AS x, {n:UInt32} + 1 AS n", {"x": "'; DROP TABLE t; --", "n": 41})
     assert rows == [{"x": "'; DROP TABLE t; --", "n": 42}]
+
+
+def test_a_row_missing_a_column_is_refused_not_defaulted(store):
+    with pytest.raises(ValueError, match="events: a row has no 'uid'"):
+        to_arrow("events", store.columns("events"), [{"event_id": "x"}])
+
+
+def test_times_without_an_offset_are_beijing_time(store):
+    rows = [{"signal_id": "s", "region_code": COMMUNITY, "uid": "u", "source": "grid", "category": "c",
+             "occurred_at": t} for t in ("2026-11-01T08:00:00", "2026-11-01T00:00:00Z")]
+    table = to_arrow("signal_evidence", store.columns("signal_evidence"), rows)
+    assert table.column("occurred_at").to_pylist()[0] == table.column("occurred_at").to_pylist()[1]
+
+
+def test_the_region_dimension_walks_the_hierarchy(store):
+    assert load_regions(store) == 0  # already loaded for this registry version
+    got = store.query(
+        "SELECT dictGet('fengqiao.region_dict', 'full_name', toUInt64({c:String})) AS name, "
+        "arrayMap(x -> dictGet('fengqiao.region_dict', 'level', x), "
+        "dictGetHierarchy('fengqiao.region_dict', toUInt64({c:String}))) AS levels", {"c": COMMUNITY})
+    assert got == [{"name": "大连市中山区模拟街道01模拟社区01",
+                    "levels": ["community", "township", "county", "city", "province"]}]
+    abolished = store.query("SELECT count() AS n FROM fengqiao.regions WHERE status = 'abolished'")
+    assert abolished[0]["n"] >= 1
+
+
+def test_rollups_count_a_batch_read_twice_once(empty):
+    """A crash between insert and commit re-reads a batch under other offsets: counts stay exact."""
+    s = empty
+    migrate(s)
+    rows = sample_rows()["events"]
+    s.insert("events", rows, dedup_token="events:0:0-2")
+    s.insert("events", rows[1:], dedup_token="events:0:1-2")  # the same events, read again
+    got = s.query("SELECT uniqExactMerge(events) AS events, sum(1) AS cells FROM fengqiao.events_hourly")
+    assert got[0]["events"] == 3
+    assert s.count("events", final=True) == 3
+
+
+def test_retention_is_set_and_removed_idempotently(empty):
+    s = empty
+    migrate(s)
+
+    def ttl() -> str:
+        q = s.query("SELECT create_table_query AS q FROM system.tables WHERE database = 'fengqiao' "
+                    "AND name = 'events'")[0]["q"]
+        return q.partition(" TTL ")[2].partition(" SETTINGS")[0]
+
+    for _ in range(2):
+        apply_retention(s, 365)
+        assert ttl() == "toDateTime(occurred_at) + toIntervalDay(365)"
+    for _ in range(2):
+        apply_retention(s, 0)
+        assert ttl() == ""
