@@ -120,10 +120,20 @@ async def worker(settings: Settings) -> int:
 
 def sql(args: argparse.Namespace, settings: Settings) -> int:
     """Run one SQL statement against the configured store (chdb: only while no stack owns it)."""
-    from streams.store import open_store
+    from streams.jurisdiction import check_centre
+    from streams.store import EmbeddedStore, open_store
 
+    if args.as_centre:
+        if not settings.embedded_clickhouse:
+            print("--as-centre scopes the embedded store; on a server, connect as a user granted the "
+                  f"role centre_{args.as_centre} (see fengqiao schema --access)", file=sys.stderr)
+            return 2
+        check_centre(args.as_centre)
     store = open_store(settings)
     try:
+        if args.as_centre:
+            assert isinstance(store, EmbeddedStore)
+            store.scope_to(args.as_centre)
         rows = store.query(args.query)
     finally:
         store.close()
@@ -138,6 +148,21 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
         writer.writerows(r.values() for r in rows)
     else:
         print_table(rows)
+    return 0
+
+
+def schema(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the ClickHouse DDL: as the embedded store runs it, for a cluster, or the access rules."""
+    from schemas.ddl import cluster_statements, migrations, script
+    from streams.jurisdiction import access_statements
+
+    if args.access:
+        statements = access_statements(args.cluster)
+    elif args.cluster:
+        statements = cluster_statements(args.cluster)
+    else:
+        statements = [s for _, _, batch in migrations() for s in batch]
+    sys.stdout.write(script(statements))
     return 0
 
 
@@ -220,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("sql", help="run SQL against the configured ClickHouse (or the embedded chdb)")
     q.add_argument("query")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q.add_argument("--as-centre", metavar="CODE", help="see only this centre's jurisdiction (embedded store)")
+    d = sub.add_parser("schema", help="print the ClickHouse DDL (embedded, --cluster NAME) or --access rules")
+    d.add_argument("--cluster", metavar="NAME", help="Replicated and Distributed tables ON CLUSTER NAME")
+    d.add_argument("--access", action="store_true", help="roles per centre and row policies for a server")
     pub = sub.add_parser("publish", help="publish a JSONL file or a CAP XML alert onto its input topic")
     pub.add_argument("file", type=Path)
     pub.add_argument("--kind", choices=tuple(KINDS),
@@ -260,6 +289,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Set
         return keys(args, settings)
     if args.command == "sql":
         return sql(args, settings)
+    if args.command == "schema":
+        return schema(args, settings)
     if args.command == "bench":
         from streams.bench import run
 

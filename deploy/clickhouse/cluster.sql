@@ -1,0 +1,244 @@
+CREATE DATABASE IF NOT EXISTS fengqiao ON CLUSTER 'fengqiao';
+
+CREATE TABLE IF NOT EXISTS fengqiao.schema_migrations ON CLUSTER 'fengqiao' (version UInt32, name String, applied_at DateTime64(3) DEFAULT now64(3)) ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/fengqiao/schema_migrations', '{replica}') ORDER BY version;
+
+CREATE TABLE IF NOT EXISTS fengqiao.events_local ON CLUSTER 'fengqiao'
+(
+    uid          String COMMENT 'publisher:event_id, unique',
+    event_id     String,
+    publisher    LowCardinality(String),
+    source       LowCardinality(String),
+    category     LowCardinality(String),
+    region_code  String COMMENT '12-digit division code',
+    city         String MATERIALIZED substring(region_code, 1, 4),
+    county       String MATERIALIZED substring(region_code, 1, 6),
+    township     String MATERIALIZED substring(region_code, 1, 9),
+    community    String MATERIALIZED substring(region_code, 1, 12),
+    grid_code    String,
+    occurred_at  DateTime64(3, 'Asia/Shanghai'),
+    ingested_at  DateTime64(3, 'Asia/Shanghai'),
+    level        LowCardinality(String) COMMENT 'red|orange|yellow|blue or empty',
+    subjects     Array(String) COMMENT 'pseudonyms, never identifiers in clear',
+    text         String COMMENT 'free text, identifiers masked',
+    attributes   Map(String, String),
+    drill        Bool
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/events', '{replica}')
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (county, occurred_at, uid)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.events ON CLUSTER 'fengqiao' AS fengqiao.events_local ENGINE = Distributed('fengqiao', fengqiao, events_local, cityHash64(substring(region_code, 1, 6)));
+
+CREATE TABLE IF NOT EXISTS fengqiao.dead_letters_local ON CLUSTER 'fengqiao'
+(
+    dlq_id        String COMMENT 'source topic/partition/offset',
+    source_topic  LowCardinality(String),
+    partition     UInt32,
+    offset        UInt64,
+    reason        LowCardinality(String),
+    field         String COMMENT 'path of the failing field',
+    message       String,
+    raw_sha256    String COMMENT 'hash of the original bytes, kept whole on the dead-letters topic',
+    raw_preview   String COMMENT 'first bytes with identifiers masked',
+    received_at   DateTime64(3, 'Asia/Shanghai')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/dead_letters', '{replica}')
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (source_topic, dlq_id)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.dead_letters ON CLUSTER 'fengqiao' AS fengqiao.dead_letters_local ENGINE = Distributed('fengqiao', fengqiao, dead_letters_local, cityHash64(dlq_id));
+
+CREATE TABLE IF NOT EXISTS fengqiao.signals_local ON CLUSTER 'fengqiao'
+(
+    signal_id     String,
+    version       UInt32,
+    rule_id       LowCardinality(String),
+    rule_name     String,
+    level         LowCardinality(String),
+    entity_level  LowCardinality(String),
+    entity        String,
+    region_code   String,
+    city          String MATERIALIZED substring(region_code, 1, 4),
+    county        String MATERIALIZED substring(region_code, 1, 6),
+    township      String MATERIALIZED substring(region_code, 1, 9),
+    community     String MATERIALIZED substring(region_code, 1, 12),
+    window_start  DateTime64(3, 'Asia/Shanghai'),
+    window_end    DateTime64(3, 'Asia/Shanghai'),
+    raised_at     DateTime64(3, 'Asia/Shanghai'),
+    updated_at    DateTime64(3, 'Asia/Shanghai'),
+    event_count   UInt32,
+    summary       String,
+    rule_chain    Array(String),
+    drill         Bool
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/signals', '{replica}', version)
+PARTITION BY toYYYYMM(raised_at)
+ORDER BY signal_id
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.signals ON CLUSTER 'fengqiao' AS fengqiao.signals_local ENGINE = Distributed('fengqiao', fengqiao, signals_local, cityHash64(substring(region_code, 1, 6)));
+
+CREATE TABLE IF NOT EXISTS fengqiao.signal_evidence_local ON CLUSTER 'fengqiao'
+(
+    signal_id    String,
+    uid          String,
+    source       LowCardinality(String),
+    category     LowCardinality(String),
+    occurred_at  DateTime64(3, 'Asia/Shanghai')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/signal_evidence', '{replica}')
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (signal_id, uid)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.signal_evidence ON CLUSTER 'fengqiao' AS fengqiao.signal_evidence_local ENGINE = Distributed('fengqiao', fengqiao, signal_evidence_local, cityHash64(substring(region_code, 1, 6)));
+
+CREATE TABLE IF NOT EXISTS fengqiao.notices_local ON CLUSTER 'fengqiao'
+(
+    notice_id       String,
+    signal_id       String,
+    signal_version  UInt32,
+    centre_code     String,
+    centre_level    LowCardinality(String),
+    role            LowCardinality(String) COMMENT 'handle (承办) or inform (知悉)',
+    level           LowCardinality(String),
+    rule_id         LowCardinality(String),
+    region_code     String,
+    summary         String,
+    ack_due         DateTime64(3, 'Asia/Shanghai'),
+    close_due       DateTime64(3, 'Asia/Shanghai'),
+    created_at      DateTime64(3, 'Asia/Shanghai'),
+    drill           Bool
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/notices', '{replica}', signal_version)
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (centre_code, notice_id)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.notices ON CLUSTER 'fengqiao' AS fengqiao.notices_local ENGINE = Distributed('fengqiao', fengqiao, notices_local, cityHash64(substring(region_code, 1, 6)));
+
+ALTER TABLE fengqiao.signal_evidence_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS region_code String COMMENT 'the signal''s 12-digit region' AFTER signal_id;
+
+ALTER TABLE fengqiao.signal_evidence ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS region_code String COMMENT 'the signal''s 12-digit region' AFTER signal_id;
+
+CREATE TABLE IF NOT EXISTS fengqiao.dispatch_actions_local ON CLUSTER 'fengqiao'
+(
+    action_id     String,
+    signal_id     String,
+    region_code   String COMMENT 'the signal''s 12-digit region',
+    centre_code   String COMMENT 'the acting centre (4, 6, 9 or 12 digits)',
+    centre_level  LowCardinality(String),
+    kind          LowCardinality(String) COMMENT 'acknowledge|assign|coordinate|feedback|close|reopen',
+    departments   Array(LowCardinality(String)) COMMENT 'for assign (分办) and coordinate (协同)',
+    note          String COMMENT 'identifiers masked',
+    actor         String COMMENT 'operator id',
+    occurred_at   DateTime64(3, 'Asia/Shanghai'),
+    recorded_at   DateTime64(3, 'Asia/Shanghai'),
+    outcome       LowCardinality(String) COMMENT 'accepted | refused',
+    reason        String COMMENT 'why refused: outside the jurisdiction, or not allowed in this state'
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/dispatch_actions', '{replica}')
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (signal_id, occurred_at, action_id)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.dispatch_actions ON CLUSTER 'fengqiao' AS fengqiao.dispatch_actions_local ENGINE = Distributed('fengqiao', fengqiao, dispatch_actions_local, cityHash64(substring(region_code, 1, 6)));
+
+CREATE TABLE IF NOT EXISTS fengqiao.regions ON CLUSTER 'fengqiao'
+(
+    id                UInt64,
+    code              String,
+    region_code       String COMMENT 'the code, for jurisdiction scoping like every table',
+    parent_id         UInt64 COMMENT '0 for a province',
+    name              String,
+    full_name         String COMMENT 'names from the city down',
+    level             LowCardinality(String) COMMENT 'province|city|county|township|community|grid',
+    status            LowCardinality(String) COMMENT 'active | abolished',
+    successor         String,
+    synthetic         Bool,
+    registry_version  LowCardinality(String)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/fengqiao/regions', '{replica}')
+ORDER BY id;
+
+CREATE DICTIONARY IF NOT EXISTS fengqiao.region_dict ON CLUSTER 'fengqiao'
+(
+    id         UInt64,
+    parent_id  UInt64 HIERARCHICAL,
+    code       String,
+    name       String,
+    full_name  String,
+    level      String,
+    status     String
+)
+PRIMARY KEY id
+SOURCE(CLICKHOUSE(DB 'fengqiao' TABLE 'regions'))
+LAYOUT(HASHED())
+LIFETIME(MIN 60 MAX 600);
+
+CREATE TABLE IF NOT EXISTS fengqiao.events_hourly_local ON CLUSTER 'fengqiao'
+(
+    hour         DateTime('Asia/Shanghai'),
+    region_code  String COMMENT '12-digit community code',
+    city         String MATERIALIZED substring(region_code, 1, 4),
+    county       String MATERIALIZED substring(region_code, 1, 6),
+    township     String MATERIALIZED substring(region_code, 1, 9),
+    source       LowCardinality(String),
+    category     LowCardinality(String),
+    level        LowCardinality(String),
+    drill        Bool,
+    events       AggregateFunction(uniqExact, String) COMMENT 'distinct event uids',
+    subjects     AggregateFunction(uniqExact, String) COMMENT 'distinct pseudonymised persons'
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/fengqiao/events_hourly', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (county, hour, region_code, source, category, level, drill);
+
+CREATE TABLE IF NOT EXISTS fengqiao.events_hourly ON CLUSTER 'fengqiao' AS fengqiao.events_hourly_local ENGINE = Distributed('fengqiao', fengqiao, events_hourly_local, cityHash64(substring(region_code, 1, 6)));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS fengqiao.events_hourly_mv ON CLUSTER 'fengqiao' TO fengqiao.events_hourly_local AS
+SELECT
+    toStartOfHour(occurred_at) AS hour,
+    region_code,
+    source,
+    category,
+    level,
+    drill,
+    uniqExactState(uid) AS events,
+    uniqExactStateArray(subjects) AS subjects
+FROM fengqiao.events_local
+GROUP BY hour, region_code, source, category, level, drill;
+
+CREATE TABLE IF NOT EXISTS fengqiao.signals_hourly_local ON CLUSTER 'fengqiao'
+(
+    hour         DateTime('Asia/Shanghai'),
+    region_code  String,
+    city         String MATERIALIZED substring(region_code, 1, 4),
+    county       String MATERIALIZED substring(region_code, 1, 6),
+    township     String MATERIALIZED substring(region_code, 1, 9),
+    rule_id      LowCardinality(String),
+    level        LowCardinality(String),
+    drill        Bool,
+    signals      AggregateFunction(uniqExact, String) COMMENT 'distinct signal ids'
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/fengqiao/signals_hourly', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (county, hour, region_code, rule_id, level, drill);
+
+CREATE TABLE IF NOT EXISTS fengqiao.signals_hourly ON CLUSTER 'fengqiao' AS fengqiao.signals_hourly_local ENGINE = Distributed('fengqiao', fengqiao, signals_hourly_local, cityHash64(substring(region_code, 1, 6)));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS fengqiao.signals_hourly_mv ON CLUSTER 'fengqiao' TO fengqiao.signals_hourly_local AS
+SELECT
+    toStartOfHour(raised_at) AS hour,
+    region_code,
+    rule_id,
+    level,
+    drill,
+    uniqExactState(signal_id) AS signals
+FROM fengqiao.signals_local
+GROUP BY hour, region_code, rule_id, level, drill;
+
