@@ -120,6 +120,7 @@ async def worker(settings: Settings) -> int:
 
 def sql(args: argparse.Namespace, settings: Settings) -> int:
     """Run one SQL statement against the configured store (chdb: only while no stack owns it)."""
+    from schemas.regions import UnknownRegion
     from streams.jurisdiction import check_centre
     from streams.store import EmbeddedStore, open_store
 
@@ -128,13 +129,20 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
             print("--as-centre scopes the embedded store; on a server, connect as a user granted the "
                   f"role centre_{args.as_centre} (see fengqiao schema --access)", file=sys.stderr)
             return 2
-        check_centre(args.as_centre)
+        try:
+            check_centre(args.as_centre)
+        except UnknownRegion:
+            print(f"no centre {args.as_centre} in the region registry (4, 6, 9 or 12 digits)", file=sys.stderr)
+            return 2
     store = open_store(settings)
     try:
         if args.as_centre:
             assert isinstance(store, EmbeddedStore)
             store.scope_to(args.as_centre)
-        rows = store.query(args.query)
+        rows = store.query(args.query, dict(args.param))
+    except Exception as exc:  # ClickHouse's own message says what is wrong with the query
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     if args.format == "json":
@@ -149,6 +157,13 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print_table(rows)
     return 0
+
+
+def parameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -246,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("query")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
     q.add_argument("--as-centre", metavar="CODE", help="see only this centre's jurisdiction (embedded store)")
+    q.add_argument("--param", action="append", default=[], type=parameter, metavar="NAME=VALUE",
+                   help="a value for {NAME:Type} in the query (repeatable), as clickhouse-client --param_NAME")
     d = sub.add_parser("schema", help="print the ClickHouse DDL (embedded, --cluster NAME) or --access rules")
     d.add_argument("--cluster", metavar="NAME", help="Replicated and Distributed tables ON CLUSTER NAME")
     d.add_argument("--access", action="store_true", help="roles per centre and row policies for a server")

@@ -1,0 +1,157 @@
+"""A small, hand-countable week in two districts of 大连, stored through the sinks' own row shapes.
+
+The analysts' cookbook and the jurisdiction tests run against it; every expected figure in
+them can be counted from this file. "Now" is ``NOW``: Friday 2026-11-20 15:00, Beijing.
+
+- 中山区 (210202): community A1 has five neighbour disputes on Thursday between the same two
+  people (X in all five, Y in three), a 110 call, and an older family dispute last month;
+  community A2 has a fire hazard reported twice at the same address on Wednesday.
+- 西岗区 (210203): community B1 has three disputes on Tuesday (Z in two), and an uncovered broadcast.
+- Signals: A1's dispute cluster (yellow, upgraded to orange), A2's fire hazard (orange), B1's
+  dispute cluster (yellow), B1's broadcast coverage gap (orange), and a drill in A1.
+- Handling: A1 acknowledged in 10 min, assigned to police and civil affairs, never closed;
+  A2 acknowledged in 40 min, closed in 20 h, reopened and closed again; B1 acknowledged in 60
+  min and closed after 75 h (late); the gap never acknowledged; 西岗区 tried to close A1's
+  signal and was refused.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from schemas.events import BEIJING, GridReport
+from schemas.levels import RiskLevel
+from schemas.regions import Level
+from schemas.signals import Evidence, RiskSignal
+from streams.identity import Pseudonymiser
+from streams.pipeline import event_rows, notice_rows, signal_rows
+from streams.routing import route
+from streams.store import Store
+from streams.validation import Origin, Validator
+
+from tests.helpers import dept_alert, grid_report, id_number
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=BEIJING)
+WEEK_START = datetime(2026, 11, 16, tzinfo=BEIJING)
+A1, A2, B1 = "210202001001", "210202002001", "210203001001"
+V = Validator(Pseudonymiser(b"seed-key"))
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+
+
+def party(serial: int, county: str = "210202") -> dict[str, str]:
+    return {"name": f"当事人{serial}", "id_number": id_number(serial, county)}
+
+
+X, Y, Z = party(1), party(2), party(3, "210203")
+
+
+def person(p: dict[str, str], community: str) -> str:
+    """The pseudonym the validator gives a party."""
+    return V.pseudonymiser.person(p["name"], community, p["id_number"], None)
+
+
+def _report(n: int, community: str, category: str, at: datetime, parties: list[dict], address: str) -> Any:
+    raw = grid_report(n, community, category, at=at, parties=parties, text="纠纷", location={
+        "region_code": community, "address": address})
+    return V.normalise_grid_report(GridReport.model_validate(raw), at + 5 * M)
+
+
+def events() -> dict[str, Any]:
+    thursday, wednesday, tuesday = NOW - 30 * H, NOW - 54 * H, NOW - 78 * H
+    out = {}
+    for n in range(1, 6):
+        out[f"a1-{n}"] = _report(n, A1, "dispute.neighbour", thursday + n * H, [X, Y] if n <= 3 else [X], "5号楼")
+    out["a1-old"] = _report(6, A1, "dispute.family", NOW - timedelta(days=31), [X], "5号楼")
+    for n in (7, 8):
+        out[f"a2-{n}"] = _report(n, A2, "hazard.fire", wednesday + (n - 7) * 6 * H, [], "8号楼楼道")
+    for n in (9, 10, 11):
+        out[f"b1-{n}"] = _report(n, B1, "dispute.neighbour", tuesday + (n - 9) * H, [Z] if n < 11 else [], "12号楼")
+    alert = dept_alert(1, community=A1, occurred_at=(NOW - 2 * H).isoformat())
+    accepted = V.dept_alert(json.dumps(alert, ensure_ascii=False).encode(), Origin("dept-alerts", 0, 0), NOW)
+    out["police"] = accepted.events[0]
+    return out
+
+
+def signal(rule: str, level: RiskLevel, region: str, raised: datetime, evidence: list[Any], version: int = 1,
+           updated: datetime | None = None, drill: bool = False) -> RiskSignal:
+    return RiskSignal(
+        signal_id=RiskSignal.make_id(rule, region, raised), version=version, rule_id=rule, rule_name=rule,
+        level=level, entity_level=Level.community, entity=region, region_code=region,
+        window_start=raised - 24 * H, window_end=raised, raised_at=raised, updated_at=updated or raised,
+        evidence=[Evidence(uid=e.uid, source=e.source, category=e.category, occurred_at=e.occurred_at)
+                  for e in evidence],
+        summary=f"{rule} {region}", rule_chain=[rule], drill=drill)
+
+
+def signals(ev: dict[str, Any]) -> dict[str, list[RiskSignal]]:
+    """Each signal's versions, first to last."""
+    a1_raised = NOW - 27 * H  # after A1's third dispute
+    a1 = [signal("dispute_cluster", RiskLevel.yellow, A1, a1_raised, [ev["a1-1"], ev["a1-2"], ev["a1-3"]]),
+          signal("dispute_cluster", RiskLevel.orange, A1, a1_raised,
+                 [ev[f"a1-{n}"] for n in range(1, 6)], version=2, updated=NOW - 25 * H)]
+    return {
+        "a1": a1,
+        "a2": [signal("fire_gas_hazard", RiskLevel.orange, A2, NOW - 48 * H, [ev["a2-7"], ev["a2-8"]])],
+        "b1": [signal("dispute_cluster", RiskLevel.yellow, B1, NOW - 76 * H, [ev[f"b1-{n}"] for n in (9, 10, 11)])],
+        "gap": [signal("broadcast_coverage_gap", RiskLevel.orange, B1, NOW - 26 * H, [])],
+        "drill": [signal("dispute_cluster", RiskLevel.blue, A1, NOW - 1 * H, [ev["a1-5"]], drill=True)],
+    }
+
+
+def action(n: int, sig: RiskSignal, centre: str, kind: str, at: datetime, departments: tuple[str, ...] = (),
+           outcome: str = "accepted", reason: str = "") -> dict[str, Any]:
+    level = {4: "city", 6: "county", 9: "township", 12: "community"}[len(centre)]
+    return {"action_id": f"act-{n:03d}", "signal_id": sig.signal_id, "region_code": sig.region_code,
+            "centre_code": centre, "centre_level": level, "kind": kind, "departments": list(departments),
+            "note": "", "actor": f"op-{centre}", "occurred_at": at.isoformat(), "recorded_at": at.isoformat(),
+            "outcome": outcome, "reason": reason}
+
+
+def actions(s: dict[str, list[RiskSignal]]) -> list[dict[str, Any]]:
+    a1, a2, b1 = s["a1"][0], s["a2"][0], s["b1"][0]
+    return [
+        action(1, a1, A1, "acknowledge", a1.raised_at + 10 * M),
+        action(2, a1, A1, "assign", a1.raised_at + 20 * M, ("police", "civil_affairs")),
+        action(3, a1, A1, "feedback", a1.raised_at + 2 * H),
+        action(4, a1, "210203", "close", a1.raised_at + 3 * H, outcome="refused",
+               reason="210202001001 is outside the jurisdiction of 210203"),
+        action(5, a2, A2, "acknowledge", a2.raised_at + 40 * M),
+        action(6, a2, A2, "assign", a2.raised_at + 50 * M, ("fire",)),
+        action(7, a2, A2, "close", a2.raised_at + 20 * H),
+        action(8, a2, "210202002", "reopen", a2.raised_at + 22 * H),
+        action(9, a2, A2, "close", a2.raised_at + 23 * H),
+        action(10, b1, B1, "acknowledge", b1.raised_at + 60 * M),
+        action(11, b1, B1, "close", b1.raised_at + 75 * H),
+    ]
+
+
+def dead_letter() -> dict[str, Any]:
+    letter = V.grid_report(b'{"event_id": "broken"', Origin("grid-reports", 0, 42), NOW)
+    return letter.row(V.pseudonymiser, NOW - H)
+
+
+def seed(store: Store) -> dict[str, Any]:
+    """Store the week; returns the events and signals by name."""
+    ev = events()
+    sigs = signals(ev)
+    rows: dict[str, list[bytes]] = {}
+
+    def add(pairs: list[tuple[str, bytes]]) -> None:
+        for table, row in pairs:
+            rows.setdefault(table, []).append(row)
+
+    for e in ev.values():
+        add(event_rows(e.model_dump_json().encode()))
+    for versions in sigs.values():
+        for sig in versions:
+            add(signal_rows(sig.model_dump_json().encode()))
+            for notice in route(sig, sig.updated_at):
+                add(notice_rows(notice.model_dump_json().encode()))
+    for table, batch in rows.items():
+        store.insert(table, batch, dedup_token=f"seed:{table}")
+    store.insert("dispatch_actions", actions(sigs), dedup_token="seed:dispatch_actions")
+    store.insert("dead_letters", [dead_letter()], dedup_token="seed:dead_letters")
+    return {"events": ev, "signals": sigs}
