@@ -34,9 +34,11 @@ test: venv test-deps
 	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-## make bench: throughput against a raw aiokafka baseline in the same run.
+## make bench: throughput against a raw aiokafka baseline, and the ClickHouse sink against a bare
+## Arrow insert, each baseline in the same run; results appended to BENCHMARKS.md.
 bench: venv
 	$(BIN)/fengqiao bench
+	$(BIN)/fengqiao bench --sink
 
 clean:
 	rm -rf $(VENV) .fengqiao .pytest_cache

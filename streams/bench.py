@@ -5,6 +5,11 @@ consume-and-parse loop reads them all (the baseline), and then the whole pipelin
 correlate, route, and the ClickHouse sinks on chdb) processes the same messages. The pipeline
 figure counts from the moment its worker holds its partitions to the moment the last event row
 is in ClickHouse.
+
+Sink: normalised events, as the sink receives them (JSON from the ``events`` topic), inserted
+into chdb by ``Store.insert`` (conversion to Arrow against the table's columns, deduplication
+token) in batches of 1,000 and 10,000, alternating round by round with a bare ArrowStream insert
+of the same rows already in Arrow form: the baseline.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from streams.metrics import Metrics
 from streams.pipeline import Pipeline
 from streams.ruleset import load_rules
 from streams.simulator import CitySimulator
-from streams.store import open_store
+from streams.identity import Pseudonymiser
+from streams.store import EmbeddedStore, arrow_stream, migrate, open_store, to_arrow
+from streams.validation import Origin, Validator
 
 
 def progress(text: str) -> None:
@@ -100,18 +107,95 @@ async def throughput(n: int) -> dict[str, Any]:
     return {"events": n, "raw_per_s": round(raw), "pipeline_per_s": round(pipe), "ratio": round(pipe / raw, 4)}
 
 
+def sink_rows(n: int, seed: int = 11) -> list[bytes]:
+    """``n`` normalised events from the simulator, as JSON the way the events topic carries them."""
+    sim = CitySimulator("", seed=seed)
+    validator, now = Validator(Pseudonymiser(b"bench")), datetime.now(timezone.utc)
+    out = []
+    for i in range(n):
+        accepted = validator.grid_report(orjson.dumps(sim.background()), Origin("grid-reports", 0, i), now)
+        out.append(accepted.events[0].model_dump_json().encode())
+    return out
+
+
+def sink(batch_sizes: tuple[int, ...] = (1000, 10000), rows: int = 60000, rounds: int = 3) -> list[dict[str, Any]]:
+    """Rows per second into chdb through the sink's insert and through a bare Arrow insert."""
+    progress(f"sink: preparing {rows} normalised events")
+    events = sink_rows(rows)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EmbeddedStore(tmp)
+        try:
+            migrate(store)
+            columns = store.columns("events")
+            for size in batch_sizes:
+                batches = [events[i:i + size] for i in range(0, rows, size)]
+                blocks = [arrow_stream(to_arrow("events", columns, b)) for b in batches]
+                head = f"INSERT INTO fengqiao.events ({', '.join(c for c, _, _ in columns)})"
+                spent = {"sink": 0.0, "bare": 0.0}
+                for r in range(rounds):
+                    progress(f"  batches of {size}: round {r + 1} of {rounds}")
+                    started = time.perf_counter()
+                    for i, batch in enumerate(batches):
+                        store.insert("events", batch, dedup_token=f"bench:{size}:{r}:{i}")
+                    spent["sink"] += time.perf_counter() - started
+                    started = time.perf_counter()
+                    for block in blocks:
+                        store._call(store._send, head, block)
+                    spent["bare"] += time.perf_counter() - started
+                n = rows * rounds
+                result = {"batch": size, "sink_rows_per_s": round(n / spent["sink"]),
+                          "bare_arrow_rows_per_s": round(n / spent["bare"]),
+                          "ratio": round(spent["bare"] / spent["sink"], 3)}
+                progress(f"  {result}")
+                results.append(result)
+        finally:
+            store.close()
+    return results
+
+
+THROUGHPUT_HEADER = "| date (UTC) | machine | command | events | raw aiokafka /s | pipeline /s | ratio |"
+SINK_HEADER = "| date (UTC) | machine | command | batch | sink rows/s | bare Arrow insert rows/s | ratio |"
+
+
+def append_row(path: Path, header: str, row: str, intro: str) -> None:
+    """Add ``row`` at the end of the table under ``header``; start the table (after ``intro``) if new."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    if header not in lines:
+        separator = "|" + "---|" * (header.count("|") - 1)
+        lines += ["", *intro.splitlines(), "", header, separator]
+        end = len(lines)
+    else:
+        end = lines.index(header) + 2
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+    lines.insert(end, row)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _stamp() -> tuple[str, str]:
+    return (datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+            f"{os.cpu_count()} cores, Python {platform.python_version()}")
+
+
 def record(result: dict[str, Any], command: str, path: Path = Path("BENCHMARKS.md")) -> None:
-    """Append one line to BENCHMARKS.md with the command, the machine and the date."""
-    if not path.exists():
-        path.write_text("# Benchmarks\n\nAppended by `make bench` (`fengqiao bench`). Ratios are against a raw "
-                        "aiokafka consume-and-parse loop on the same broker, in the same process and minute.\n\n"
-                        "| date (UTC) | machine | command | events | raw aiokafka /s | pipeline /s | ratio |\n"
-                        "|---|---|---|---|---|---|---|\n")
-    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
-    with path.open("a") as f:
-        f.write(f"| {date} | {machine} | `{command}` | {result['events']} | {result['raw_per_s']} | "
-                f"{result['pipeline_per_s']} | {result['ratio']} |\n")
+    """One throughput line in BENCHMARKS.md with the command, the machine and the date."""
+    date, machine = _stamp()
+    append_row(path, THROUGHPUT_HEADER, f"| {date} | {machine} | `{command}` | {result['events']} | "
+               f"{result['raw_per_s']} | {result['pipeline_per_s']} | {result['ratio']} |",
+               "Ratios are against a raw aiokafka consume-and-parse loop on the same broker, in the same "
+               "process and minute.")
+
+
+def record_sink(results: list[dict[str, Any]], command: str, path: Path = Path("BENCHMARKS.md")) -> None:
+    date, machine = _stamp()
+    for r in results:
+        append_row(path, SINK_HEADER, f"| {date} | {machine} | `{command}` | {r['batch']} | {r['sink_rows_per_s']} | "
+                   f"{r['bare_arrow_rows_per_s']} | {r['ratio']} |",
+                   "## ClickHouse sink\n\nRows per second into chdb through the sink's insert (JSON from the "
+                   "topic to Arrow against the table's columns, with a deduplication token), and the ratio to a "
+                   "bare ArrowStream insert of the same rows already in Arrow form, alternating in the same run.")
 
 
 def run(n: int, write: bool) -> dict[str, Any]:
@@ -119,3 +203,10 @@ def run(n: int, write: bool) -> dict[str, Any]:
     if write:
         record(result, f"fengqiao bench --events {n}")
     return result
+
+
+def run_sink(write: bool) -> list[dict[str, Any]]:
+    results = sink()
+    if write:
+        record_sink(results, "fengqiao bench --sink")
+    return results

@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
     b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
     b.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    b.add_argument("--sink", action="store_true", help="the ClickHouse sink against a bare Arrow insert instead")
     q = sub.add_parser("sql", help="run SQL against the configured ClickHouse (or the embedded chdb)")
     q.add_argument("query")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -309,9 +310,12 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Set
     if args.command == "schema":
         return schema(args, settings)
     if args.command == "bench":
-        from streams.bench import run
+        from streams.bench import run, run_sink
 
-        print(json.dumps(run(max(1, args.events), write=not args.no_record)))
+        if args.sink:
+            print(json.dumps(run_sink(write=not args.no_record)))
+        else:
+            print(json.dumps(run(max(1, args.events), write=not args.no_record)))
         return 0
     parser.error(f"unknown command {args.command}")
     return 2

@@ -87,17 +87,20 @@ def to_arrow(table: str, columns: Sequence[tuple[str, str, bool]], rows: Sequenc
     Fields that are no column (a contract's ``schema_version``) are ignored.
     """
     dicts = [orjson.loads(r) if isinstance(r, bytes) else r for r in rows]
-    names, arrays = [], []
+    fields, times = [], {}
     for name, ch_type, required in columns:
-        present = [d.get(name) for d in dicts]
-        if not required and all(v is None for v in present):
+        if required:
+            if not all(name in d for d in dicts):
+                raise ValueError(f"{table}: a row has no {name!r}")
+        elif all(d.get(name) is None for d in dicts):
             continue
-        if required and any(name not in d for d in dicts):
-            raise ValueError(f"{table}: a row has no {name!r}")
         target = arrow_type(ch_type)
-        arrays.append(_times(present) if pa.types.is_timestamp(target) else pa.array(present, target))
-        names.append(name)
-    return pa.Table.from_arrays(arrays, names=names)
+        if pa.types.is_timestamp(target):  # texts or datetimes, parsed apart
+            times[name] = _times([d.get(name) for d in dicts])
+        fields.append(pa.field(name, target))
+    plain = pa.Table.from_pylist(dicts, pa.schema([f for f in fields if f.name not in times]))
+    return pa.Table.from_arrays([times[f.name] if f.name in times else plain.column(f.name) for f in fields],
+                                schema=pa.schema(fields))
 
 
 class Store(abc.ABC):
