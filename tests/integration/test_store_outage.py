@@ -1,0 +1,52 @@
+"""ClickHouse refuses for a while: the sink pauses its partitions, acknowledges nothing, retries
+with backoff, and when ClickHouse is back every event is stored exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams import topics
+from streams.config import Settings
+from streams.stack import Stack
+
+from tests.helpers import grid_report
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+REPORTS = [grid_report(n, category="hazard.gas") for n in range(1, 21)]
+
+
+async def until(predicate, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.1)
+
+
+async def test_a_store_outage_pauses_the_sink_and_loses_nothing(tmp_path):
+    settings = Settings(data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-outage")
+    async with Stack(settings) as stack:
+        store, metrics, consumer = stack.store, stack.metrics, stack.pipeline.app.consumer
+        await store.run(store.execute, "DETACH TABLE fengqiao.events")  # the table is gone: inserts fail
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+        await producer.start()
+        for report in REPORTS:
+            await producer.send_and_wait(topics.GRID_REPORTS.name, json.dumps(report, ensure_ascii=False).encode(),
+                                         key=report["grid_code"].encode())
+        await producer.stop()
+
+        await until(lambda: metrics.total(metrics.sink_retries, table="events") >= 3)
+        paused = {tp.topic for tp in consumer._paused_partitions}  # Faust keeps its changelogs paused too
+        assert topics.EVENTS.name in paused and not paused & {t.name for t in topics.INPUTS}
+        uncommitted = await topics.group_lag(stack.bootstrap_servers, settings.app_id, (topics.EVENTS,))
+        assert uncommitted == len(REPORTS), "no event of a failed batch is acknowledged"
+        assert metrics.total(metrics.sink_rows, table="events") == 0
+
+        await store.run(store.execute, "ATTACH TABLE fengqiao.events")  # ClickHouse is back
+        assert await stack.drain(timeout=60)
+        assert topics.EVENTS.name not in {tp.topic for tp in consumer._paused_partitions}
+        assert store.count("events", final=False) == len(REPORTS)  # once each, even before merges
+        assert store.query("SELECT uniqExactMerge(events) AS n FROM fengqiao.events_hourly") == [{"n": len(REPORTS)}]
