@@ -1,14 +1,21 @@
-"""Dispatch actions (调度处置): what a centre does with a notice, on ``dispatch-actions``."""
+"""Dispatch actions (调度处置): what a centre does with a signal, and the audit record of each.
+
+A centre sends a ``DispatchAction``; the dispatch desk decides it and puts an ``ActionRecord`` on
+``dispatch-actions``, accepted or refused with the reason: the record is the audit row (留痕).
+The desk records its own supervisions (督办) there too, so that none is sent twice.
+"""
 
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from schemas.alerts import Department
 from schemas.events import Contract, EventId, EventTime
+from schemas.regions import Level
 
 
 class ActionKind(str, enum.Enum):
@@ -18,6 +25,7 @@ class ActionKind(str, enum.Enum):
     feedback = "feedback"  # 处置反馈
     close = "close"  # 办结
     reopen = "reopen"  # 重新办理
+    supervise = "supervise"  # 督办: recorded by the desk when a deadline is missed, never sent by a centre
 
 
 class DispatchAction(Contract):
@@ -38,3 +46,13 @@ class DispatchAction(Contract):
         if self.kind in (ActionKind.assign, ActionKind.coordinate) and not self.departments:
             raise ValueError(f"{self.kind.value} needs at least one department")
         return self
+
+
+class ActionRecord(DispatchAction):
+    """An action as decided and kept: one row of ``dispatch_actions``."""
+
+    region_code: str = Field(description="the signal's 12-digit region")
+    centre_level: Level
+    recorded_at: datetime = Field(description="when the desk decided it: deadlines count from here")
+    outcome: Literal["accepted", "refused"]
+    reason: str = Field(default="", description="why refused, or what a supervision is about")

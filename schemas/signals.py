@@ -66,6 +66,7 @@ class RiskSignal(BaseModel):
 class NoticeRole(str, enum.Enum):
     handle = "handle"  # 承办: the lowest notified centre handles
     inform = "inform"  # 知悉: higher centres are informed
+    supervise = "supervise"  # 督办: a deadline was missed below; the centre above follows it up
 
 
 class CentreNotice(BaseModel):

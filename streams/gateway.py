@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -39,7 +40,8 @@ def bearer(request: web.Request) -> str | None:
 
 
 class Gateway:
-    def __init__(self, producer: AIOKafkaProducer, keys: KeyStore, host: str, port: int) -> None:
+    def __init__(self, producer: AIOKafkaProducer, keys: KeyStore, host: str, port: int,
+                 routes: Sequence[web.RouteDef] = ()) -> None:
         self.producer = producer
         self.keys = keys
         self.host, self.port = host, port
@@ -48,6 +50,7 @@ class Gateway:
             web.get("/healthz", self.healthz),
             web.get("/openapi.json", self.openapi),
             web.post("/v1/{kind}", self.publish),
+            *routes,
         ])
         self._runner: web.AppRunner | None = None
 

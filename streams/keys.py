@@ -1,4 +1,6 @@
-"""API keys for publishers (接入密钥): one per department, the grid back-end or the broadcast system.
+"""API keys (接入密钥): for publishers (a department, the grid back-end, the broadcast system)
+and for centres (``centre:<code>``), which act on signals in their jurisdiction and follow
+their notices.
 
 Keys are random 256-bit tokens shown once when created; only their SHA-256 is stored (a slow
 password hash adds nothing for a token of that entropy), and they are compared in constant time.
@@ -21,6 +23,28 @@ from streams import topics
 GRID = "grid"  # 网格 back-end
 BROADCAST = "broadcast"  # 广电: the emergency broadcast system and its terminals
 PUBLISHERS = (GRID, BROADCAST, *(d.value for d in Department))
+CENTRE = "centre:"  # a centre's key: centre:210202
+
+
+def centre_of(publisher: str) -> str | None:
+    """The centre code a key acts for, or None for a publisher's key."""
+    return publisher.removeprefix(CENTRE) if publisher.startswith(CENTRE) else None
+
+
+def known_holder(name: str) -> bool:
+    """A publisher, or a centre that exists in the region registry."""
+    if name in PUBLISHERS:
+        return True
+    code = centre_of(name)
+    if code is None:
+        return False
+    from streams.jurisdiction import check_centre  # the registry loads on first use
+
+    try:
+        check_centre(code)
+    except (KeyError, ValueError):
+        return False
+    return True
 
 
 def may_publish(publisher: str, topic: str) -> bool:
@@ -62,9 +86,10 @@ class KeyStore:
 
     def add(self, publisher: str, key_id: str | None = None) -> tuple[ApiKey, str]:
         """A new key for ``publisher``: returns the record and the key itself, shown only now."""
-        if publisher not in PUBLISHERS:
-            raise ValueError(f"unknown publisher {publisher!r}; one of {', '.join(PUBLISHERS)}")
-        key_id = key_id or f"{publisher}-{secrets.token_hex(3)}"
+        if not known_holder(publisher):
+            raise ValueError(f"unknown publisher {publisher!r}; one of {', '.join(PUBLISHERS)}, "
+                             "or centre:CODE for a centre (4, 6, 9 or 12 digits)")
+        key_id = key_id or f"{publisher.replace(':', '-')}-{secrets.token_hex(3)}"
         if any(k.id == key_id for k in self.keys):
             raise ValueError(f"a key {key_id!r} exists already")
         token = f"fq_{secrets.token_urlsafe(32)}"

@@ -25,6 +25,10 @@ class Metrics:
                                ["rule", "level", "kind"], registry=r)
         self.notices = Counter("fengqiao_notices", "Centre notices sent, by channel and centre level",
                                ["channel", "centre_level"], registry=r)
+        self.dispatch_actions = Counter("fengqiao_dispatch_actions", "Centre actions decided, by kind and outcome",
+                                        ["kind", "outcome"], registry=r)
+        self.supervisions = Counter("fengqiao_supervisions", "Supervisions (督办) sent, by missed deadline and "
+                                    "the supervising centre's level", ["deadline", "centre_level"], registry=r)
         self.rule_reloads = Counter("fengqiao_rule_reloads", "Rule pack reloads, done or refused",
                                     ["result"], registry=r)
         self.sink_rows = Counter("fengqiao_sink_rows", "Rows written to ClickHouse, by table",

@@ -214,6 +214,7 @@ class Pipeline:
             topics.DEAD_LETTERS: ("sink-dead-letters", self._dead_letter_rows),
             topics.SIGNALS: ("sink-signals", lambda e: signal_rows(e.value)),
             topics.CENTRE_NOTICES: ("sink-notices", lambda e: notice_rows(e.value)),
+            topics.DISPATCH_ACTIONS: ("sink-actions", lambda e: [("dispatch_actions", e.value)]),
         }
         for spec, (name, to_rows) in sinks.items():
             agent(t[spec], name=name)(self._sink(spec, to_rows))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -19,7 +21,8 @@ from streams.broker import EmbeddedBroker
 from streams.config import Settings
 from streams.keys import KeyStore
 from streams.metrics import Metrics
-from streams.pipeline import Observer, Pipeline
+from streams.desk import DispatchDesk
+from streams.pipeline import Observer, Pipeline, now_beijing
 from streams.ruleset import Rule, load_rules
 from streams.store import Store, open_store
 
@@ -28,13 +31,16 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
 
 # Topics the worker consumes: all of them must be drained before a summary is true.
-CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES)
+CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES,
+            topics.DISPATCH_ACTIONS)
 
 
 class Stack:
     def __init__(self, settings: Settings, observer: Observer | None = None,
-                 rules: list[Rule] | None = None, gateway: bool = True) -> None:
+                 rules: list[Rule] | None = None, gateway: bool = True,
+                 clock: Callable[[], datetime] = now_beijing) -> None:
         self.settings = settings
+        self.clock = clock
         self.observer = observer
         self.rules = rules if rules is not None else load_rules(settings.rules_dir)
         self.metrics = Metrics()
@@ -42,6 +48,7 @@ class Stack:
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self.gateway: Any = None
+        self.desk: DispatchDesk | None = None
         self.producer: AIOKafkaProducer | None = None
         self._metrics_server: Any = None
         self.bootstrap_servers = settings.kafka_bootstrap_servers or ""
@@ -61,18 +68,24 @@ class Stack:
         self.store = await asyncio.to_thread(open_store, s)
         self._metrics_server, _ = start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
         self.metrics_port = self._metrics_server.server_port
-        self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer)
+        self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer,
+                                 clock=self.clock)
         await self.pipeline.start()
         if self.with_gateway:
+            keys = KeyStore(s.keys_path)
+            self.desk = DispatchDesk(self.bootstrap_servers, keys, self.pipeline.validator.pseudonymiser,
+                                     self.metrics, self.clock, tick=s.supervision_tick)
+            await self.desk.start()
             self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
             await self.producer.start()
-            self.gateway = Gateway(self.producer, KeyStore(s.keys_path), s.gateway_host, s.gateway_port)
+            self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port, self.desk.routes())
             await self.gateway.start()
 
     async def stop(self) -> None:
         """Stop in reverse order; each part is stopped even if another fails or hangs."""
         steps = [
             ("gateway", self.gateway and self.gateway.stop),
+            ("dispatch desk", self.desk and self.desk.stop),
             ("producer", self.producer and self.producer.stop),
             ("worker", self.pipeline and self.pipeline.stop),
         ]

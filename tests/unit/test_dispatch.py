@@ -1,0 +1,64 @@
+"""The dispatch state machine and its supervision deadlines, as pure logic."""
+
+from datetime import timedelta
+
+import pytest
+
+from schemas.actions import ActionKind as K
+from schemas.levels import RiskLevel
+from streams.dispatch import Case, CaseState, centres_above
+
+from tests.helpers import COMMUNITY, T0
+
+H = timedelta(hours=1)
+
+
+def red_case() -> Case:
+    return Case(signal_id="sig-1", region_code=COMMUNITY, handler=COMMUNITY, level=RiskLevel.red, rule_id="r",
+                summary="s", drill=False, ack_within=timedelta(minutes=15), close_within=12 * H,
+                ack_due=T0 + timedelta(minutes=15), close_due=T0 + 12 * H)
+
+
+def test_the_centres_above_a_community():
+    assert centres_above(COMMUNITY) == ["210202001", "210202", "2102"]
+    assert centres_above("2102") == []
+
+
+def test_a_case_goes_through_its_states_and_refuses_what_its_state_does_not_allow():
+    case = red_case()
+    assert case.refuse(K.close, COMMUNITY).status == 409
+    assert "acknowledge it first" in case.refuse(K.assign, COMMUNITY).reason
+    case.apply("a1", K.acknowledge, [], T0)
+    assert "acknowledged already" in case.refuse(K.acknowledge, COMMUNITY).reason
+    assert case.refuse(K.coordinate, COMMUNITY).status == 409  # 协同 needs 分办 first
+    case.apply("a2", K.assign, ["police"], T0)
+    case.apply("a3", K.coordinate, ["civil_affairs", "police"], T0)
+    assert case.departments == ["police", "civil_affairs"] and case.state is CaseState.assigned
+    case.apply("a4", K.close, [], T0 + H)
+    assert case.refuse(K.feedback, COMMUNITY).status == 409
+    case.apply("a5", K.reopen, [], T0 + 2 * H)
+    assert case.state is CaseState.open and case.round == 1 and case.close_due == T0 + 14 * H
+
+
+@pytest.mark.parametrize("centre, allowed", [("2102", True), ("210202", True), ("210202001", True),
+                                             (COMMUNITY, True), ("210203", False), ("210202001002", False)])
+def test_only_centres_whose_jurisdiction_holds_the_region_may_act(centre, allowed):
+    refusal = red_case().refuse(K.acknowledge, centre)
+    assert (refusal is None) == allowed
+    if not allowed:
+        assert refusal.status == 403 and centre in refusal.reason
+
+
+def test_a_missed_deadline_climbs_one_centre_per_period_until_handled():
+    case = red_case()
+    assert case.due_supervisions(T0 + timedelta(minutes=14)) == []
+    first = case.due_supervisions(T0 + timedelta(minutes=15))
+    assert [(s.deadline, s.centre) for s in first] == [("ack", "210202001")]
+    case.supervised.add(first[0].key)
+    assert case.due_supervisions(T0 + timedelta(minutes=16)) == []
+    assert [s.centre for s in case.due_supervisions(T0 + timedelta(minutes=45))] == ["210202", "2102"]
+    case.apply("a1", K.acknowledge, [], T0 + timedelta(minutes=50))
+    assert case.due_supervisions(T0 + 11 * H) == []
+    assert [(s.deadline, s.centre) for s in case.due_supervisions(T0 + 12 * H)] == [("close", "210202001")]
+    case.apply("a2", K.close, [], T0 + 13 * H)
+    assert case.due_supervisions(T0 + 100 * H) == []
