@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=0, ge=0, description="days raw events, dead letters and evidence are kept; 0: kept for good"
     )
+    webhooks_file: Path | None = Field(default=None, description="centres' webhooks (YAML); unset: none")
+    webhook_attempts: int = Field(default=8, ge=1, description="deliveries tried before a notice is dead-lettered")
     supervision_tick: float = Field(default=1.0, gt=0, description="seconds between checks of the deadlines")
     sink_batch_size: int = Field(default=2000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)

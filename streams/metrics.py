@@ -29,6 +29,10 @@ class Metrics:
                                         ["kind", "outcome"], registry=r)
         self.supervisions = Counter("fengqiao_supervisions", "Supervisions (督办) sent, by missed deadline and "
                                     "the supervising centre's level", ["deadline", "centre_level"], registry=r)
+        self.webhook_retries = Counter("fengqiao_webhook_retries", "Webhook deliveries retried, by centre level",
+                                       ["centre_level"], registry=r)
+        self.webhook_dead_letters = Counter("fengqiao_webhook_dead_letters",
+                                            "Notices no webhook attempt delivered, by centre", ["centre"], registry=r)
         self.rule_reloads = Counter("fengqiao_rule_reloads", "Rule pack reloads, done or refused",
                                     ["result"], registry=r)
         self.sink_rows = Counter("fengqiao_sink_rows", "Rows written to ClickHouse, by table",

@@ -25,6 +25,7 @@ from streams.desk import DispatchDesk
 from streams.pipeline import Observer, Pipeline, now_beijing
 from streams.ruleset import Rule, load_rules
 from streams.store import Store, open_store
+from streams.webhooks import Notifier, Retry, load_hooks
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Stack:
         self.pipeline: Pipeline | None = None
         self.gateway: Any = None
         self.desk: DispatchDesk | None = None
+        self.notifier: Notifier | None = None
         self.producer: AIOKafkaProducer | None = None
         self._metrics_server: Any = None
         self.bootstrap_servers = settings.kafka_bootstrap_servers or ""
@@ -71,6 +73,10 @@ class Stack:
         self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer,
                                  clock=self.clock)
         await self.pipeline.start()
+        if s.webhooks_file:
+            self.notifier = Notifier(self.bootstrap_servers, load_hooks(s.webhooks_file), self.metrics,
+                                     f"{s.app_id}-webhooks", Retry(attempts=s.webhook_attempts))
+            await self.notifier.start()
         if self.with_gateway:
             keys = KeyStore(s.keys_path)
             self.desk = DispatchDesk(self.bootstrap_servers, keys, self.pipeline.validator.pseudonymiser,
@@ -86,6 +92,7 @@ class Stack:
         steps = [
             ("gateway", self.gateway and self.gateway.stop),
             ("dispatch desk", self.desk and self.desk.stop),
+            ("webhooks", self.notifier and self.notifier.stop),
             ("producer", self.producer and self.producer.stop),
             ("worker", self.pipeline and self.pipeline.stop),
         ]

@@ -34,7 +34,8 @@ class DeadLetter:
     partition: int
     offset: int
     # invalid_encoding | invalid_json | invalid_xml | xml_forbidden | not_cap | not_in_catalogue |
-    # unknown_region | unresolved_reference | invalid_field
+    # unknown_region | unresolved_reference | invalid_field; and webhook_undeliverable for a notice
+    # no attempt could deliver (its field is the hook's URL)
     reason: str
     field: str
     message: str

@@ -84,6 +84,28 @@ async def act(stack, token: str, centre: str, **body) -> tuple[int, dict]:
             return r.status, await r.json()
 
 
+async def stream(stack, token: str, centre: str, want: int) -> list[dict[str, str]]:
+    """The first ``want`` events of a centre's Server-Sent Events stream."""
+    url = f"http://127.0.0.1:{stack.gateway.port}/v1/centres/{centre}/stream"
+    events: list[dict[str, str]] = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.get(url) as r:
+            assert r.status == 200 and r.content_type == "text/event-stream"
+            event: dict[str, str] = {}
+            async for raw in r.content:
+                line = raw.decode().rstrip("\n")
+                if not line:
+                    if event:
+                        events.append(event)
+                        if len(events) == want:
+                            return events
+                    event = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(": ")
+                    event[name] = value
+    return events
+
+
 async def until(predicate, timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -108,6 +130,9 @@ async def test_the_loop_acknowledge_deadline_supervision_and_jurisdiction(world)
     status, body = await act(stack, tokens[COMMUNITY], COMMUNITY, signal_id=signal_id, kind="acknowledge")
     assert status == 202 and body["state"] == "acknowledged"
 
+    street_stream = asyncio.create_task(stream(stack, tokens[COMMUNITY[:9]], COMMUNITY[:9], want=1))
+    district_stream = asyncio.create_task(stream(stack, tokens[OTHER_DISTRICT], OTHER_DISTRICT, want=1))
+    await asyncio.sleep(0.5)
     clock.now = T0 + timedelta(hours=11)  # inside the 12 hours a red signal has to be closed
     await asyncio.sleep(1)
     assert stack.metrics.total(stack.metrics.supervisions) == 0
@@ -116,6 +141,12 @@ async def test_the_loop_acknowledge_deadline_supervision_and_jurisdiction(world)
     supervision = [n for n in await notices(stack, 5) if n.role is NoticeRole.supervise]
     assert [(n.centre_code, n.signal_id) for n in supervision] == [(COMMUNITY[:9], signal_id)]
     assert "督办" in supervision[0].summary
+    (event,) = await asyncio.wait_for(street_stream, 10)  # the street centre's live stream carried it
+    assert event["event"] == "supervise" and event["id"] == supervision[0].notice_id
+    assert json.loads(event["data"])["centre_code"] == COMMUNITY[:9]
+    await asyncio.sleep(1)
+    assert not district_stream.done(), "another district's stream carries none of it"
+    district_stream.cancel()
 
     status, body = await act(stack, tokens[OTHER_DISTRICT], OTHER_DISTRICT, signal_id=signal_id, kind="close")
     assert status == 403 and "outside the jurisdiction of centre 210203" in body["error"]
@@ -123,6 +154,9 @@ async def test_the_loop_acknowledge_deadline_supervision_and_jurisdiction(world)
     assert status == 403  # another centre's URL with this key
     status, _ = await act(stack, "fq_not-a-key", COMMUNITY, signal_id=signal_id, kind="close")
     assert status == 401
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {tokens[OTHER_DISTRICT]}"}) as http:
+        async with http.get(f"http://127.0.0.1:{stack.gateway.port}/v1/centres/{COMMUNITY[:6]}/stream") as r:
+            assert r.status == 403  # a stream only with the centre's own key
     status, body = await act(stack, tokens[COMMUNITY], COMMUNITY, signal_id=signal_id, kind="assign")
     assert status == 422 and body["errors"][0]["message"].endswith("assign needs at least one department")
 
