@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=0, ge=0, description="days raw events, dead letters and evidence are kept; 0: kept for good"
     )
+    routing_file: Path | None = Field(default=None, description="the routing table (YAML); unset: the design's")
     webhooks_file: Path | None = Field(default=None, description="centres' webhooks (YAML); unset: none")
     webhook_attempts: int = Field(default=8, ge=1, description="deliveries tried before a notice is dead-lettered")
     supervision_tick: float = Field(default=1.0, gt=0, description="seconds between checks of the deadlines")

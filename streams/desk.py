@@ -12,7 +12,8 @@ HTTP, under the gateway, with a centre's key (``fengqiao keys add centre:CODE``)
   404 no such signal; 409 not allowed in the case's state, with the reason; 422 a bad field.
   Accepted or refused, every action is put on ``dispatch-actions`` first: the audit row.
 - ``GET /v1/centres/{code}/cases``: the cases in the jurisdiction, open first.
-- ``GET /v1/centres/{code}/stream``: Server-Sent Events, the centre's own notices as they come.
+- ``GET /v1/centres/{code}/stream``: Server-Sent Events, the centre's own notices as they come;
+  ``?channel=drill`` the drill channel instead (演练), which is all that drills ever reach.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "fengqiao"
 STREAM_BUFFER = 1000  # notices a slow stream client may fall behind before it is asked to reconnect
-FOLLOWED = (topics.CENTRE_NOTICES, topics.DISPATCH_ACTIONS)
+FOLLOWED = (topics.CENTRE_NOTICES, topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS)
 
 
 async def stop_quietly(stopping: Any, what: str) -> None:
@@ -77,7 +78,7 @@ class DispatchDesk:
         # Records read before their case's notice: the two topics are not ordered with each other.
         self._early: defaultdict[str, list[ActionRecord]] = defaultdict(list)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._streams: defaultdict[str, set[asyncio.Queue]] = defaultdict(set)
+        self._streams: defaultdict[tuple[str, bool], set[asyncio.Queue]] = defaultdict(set)  # (centre, drill)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task] = []
@@ -136,9 +137,10 @@ class DispatchDesk:
         assert self._consumer is not None
         for tp, records in (await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)).items():
             for record in records:
-                if tp.topic == topics.CENTRE_NOTICES.name:
+                if tp.topic in (topics.CENTRE_NOTICES.name, topics.DRILL_NOTICES.name):
                     notice = CentreNotice.model_validate_json(record.value)
-                    self._on_notice(notice)
+                    if not notice.drill:
+                        self._on_notice(notice)  # a drill opens no case and is never supervised
                     if live:
                         self._publish(notice)
                 else:
@@ -154,7 +156,7 @@ class DispatchDesk:
         if case is None:
             self.cases[notice.signal_id] = Case(
                 signal_id=notice.signal_id, region_code=notice.region_code, handler=notice.centre_code,
-                level=notice.level, rule_id=notice.rule_id, summary=notice.summary, drill=notice.drill,
+                level=notice.level, rule_id=notice.rule_id, summary=notice.summary,
                 ack_within=policy.ack_within, close_within=policy.close_within,
                 ack_due=notice.ack_due, close_due=notice.close_due)
             for record in self._early.pop(notice.signal_id, []):
@@ -239,8 +241,6 @@ class DispatchDesk:
         """Send every supervision now due: the notice first, then the record that it was sent."""
         now, sent = self.clock(), 0
         for case in list(self.cases.values()):
-            if case.drill:
-                continue
             async with self._locks[case.signal_id]:
                 for due in case.due_supervisions(now):
                     await self._supervision(case, due, now)
@@ -255,7 +255,7 @@ class DispatchDesk:
             centre_code=due.centre, centre_level=level_of_centre(due.centre), role=NoticeRole.supervise,
             level=case.level, rule_id=case.rule_id, region_code=case.region_code,
             summary=f"督办：{case.handler}未在{due.due:%m-%d %H:%M}前{what}。{case.summary}",
-            ack_due=now + case.ack_within, close_due=case.close_due, created_at=now, drill=case.drill)
+            ack_due=now + case.ack_within, close_due=case.close_due, created_at=now)
         await self._producer.send_and_wait(topics.CENTRE_NOTICES.name, notice.model_dump_json().encode(),
                                            key=due.centre.encode())
         await self._record(ActionRecord(
@@ -269,16 +269,16 @@ class DispatchDesk:
 
     # -- live streams (SSE) ---------------------------------------------------------------------
     def _publish(self, notice: CentreNotice) -> None:
-        if notice.drill:
-            return  # drills never reach a live centre's stream
-        for queue in list(self._streams.get(notice.centre_code, ())):
+        """To the centre's live streams, or for a drill to its drill streams only."""
+        channel = (notice.centre_code, notice.drill)
+        for queue in list(self._streams.get(channel, ())):
             try:
                 queue.put_nowait(notice)
             except asyncio.QueueFull:  # too far behind: end its stream, it reconnects
                 while not queue.empty():
                     queue.get_nowait()
                 queue.put_nowait(None)
-                self._streams[notice.centre_code].discard(queue)
+                self._streams[channel].discard(queue)
 
     # -- HTTP ----------------------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
@@ -314,7 +314,7 @@ class DispatchDesk:
         centre = self._centre(request)
         if isinstance(centre, web.Response):
             return centre
-        mine = [c for c in self.cases.values() if c.region_code.startswith(centre) and not c.drill]
+        mine = [c for c in self.cases.values() if c.region_code.startswith(centre)]
         mine.sort(key=lambda c: (c.state is CaseState.closed, c.close_due))
         return web.json_response({"cases": [self._view(c) for c in mine]})
 
@@ -325,7 +325,8 @@ class DispatchDesk:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         queue: asyncio.Queue = asyncio.Queue(STREAM_BUFFER)
-        self._streams[centre].add(queue)
+        channel = (centre, request.query.get("channel") == "drill")
+        self._streams[channel].add(queue)
         try:
             await response.write(b": connected\n\n")
             while True:
@@ -341,5 +342,5 @@ class DispatchDesk:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            self._streams[centre].discard(queue)
+            self._streams[channel].discard(queue)
         return response

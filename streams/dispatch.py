@@ -72,7 +72,6 @@ class Case:
     level: RiskLevel
     rule_id: str
     summary: str
-    drill: bool
     ack_within: timedelta
     close_within: timedelta
     ack_due: datetime

@@ -27,7 +27,8 @@ from streams.config import Settings
 from streams.correlation import Correlator, to_ms
 from streams.identity import Pseudonymiser
 from streams.metrics import Metrics
-from streams.routing import route
+from streams.release import broadcast_request, wants_release
+from streams.routing import load_policy, route
 from streams.ruleset import Rule, RuleError, load_rules, rule_files_signature
 from streams.store import Store
 from streams.validation import Accepted, DeadLetter, Origin, Validator
@@ -170,6 +171,7 @@ class Pipeline:
         self.clock = clock
         self.validator = Validator(Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()))
         self.correlator = Correlator(rules)
+        self.policy = load_policy(settings.routing_file)
         session = settings.session_timeout
         self.app = faust.App(
             settings.app_id,
@@ -214,6 +216,7 @@ class Pipeline:
             topics.DEAD_LETTERS: ("sink-dead-letters", self._dead_letter_rows),
             topics.SIGNALS: ("sink-signals", lambda e: signal_rows(e.value)),
             topics.CENTRE_NOTICES: ("sink-notices", lambda e: notice_rows(e.value)),
+            topics.DRILL_NOTICES: ("sink-drill-notices", lambda e: notice_rows(e.value)),
             topics.DISPATCH_ACTIONS: ("sink-actions", lambda e: [("dispatch_actions", e.value)]),
         }
         for spec, (name, to_rows) in sinks.items():
@@ -330,11 +333,17 @@ class Pipeline:
         if not escalated:
             return  # more evidence for a signal the centres already have: stored, not paged again
         now = self.clock()
-        for notice in route(signal, now):
-            await self._send(topics.CENTRE_NOTICES, notice.centre_code.encode(), notice.model_dump_json().encode())
-            self.metrics.notices.labels("kafka", notice.centre_level.value).inc()
+        for notice in route(signal, now, self.policy):
+            # Drills go to their own channel: no live centre is paged, streamed or supervised.
+            spec = topics.DRILL_NOTICES if notice.drill else topics.CENTRE_NOTICES
+            await self._send(spec, notice.centre_code.encode(), notice.model_dump_json().encode())
+            self.metrics.notices.labels(spec.name, notice.centre_level.value).inc()
             self.metrics.notice_latency.observe(max(0.0, (now - cause.ingested_at).total_seconds()))
             self.observer.on_notice(notice)
+        if wants_release(signal):
+            request = broadcast_request(signal, now)
+            await self._send(topics.BROADCAST_REQUESTS, signal.signal_id.encode(),
+                             request.model_dump_json(by_alias=True, exclude_none=True).encode())
 
     # -- sinks (入库) --------------------------------------------------------------------------
     def _dead_letter_rows(self, event: Any) -> Rows:

@@ -1,13 +1,22 @@
 """Routing (分级推送): which centres a signal reaches, who handles, and by when.
 
 Defaults from the design's policy table; the lowest notified centre handles (承办), the ones
-above are informed (知悉).
+above are informed (知悉). A deployment may set its own table (``FENGQIAO_ROUTING_FILE``)::
+
+    red:    {centres: [community, township, county, city], ack_within: 15m, close_within: 12h}
+    orange: {centres: [community, township, county], ack_within: 30m, close_within: 24h}
+    ...
+
+Every level must be there; centres are listed lowest first and must be adjacent levels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
 
 from schemas.levels import RiskLevel
 from schemas.regions import CENTRE_LEVELS, Level, cut
@@ -27,6 +36,29 @@ DEFAULT_POLICY: dict[RiskLevel, Policy] = {
     RiskLevel.orange: Policy(CENTRE_LEVELS[:3], timedelta(minutes=30), timedelta(hours=24)),
     RiskLevel.red: Policy(CENTRE_LEVELS[:4], timedelta(minutes=15), timedelta(hours=12)),
 }
+
+
+def load_policy(path: Path | None) -> dict[RiskLevel, Policy]:
+    """The routing table from ``path``, or the design's default; a wrong table stops the start."""
+    if path is None:
+        return DEFAULT_POLICY
+    from streams.ruleset import parse_duration
+
+    raw = yaml.safe_load(path.read_text("utf-8")) or {}
+    table = {}
+    for level in RiskLevel:
+        entry = raw.get(level.value)
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: {level.value}: missing; every level needs centres, ack_within, close_within")
+        try:
+            centres = tuple(Level(c) for c in entry["centres"])
+            policy = Policy(centres, parse_duration(entry["ack_within"]), parse_duration(entry["close_within"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: {level.value}: {exc}") from None
+        if not centres or centres != CENTRE_LEVELS[:len(centres)]:
+            raise ValueError(f"{path}: {level.value}: centres must be the lowest levels in order, from community")
+        table[level] = policy
+    return table
 
 
 def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = DEFAULT_POLICY) -> list[CentreNotice]:

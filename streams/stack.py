@@ -33,7 +33,7 @@ STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is al
 
 # Topics the worker consumes: all of them must be drained before a summary is true.
 CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES,
-            topics.DISPATCH_ACTIONS)
+            topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS)
 
 
 class Stack:
@@ -80,7 +80,7 @@ class Stack:
         if self.with_gateway:
             keys = KeyStore(s.keys_path)
             self.desk = DispatchDesk(self.bootstrap_servers, keys, self.pipeline.validator.pseudonymiser,
-                                     self.metrics, self.clock, tick=s.supervision_tick)
+                                     self.metrics, self.clock, self.pipeline.policy, tick=s.supervision_tick)
             await self.desk.start()
             self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
             await self.producer.start()
@@ -156,6 +156,6 @@ class Stack:
             "events_duplicate": m.total(m.duplicates),
             "signals": m.total(m.signals, kind="new"),
             "signal_updates": m.total(m.signals, kind="update"),
-            "notices": m.total(m.notices),
+            "notices": sum(m.total(m.notices, channel=t.name) for t in (topics.CENTRE_NOTICES, topics.DRILL_NOTICES)),
             "clickhouse_rows": {t: self.store.count(t) for t in self.store.tables()},
         }

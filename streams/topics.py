@@ -28,10 +28,12 @@ EVENTS = TopicSpec("events", 8, "county code (6 digits)", "normalised, pseudonym
 DEAD_LETTERS = TopicSpec("dead-letters", 2, "source topic", "invalid input: original bytes and the reason")
 SIGNALS = TopicSpec("signals", 4, "signal id", "risk signals; later versions replace earlier ones")
 CENTRE_NOTICES = TopicSpec("centre-notices", 4, "centre code", "notices to the four levels of centres")
+DRILL_NOTICES = TopicSpec("drill-notices", 2, "centre code", "notices of drills and tests (演练): never a live centre's")
+BROADCAST_REQUESTS = TopicSpec("broadcast-requests", 2, "signal id", "drafts of CAP alerts for red signals, to approve")
 DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close")
 
 INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
-ALL = (*INPUTS, EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DISPATCH_ACTIONS)
+ALL = (*INPUTS, EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS, BROADCAST_REQUESTS)
 
 
 async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL) -> list[str]:

@@ -14,14 +14,15 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from schemas.signals import CentreNotice, NoticeRole
+from schemas.broadcasts import EmergencyBroadcast
+from schemas.signals import CentreNotice, NoticeRole, RiskSignal
 from streams import topics
 from streams.config import Settings
 from streams.keys import KeyStore
 from streams.ruleset import load_rules
 from streams.stack import Stack
 
-from tests.helpers import COMMUNITY, T0, dept_alert
+from tests.helpers import COMMUNITY, T0, cap_xml, dept_alert
 from tests.integration.test_walking_skeleton import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -38,6 +39,19 @@ threshold: 1
 risk_score: 10
 level: red
 summary: "{place}：暴力警情"
+"""
+DRILL_RULE = """
+id: broadcast_heard
+name: 应急广播播发
+basis: Dalian art. 17 (test pack)
+type: event_count
+filter: {source: broadcast}
+group_by: {field: region_code, level: county}
+window: 1h
+threshold: 1
+risk_score: 1
+level: yellow
+summary: "{place}：应急广播"
 """
 CENTRES = [COMMUNITY, COMMUNITY[:9], COMMUNITY[:6], COMMUNITY[:4]]
 OTHER_DISTRICT = "210203"
@@ -58,6 +72,7 @@ async def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("dispatch")
     (root / "rules").mkdir()
     (root / "rules" / "violent_incident.yaml").write_text(RED_RULE, encoding="utf-8")
+    (root / "rules" / "broadcast_heard.yaml").write_text(DRILL_RULE, encoding="utf-8")
     settings = Settings(data_dir=root / "data", gateway_port=0, metrics_port=0, app_id="fq-dispatch",
                         rules_dir=root / "rules", supervision_tick=0.2)
     keys = KeyStore(settings.keys_path)
@@ -189,3 +204,32 @@ async def test_a_restarted_desk_keeps_the_cases_and_sends_no_supervision_twice(w
         assert await desk.supervise() == 0
     finally:
         await desk.stop()
+
+
+async def test_a_red_signal_drafts_a_broadcast_for_a_person_to_approve(world):
+    stack, *_ = world
+    (record,) = await read_topic(stack.bootstrap_servers, topics.BROADCAST_REQUESTS.name, 1)
+    draft = EmergencyBroadcast.model_validate_json(record.value)
+    assert draft.scope == "Restricted" and "须经值班人员审核批准" in draft.note
+    assert draft.info[0].level.value == "red" and draft.info[0].severity.value == "Extreme"
+    assert [g.value for g in draft.info[0].area[0].geocode] == [COMMUNITY]
+    assert record.key.decode() == next(iter(stack.desk.cases))
+
+
+async def test_a_drill_reaches_the_drill_channel_only(world):
+    stack, *_ = world
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+    await producer.start()
+    await producer.send_and_wait(topics.EMERGENCY_BROADCASTS.name, cap_xml("DL-EX-1", status="Exercise"),
+                                 key=b"dl-ebs")
+    await producer.stop()
+    drill = [CentreNotice.model_validate_json(r.value)
+             for r in await read_topic(stack.bootstrap_servers, topics.DRILL_NOTICES.name, 1)]
+    assert drill and all(n.drill and n.rule_id == "broadcast_heard" for n in drill)
+    assert await stack.drain(timeout=60)
+    live = [CentreNotice.model_validate_json(r.value)
+            for r in await read_topic(stack.bootstrap_servers, topics.CENTRE_NOTICES.name, 5)]
+    assert not any(n.rule_id == "broadcast_heard" for n in live), "no live centre is paged by a drill"
+    assert drill[0].signal_id not in stack.desk.cases  # nor supervised
+    stored = stack.store.query("SELECT count() AS n FROM fengqiao.notices FINAL WHERE drill")
+    assert stored == [{"n": len(drill)}]

@@ -15,7 +15,7 @@ H = timedelta(hours=1)
 
 def red_case() -> Case:
     return Case(signal_id="sig-1", region_code=COMMUNITY, handler=COMMUNITY, level=RiskLevel.red, rule_id="r",
-                summary="s", drill=False, ack_within=timedelta(minutes=15), close_within=12 * H,
+                summary="s", ack_within=timedelta(minutes=15), close_within=12 * H,
                 ack_due=T0 + timedelta(minutes=15), close_due=T0 + 12 * H)
 
 

@@ -36,3 +36,26 @@ def test_policy_table(level, centres, ack):
 def test_notice_ids_are_stable():
     s = signal_at(RiskLevel.yellow)
     assert [n.notice_id for n in route(s, T0)] == [n.notice_id for n in route(s, T0 + timedelta(hours=1))]
+
+
+def test_a_routing_file_replaces_the_table_and_a_wrong_one_is_refused(tmp_path):
+    from streams.routing import DEFAULT_POLICY, load_policy
+
+    good = tmp_path / "routing.yaml"
+    good.write_text("""
+red:    {centres: [community, township, county, city], ack_within: 10m, close_within: 8h}
+orange: {centres: [community, township, county], ack_within: 30m, close_within: 24h}
+yellow: {centres: [community, township], ack_within: 2h, close_within: 72h}
+blue:   {centres: [community], ack_within: 24h, close_within: 7d}
+""")
+    policy = load_policy(good)
+    assert policy[RiskLevel.red].ack_within == timedelta(minutes=10)
+    assert policy[RiskLevel.blue] == DEFAULT_POLICY[RiskLevel.blue]
+    assert load_policy(None) is DEFAULT_POLICY
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("[community, township]", "[township, community]"))
+    with pytest.raises(ValueError, match="yellow: centres must be the lowest levels in order"):
+        load_policy(bad)
+    bad.write_text(good.read_text().replace("blue:", "# blue:"))
+    with pytest.raises(ValueError, match="blue: missing"):
+        load_policy(bad)
