@@ -3,7 +3,8 @@
 chdb and a single server run the statements as written. A cluster runs them rewritten by
 ``cluster_statements``: each MergeTree table becomes a Replicated table on its shard named
 ``<table>_local``, with a Distributed table of the original name over it, so the analysts' SQL
-and the sinks' inserts are the same everywhere. Materialized views fire on the local tables.
+and the sinks' inserts are the same everywhere. Materialized views fire on the local tables; plain
+views read the Distributed ones.
 The region dimension is small and read by joins and the dictionary: it is replicated whole to
 every node instead of being sharded.
 """
@@ -41,6 +42,7 @@ def migrations() -> list[tuple[int, str, list[str]]]:
 _TABLE = re.compile(rf"^CREATE TABLE IF NOT EXISTS {DATABASE}\.(\w+)\s*\(")
 _ENGINE = re.compile(r"ENGINE = (\w*)MergeTree(?:\(([^)]*)\))?")
 _VIEW = re.compile(rf"^CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}\.(\w+) TO {DATABASE}\.(\w+) AS")
+_PLAIN_VIEW = re.compile(rf"^CREATE VIEW IF NOT EXISTS {DATABASE}\.(\w+) AS")
 _FROM = re.compile(rf"\bFROM {DATABASE}\.(\w+)")
 _ALTER = re.compile(rf"^ALTER TABLE {DATABASE}\.(\w+)")
 _DICTIONARY = re.compile(rf"^CREATE DICTIONARY IF NOT EXISTS {DATABASE}\.(\w+)")
@@ -75,6 +77,8 @@ def cluster_form(statement: str, cluster: str) -> list[str]:
         view = statement.replace(m[0], f"CREATE MATERIALIZED VIEW IF NOT EXISTS {DATABASE}.{m[1]} {on} "
                                        f"TO {DATABASE}.{m[2]}_local AS", 1)
         return [_FROM.sub(lambda f: f"FROM {DATABASE}.{f[1]}{'' if f[1] in EVERY_NODE else '_local'}", view)]
+    if m := _PLAIN_VIEW.match(statement):  # reads the Distributed tables: the whole cluster
+        return [statement.replace(m[0], f"CREATE VIEW IF NOT EXISTS {DATABASE}.{m[1]} {on} AS", 1)]
     if m := _ALTER.match(statement):
         tail = statement[m.end():]
         if m[1] in EVERY_NODE:

@@ -71,3 +71,8 @@ def test_the_scope_cannot_be_lifted_from_inside(data, escape):
 def test_an_unknown_centre_is_refused_by_name(data):
     done = sql(data, "--as-centre", "219999", "SELECT 1")
     assert done.returncode == 2 and "no centre 219999" in done.stderr
+
+
+def test_the_evaluation_views_are_scoped_too(data):
+    done = sql(data, "--as-centre", "210203", "--format", "json", "SELECT centre_code FROM fengqiao.evaluation_by_centre")
+    assert [r["centre_code"] for r in json.loads(done.stdout)] == ["210203001001"]
