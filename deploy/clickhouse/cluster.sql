@@ -242,6 +242,20 @@ SELECT
 FROM fengqiao.signals_local
 GROUP BY hour, region_code, rule_id, level, drill;
 
+CREATE VIEW IF NOT EXISTS fengqiao.signal_handling ON CLUSTER 'fengqiao' AS
+SELECT
+    signal_id,
+    countIf(kind = 'acknowledge') AS acks,
+    minIf(recorded_at, kind = 'acknowledge') AS first_ack,
+    groupArrayIf(recorded_at, kind = 'feedback') AS feedbacks,
+    countIf(kind = 'close') AS closes,
+    minIf(recorded_at, kind = 'close') AS first_close,
+    countIf(kind = 'reopen') AS reopens,
+    argMaxIf(kind, recorded_at, kind IN ('close', 'reopen')) AS last_state
+FROM fengqiao.dispatch_actions FINAL
+WHERE outcome = 'accepted'
+GROUP BY signal_id;
+
 CREATE VIEW IF NOT EXISTS fengqiao.evaluation_by_centre ON CLUSTER 'fengqiao' AS
 WITH
     handled AS (
@@ -250,18 +264,6 @@ WITH
         FROM fengqiao.notices AS n FINAL
         JOIN (SELECT signal_id, raised_at FROM fengqiao.signals FINAL WHERE NOT drill) AS s USING (signal_id)
         WHERE n.role = 'handle' AND NOT n.drill
-    ),
-    acts AS (
-        SELECT signal_id,
-               countIf(kind = 'acknowledge') AS acks,
-               minIf(recorded_at, kind = 'acknowledge') AS first_ack,
-               countIf(kind = 'close') AS closes,
-               minIf(recorded_at, kind = 'close') AS first_close,
-               countIf(kind = 'reopen') AS reopens,
-               argMaxIf(kind, recorded_at, kind IN ('close', 'reopen')) AS last_state
-        FROM fengqiao.dispatch_actions FINAL
-        WHERE outcome = 'accepted'
-        GROUP BY signal_id
     )
 SELECT
     h.centre_code AS centre_code,
@@ -277,7 +279,7 @@ SELECT
     countIf(a.reopens > 0) AS reopened,
     if(closed = 0, NULL, round(reopened / closed, 3)) AS reopen_rate
 FROM handled AS h
-LEFT JOIN acts AS a USING (signal_id)
+LEFT JOIN fengqiao.signal_handling AS a USING (signal_id)
 GROUP BY centre_code;
 
 CREATE VIEW IF NOT EXISTS fengqiao.evaluation_by_department ON CLUSTER 'fengqiao' AS
@@ -288,17 +290,6 @@ WITH
         ARRAY JOIN departments AS department
         WHERE outcome = 'accepted' AND kind IN ('assign', 'coordinate')
         GROUP BY signal_id, department
-    ),
-    acts AS (
-        SELECT signal_id,
-               groupArrayIf(recorded_at, kind = 'feedback') AS feedbacks,
-               countIf(kind = 'close') AS closes,
-               minIf(recorded_at, kind = 'close') AS first_close,
-               countIf(kind = 'reopen') AS reopens,
-               argMaxIf(kind, recorded_at, kind IN ('close', 'reopen')) AS last_state
-        FROM fengqiao.dispatch_actions FINAL
-        WHERE outcome = 'accepted'
-        GROUP BY signal_id
     ),
     due AS (
         SELECT signal_id, close_due FROM fengqiao.notices FINAL WHERE role = 'handle' AND NOT drill
@@ -318,7 +309,7 @@ SELECT
     countIf(a.reopens > 0) AS reopened,
     if(closed = 0, NULL, round(reopened / closed, 3)) AS reopen_rate
 FROM assigned AS d
-LEFT JOIN acts AS a USING (signal_id)
+LEFT JOIN fengqiao.signal_handling AS a USING (signal_id)
 JOIN due AS u USING (signal_id)
 GROUP BY department;
 

@@ -2,6 +2,22 @@
 -- signals, as views the dashboards and analysts read. Drills are left out. A view reads its
 -- tables as the querying user, so each centre sees only its own jurisdiction here too.
 
+-- Per signal: what its centres and departments did, from the accepted actions. A signal is
+-- closed when its latest close or reopen is a close (last_state = 'close').
+CREATE VIEW IF NOT EXISTS fengqiao.signal_handling AS
+SELECT
+    signal_id,
+    countIf(kind = 'acknowledge') AS acks,
+    minIf(recorded_at, kind = 'acknowledge') AS first_ack,
+    groupArrayIf(recorded_at, kind = 'feedback') AS feedbacks,
+    countIf(kind = 'close') AS closes,
+    minIf(recorded_at, kind = 'close') AS first_close,
+    countIf(kind = 'reopen') AS reopens,
+    argMaxIf(kind, recorded_at, kind IN ('close', 'reopen')) AS last_state
+FROM fengqiao.dispatch_actions FINAL
+WHERE outcome = 'accepted'
+GROUP BY signal_id;
+
 -- Per handling centre (承办中心): acknowledgement latency from the signal being raised, closure
 -- within the handling notice's deadline, what is overdue now, and how often a closure was reopened.
 CREATE VIEW IF NOT EXISTS fengqiao.evaluation_by_centre AS
@@ -12,18 +28,6 @@ WITH
         FROM fengqiao.notices AS n FINAL
         JOIN (SELECT signal_id, raised_at FROM fengqiao.signals FINAL WHERE NOT drill) AS s USING (signal_id)
         WHERE n.role = 'handle' AND NOT n.drill
-    ),
-    acts AS (
-        SELECT signal_id,
-               countIf(kind = 'acknowledge') AS acks,
-               minIf(recorded_at, kind = 'acknowledge') AS first_ack,
-               countIf(kind = 'close') AS closes,
-               minIf(recorded_at, kind = 'close') AS first_close,
-               countIf(kind = 'reopen') AS reopens,
-               argMaxIf(kind, recorded_at, kind IN ('close', 'reopen')) AS last_state
-        FROM fengqiao.dispatch_actions FINAL
-        WHERE outcome = 'accepted'
-        GROUP BY signal_id
     )
 SELECT
     h.centre_code AS centre_code,
@@ -39,7 +43,7 @@ SELECT
     countIf(a.reopens > 0) AS reopened,
     if(closed = 0, NULL, round(reopened / closed, 3)) AS reopen_rate
 FROM handled AS h
-LEFT JOIN acts AS a USING (signal_id)
+LEFT JOIN fengqiao.signal_handling AS a USING (signal_id)
 GROUP BY centre_code;
 
 -- Per department (分办/协同部门): every signal assigned to it or co-handled by it, the time from
@@ -52,17 +56,6 @@ WITH
         ARRAY JOIN departments AS department
         WHERE outcome = 'accepted' AND kind IN ('assign', 'coordinate')
         GROUP BY signal_id, department
-    ),
-    acts AS (
-        SELECT signal_id,
-               groupArrayIf(recorded_at, kind = 'feedback') AS feedbacks,
-               countIf(kind = 'close') AS closes,
-               minIf(recorded_at, kind = 'close') AS first_close,
-               countIf(kind = 'reopen') AS reopens,
-               argMaxIf(kind, recorded_at, kind IN ('close', 'reopen')) AS last_state
-        FROM fengqiao.dispatch_actions FINAL
-        WHERE outcome = 'accepted'
-        GROUP BY signal_id
     ),
     due AS (
         SELECT signal_id, close_due FROM fengqiao.notices FINAL WHERE role = 'handle' AND NOT drill
@@ -82,6 +75,6 @@ SELECT
     countIf(a.reopens > 0) AS reopened,
     if(closed = 0, NULL, round(reopened / closed, 3)) AS reopen_rate
 FROM assigned AS d
-LEFT JOIN acts AS a USING (signal_id)
+LEFT JOIN fengqiao.signal_handling AS a USING (signal_id)
 JOIN due AS u USING (signal_id)
 GROUP BY department;

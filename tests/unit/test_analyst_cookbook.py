@@ -110,6 +110,12 @@ def test_15_drills_kept_apart(seeded):
     assert answer(seeded, 15) == [("dispute_cluster", "blue", 1)]
 
 
+def test_16_evaluation_of_the_handling_centres(seeded):
+    assert [(r[0], r[1], r[6]) for r in answer(seeded, 16)] == [
+        (A1, "大连市中山区模拟街道01模拟社区01", 1), (B1, "大连市西岗区模拟街道01模拟社区01", 1),
+        (A2, "大连市中山区模拟街道02模拟社区01", 0)]
+
+
 def evaluation(seeded, view: str) -> dict[str, tuple]:
     store, _ = seeded
     return {r.pop(next(iter(r))): tuple(r.values()) for r in store.query(f"SELECT * FROM fengqiao.{view}")}
