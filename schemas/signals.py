@@ -89,6 +89,8 @@ class CentreNotice(BaseModel):
     close_due: datetime
     created_at: datetime
     drill: bool = False
+    is_update: bool = Field(default=False, description="more evidence for a notice already sent: update it "
+                                                       "in place, do not page again (更新，非新警情)")
 
     @staticmethod
     def make_id(signal_id: str, centre_code: str) -> str:

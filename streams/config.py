@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         default=0, ge=0, description="days raw events, dead letters and evidence are kept; 0: kept for good"
     )
+    notice_repeat_interval: float = Field(
+        default=1800.0, gt=0, description="seconds: an updated signal re-notifies its centres at most this often"
+    )
     routing_file: Path | None = Field(default=None, description="the routing table (YAML); unset: the design's")
     webhooks_file: Path | None = Field(default=None, description="centres' webhooks (YAML); unset: none")
     webhook_attempts: int = Field(default=8, ge=1, description="deliveries tried before a notice is dead-lettered")

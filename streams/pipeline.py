@@ -40,6 +40,7 @@ VALIDATE_WITHIN = 0.05
 RETRY_MAX_SECONDS = 10.0
 FORGET_EVERY = 60.0  # seconds between sweeps of input ids past the duplicate horizon
 RULES_POLL_EVERY = 2.0  # seconds between looks at the rule files for changes
+NOTIFIED_KEPT_MS = 90 * 86_400_000  # how long a signal's last notification is remembered
 
 
 def now_beijing() -> datetime:
@@ -197,6 +198,8 @@ class Pipeline:
         self.seen = {spec: self._table(f"seen-{spec.name}", spec) for spec in topics.INPUTS}
         # Broadcasts by "sender,identifier", so that an Update or a Cancel finds what it refers to.
         self.known_broadcasts = self._table("known-broadcasts", topics.EMERGENCY_BROADCASTS)
+        # 通知节流: when each signal last notified its centres, and the deadlines it gave them.
+        self.notified = self._table("notified", topics.EVENTS)
         v = self.validator
         checks: dict[topics.TopicSpec, Check] = {
             topics.GRID_REPORTS: v.grid_report,
@@ -306,11 +309,17 @@ class Pipeline:
         held = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
         dropped = 0
         for spec, table in self.seen.items():
-            for key, value in list(table.data.items()):
-                if value["t"] < cutoff and (spec.name, value["p"]) in held:
-                    forget(table, value["p"], key)
-                    dropped += 1
+            dropped += self._forget_older(table, spec, cutoff, held)
+        # A signal stops updating when its windows close; the longest is far shorter than this.
+        self._forget_older(self.notified, topics.EVENTS, to_ms(self.clock()) - NOTIFIED_KEPT_MS, held)
         return dropped
+
+    @staticmethod
+    def _forget_older(table: Any, spec: topics.TopicSpec, cutoff: int, held: set[tuple[str, int]]) -> int:
+        old = [(k, v["p"]) for k, v in table.data.items() if v["t"] < cutoff and (spec.name, v["p"]) in held]
+        for key, partition in old:
+            forget(table, partition, key)
+        return len(old)
 
     async def _send(self, spec: topics.TopicSpec, key: bytes, value: bytes, headers: Any = None) -> Any:
         """Produce through Faust's transport producer: the key's partition, none of a Topic's
@@ -323,24 +332,36 @@ class Pipeline:
         states = TableStates(self.windows)
         async for message in stream.events():
             event = NormalisedEvent.model_validate_json(message.value)
-            for outcome in self.correlator.process(event, message.message.partition, states, self.clock()):
-                await self._raise(outcome.signal, outcome.previous_level is None, outcome.escalated, event)
+            partition = message.message.partition
+            for outcome in self.correlator.process(event, partition, states, self.clock()):
+                await self._raise(outcome.signal, outcome.previous_level is None, outcome.escalated, event, partition)
 
-    async def _raise(self, signal: RiskSignal, new: bool, escalated: bool, cause: NormalisedEvent) -> None:
+    async def _raise(self, signal: RiskSignal, new: bool, escalated: bool, cause: NormalisedEvent,
+                     partition: int) -> None:
         self.metrics.signals.labels(signal.rule_id, signal.level.value, "new" if new else "update").inc()
         await self._send(topics.SIGNALS, signal.signal_id.encode(), signal.model_dump_json().encode())
         self.observer.on_signal(signal, new)
-        if not escalated:
-            return  # more evidence for a signal the centres already have: stored, not paged again
         now = self.clock()
-        for notice in route(signal, now, self.policy):
+        last = self.notified.data.get(signal.signal_id)
+        update_of = None
+        if not escalated:
+            # More evidence for a signal the centres have: its notices are updated in place, at
+            # most once per repeat interval, and page no one (Alertmanager's grouping).
+            if last is None or to_ms(now) - last["t"] < self.settings.notice_repeat_interval * 1000:
+                return
+            update_of = (datetime.fromisoformat(last["ack"]), datetime.fromisoformat(last["close"]))
+        notices = route(signal, now, self.policy, update_of)
+        put(self.notified, partition, signal.signal_id, {
+            "t": to_ms(now), "p": partition,
+            "ack": notices[0].ack_due.isoformat(), "close": notices[0].close_due.isoformat()})
+        for notice in notices:
             # Drills go to their own channel: no live centre is paged, streamed or supervised.
             spec = topics.DRILL_NOTICES if notice.drill else topics.CENTRE_NOTICES
             await self._send(spec, notice.centre_code.encode(), notice.model_dump_json().encode())
             self.metrics.notices.labels(spec.name, notice.centre_level.value).inc()
             self.metrics.notice_latency.observe(max(0.0, (now - cause.ingested_at).total_seconds()))
             self.observer.on_notice(notice)
-        if wants_release(signal):
+        if wants_release(signal) and not update_of:
             request = broadcast_request(signal, now)
             await self._send(topics.BROADCAST_REQUESTS, signal.signal_id.encode(),
                              request.model_dump_json(by_alias=True, exclude_none=True).encode())

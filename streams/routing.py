@@ -61,8 +61,10 @@ def load_policy(path: Path | None) -> dict[RiskLevel, Policy]:
     return table
 
 
-def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = DEFAULT_POLICY) -> list[CentreNotice]:
-    """One notice per notified centre; deadlines run from ``now``."""
+def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = DEFAULT_POLICY,
+          update_of: tuple[datetime, datetime] | None = None) -> list[CentreNotice]:
+    """One notice per notified centre; deadlines run from ``now``. ``update_of`` is the (ack, close)
+    deadlines of the notices already sent, which an update keeps: more evidence moves no deadline."""
     rule = policy[signal.level]
     notices = []
     for i, level in enumerate(rule.centres):
@@ -79,10 +81,11 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
                 rule_id=signal.rule_id,
                 region_code=signal.region_code,
                 summary=signal.summary,
-                ack_due=now + rule.ack_within,
-                close_due=now + rule.close_within,
+                ack_due=update_of[0] if update_of else now + rule.ack_within,
+                close_due=update_of[1] if update_of else now + rule.close_within,
                 created_at=now,
                 drill=signal.drill,
+                is_update=update_of is not None,
             )
         )
     return notices

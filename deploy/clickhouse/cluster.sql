@@ -242,6 +242,12 @@ SELECT
 FROM fengqiao.signals_local
 GROUP BY hour, region_code, rule_id, level, drill;
 
+ALTER TABLE fengqiao.notices_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS is_update Bool DEFAULT false COMMENT 'an update in place, not a new page';
+
+ALTER TABLE fengqiao.notices ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS is_update Bool DEFAULT false COMMENT 'an update in place, not a new page';
+
 CREATE VIEW IF NOT EXISTS fengqiao.signal_handling ON CLUSTER 'fengqiao' AS
 SELECT
     signal_id,

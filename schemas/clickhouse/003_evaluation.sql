@@ -2,6 +2,10 @@
 -- signals, as views the dashboards and analysts read. Drills are left out. A view reads its
 -- tables as the querying user, so each centre sees only its own jurisdiction here too.
 
+-- A notice that updates one already sent (more evidence, same level) pages no one.
+ALTER TABLE fengqiao.notices
+    ADD COLUMN IF NOT EXISTS is_update Bool DEFAULT false COMMENT 'an update in place, not a new page';
+
 -- Per signal: what its centres and departments did, from the accepted actions. A signal is
 -- closed when its latest close or reopen is a close (last_state = 'close').
 CREATE VIEW IF NOT EXISTS fengqiao.signal_handling AS
