@@ -275,9 +275,11 @@ class Correlator:
             "unchanged": sorted(i for i in set(before) & set(self.prefixes) if before[i] == self.prefixes[i]),
         }
 
-    def process(self, event: NormalisedEvent, partition: int, states: States, now: datetime) -> list[Outcome]:
-        """Every signal raised or updated by this event, chained signals and due absences included."""
-        outcomes = self._enter(event, partition, states, now, depth=0)
+    def process(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
+                only: str | None = None) -> list[Outcome]:
+        """Every signal raised or updated by this event, chained signals and due absences included.
+        With ``only``, just that group: a repartitioned event comes once per group it belongs to."""
+        outcomes = self._enter(event, partition, states, now, depth=0, only=only)
         t = to_ms(event.occurred_at)
         if t > self.watermarks.get(partition, 0):
             self.watermarks[partition] = t
@@ -287,7 +289,7 @@ class Correlator:
         return outcomes
 
     def _enter(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
-               depth: int) -> list[Outcome]:
+               depth: int, only: str | None = None) -> list[Outcome]:
         outcomes = []
         for rule in self.rules:
             tag = rule.tag(event)
@@ -296,6 +298,8 @@ class Correlator:
             groups = rule.groups(event)
             if isinstance(rule, AbsenceRule) and tag == "trigger" and rule.requires is not None:
                 groups = sorted(set(groups) | self._places_within(rule, event.region_code, states))
+            if only is not None:
+                groups = [g for g in groups if g == only]
             for group in groups:
                 key = self.prefixes[rule.id] + group
                 before = WindowState.from_json(states.get(key))
@@ -309,8 +313,12 @@ class Correlator:
                         outcomes += self._accumulate(rule, group, outcome.signal, partition, states, now)
                         if depth < MAX_CHAIN_DEPTH:
                             outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now,
-                                                    depth + 1)
+                                                    depth + 1, only)
         return outcomes
+
+    def regroup_keys(self, event: NormalisedEvent) -> list[str]:
+        """The groups of this pack's rules an event belongs to: where a repartition sends it."""
+        return sorted({g for rule in self.rules if rule.tag(event) is not None for g in rule.groups(event)})
 
     def _accumulate(self, rule: Any, group: str, signal: RiskSignal, partition: int, states: States,
                     now: datetime) -> list[Outcome]:

@@ -24,12 +24,12 @@ from schemas.events import BEIJING, NormalisedEvent
 from schemas.signals import CentreNotice, RiskSignal
 from streams import topics
 from streams.config import Settings
-from streams.correlation import Correlator, to_ms
+from streams.correlation import Correlator, Outcome, to_ms
 from streams.identity import Pseudonymiser
 from streams.metrics import Metrics
 from streams.release import broadcast_request, wants_release
 from streams.routing import load_policy, route
-from streams.ruleset import Rule, RuleError, load_rules, rule_files_signature
+from streams.ruleset import Rule, RuleError, load_rules, rule_files_signature, split_pack
 from streams.store import Store
 from streams.validation import Accepted, DeadLetter, Origin, Validator
 
@@ -171,7 +171,9 @@ class Pipeline:
         self.observer = observer or Quiet()
         self.clock = clock
         self.validator = Validator(Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()))
-        self.correlator = Correlator(rules)
+        local, regional = split_pack(rules)
+        self.correlator = Correlator(local)
+        self.regional = Correlator(regional)  # rules grouped coarser than a county, after a repartition
         self.policy = load_policy(settings.routing_file)
         session = settings.session_timeout
         self.app = faust.App(
@@ -192,14 +194,17 @@ class Pipeline:
             stream_wait_empty=False,
         )
         t = {spec: self._topic(spec) for spec in topics.ALL}
-        # 关联窗口: window state per (rule, group), co-partitioned with the events topic.
+        # 关联窗口: window state per (rule, group), co-partitioned with the events topic, and for
+        # city-wide rules with the regional events topic.
         self.windows = self._table("correlation-windows", topics.EVENTS)
+        self.regional_windows = self._table("correlation-windows-regional", topics.REGIONAL_EVENTS)
         # 去重: ids of accepted input within the horizon, one table per input topic.
         self.seen = {spec: self._table(f"seen-{spec.name}", spec) for spec in topics.INPUTS}
         # Broadcasts by "sender,identifier", so that an Update or a Cancel finds what it refers to.
         self.known_broadcasts = self._table("known-broadcasts", topics.EMERGENCY_BROADCASTS)
         # 通知节流: when each signal last notified its centres, and the deadlines it gave them.
         self.notified = self._table("notified", topics.EVENTS)
+        self.regional_notified = self._table("notified-regional", topics.REGIONAL_EVENTS)
         v = self.validator
         checks: dict[topics.TopicSpec, Check] = {
             topics.GRID_REPORTS: v.grid_report,
@@ -211,6 +216,7 @@ class Pipeline:
         for spec, check in checks.items():
             agent(t[spec], name=f"validate-{spec.name}")(self._validate(spec, check))
         agent(t[topics.EVENTS], name="correlate")(self.correlate)
+        agent(t[topics.REGIONAL_EVENTS], name="correlate-regional")(self.correlate_regional)
         self.app.timer(FORGET_EVERY, name="forget-expired-ids")(self._forget_expired)
         self._rules_seen = rule_files_signature(settings.rules_dir)
         self.app.timer(RULES_POLL_EVERY, name="watch-rules")(self._watch_rules)
@@ -289,7 +295,10 @@ class Pipeline:
             log.error("rule pack not reloaded; the running rules stay: %s", exc)
             self.metrics.rule_reloads.labels("refused").inc()
             return False
-        changes = self.correlator.replace_rules(rules)
+        local, regional = split_pack(rules)
+        changes = self.correlator.replace_rules(local)
+        for kind, ids in self.regional.replace_rules(regional).items():
+            changes[kind] = sorted(changes[kind] + ids)
         log.warning("rule pack reloaded: %s", {k: v for k, v in changes.items() if v and k != "unchanged"} or "no change")
         self.metrics.rule_reloads.labels("done").inc()
         return True
@@ -311,7 +320,8 @@ class Pipeline:
         for spec, table in self.seen.items():
             dropped += self._forget_older(table, spec, cutoff, held)
         # A signal stops updating when its windows close; the longest is far shorter than this.
-        self._forget_older(self.notified, topics.EVENTS, to_ms(self.clock()) - NOTIFIED_KEPT_MS, held)
+        for table, spec in ((self.notified, topics.EVENTS), (self.regional_notified, topics.REGIONAL_EVENTS)):
+            self._forget_older(table, spec, to_ms(self.clock()) - NOTIFIED_KEPT_MS, held)
         return dropped
 
     @staticmethod
@@ -334,15 +344,26 @@ class Pipeline:
             event = NormalisedEvent.model_validate_json(message.value)
             partition = message.message.partition
             for outcome in self.correlator.process(event, partition, states, self.clock()):
-                await self._raise(outcome.signal, outcome.previous_level is None, outcome.escalated, event, partition)
+                await self._raise(outcome, event, self.notified, partition)
+            for key in self.regional.regroup_keys(event):  # 重分区: once per city-wide group
+                await self._send(topics.REGIONAL_EVENTS, key.encode(), message.value)
 
-    async def _raise(self, signal: RiskSignal, new: bool, escalated: bool, cause: NormalisedEvent,
-                     partition: int) -> None:
+    async def correlate_regional(self, stream: Any) -> None:
+        """City-wide rules: each event comes keyed by one of its groups, and only that group is fed."""
+        states = TableStates(self.regional_windows)
+        async for message in stream.events():
+            event = NormalisedEvent.model_validate_json(message.value)
+            partition = message.message.partition
+            for outcome in self.regional.process(event, partition, states, self.clock(), only=message.key.decode()):
+                await self._raise(outcome, event, self.regional_notified, partition)
+
+    async def _raise(self, outcome: Outcome, cause: NormalisedEvent, notified: Any, partition: int) -> None:
+        signal, new, escalated = outcome.signal, outcome.previous_level is None, outcome.escalated
         self.metrics.signals.labels(signal.rule_id, signal.level.value, "new" if new else "update").inc()
         await self._send(topics.SIGNALS, signal.signal_id.encode(), signal.model_dump_json().encode())
         self.observer.on_signal(signal, new)
         now = self.clock()
-        last = self.notified.data.get(signal.signal_id)
+        last = notified.data.get(signal.signal_id)
         update_of = None
         if not escalated:
             # More evidence for a signal the centres have: its notices are updated in place, at
@@ -351,7 +372,7 @@ class Pipeline:
                 return
             update_of = (datetime.fromisoformat(last["ack"]), datetime.fromisoformat(last["close"]))
         notices = route(signal, now, self.policy, update_of)
-        put(self.notified, partition, signal.signal_id, {
+        put(notified, partition, signal.signal_id, {
             "t": to_ms(now), "p": partition,
             "ack": notices[0].ack_due.isoformat(), "close": notices[0].close_due.isoformat()})
         for notice in notices:

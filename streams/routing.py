@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from schemas.levels import RiskLevel
-from schemas.regions import CENTRE_LEVELS, Level, cut
+from schemas.regions import CENTRE_LEVELS, Level, cut, registry
 from schemas.signals import CentreNotice, NoticeRole, RiskSignal
 
 
@@ -61,13 +61,24 @@ def load_policy(path: Path | None) -> dict[RiskLevel, Policy]:
     return table
 
 
+def notified_levels(region_code: str, policy: Policy) -> tuple[Level, ...]:
+    """The policy's centres that hold the region: a district-wide or city-wide signal has no
+    community or street to handle it, so the lowest centre holding all of it handles."""
+    region = registry().get(region_code).level if region_code in registry() else Level.community
+    levels = tuple(lv for lv in policy.centres if lv.digits <= region.digits)
+    if levels:
+        return levels
+    holding = [lv for lv in CENTRE_LEVELS if lv.digits <= region.digits]
+    return holding[:1] if holding else ()
+
+
 def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = DEFAULT_POLICY,
           update_of: tuple[datetime, datetime] | None = None) -> list[CentreNotice]:
     """One notice per notified centre; deadlines run from ``now``. ``update_of`` is the (ack, close)
     deadlines of the notices already sent, which an update keeps: more evidence moves no deadline."""
     rule = policy[signal.level]
     notices = []
-    for i, level in enumerate(rule.centres):
+    for i, level in enumerate(notified_levels(signal.region_code, rule)):
         centre = cut(signal.region_code, level)
         notices.append(
             CentreNotice(

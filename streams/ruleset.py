@@ -17,7 +17,7 @@ Types:
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -25,10 +25,13 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from schemas.events import NormalisedEvent
+from schemas.events import BEIJING, NormalisedEvent, Source
 from schemas.levels import RiskLevel
 from schemas.regions import Level
 
+# A signal as another rule would see it, to find chains across the repartition at load time.
+PROBE_REGION = "210202001001"
+PROBE_TIME = datetime(2026, 1, 1, tzinfo=BEIJING)
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -148,18 +151,26 @@ class RuleBase(Strict):
     tests: list[dict[str, Any]] = Field(default_factory=list, description="cases for fengqiao rules test")
 
     def groups(self, event: NormalisedEvent) -> list[str]:
-        """The group keys of an event. A key that is not a region code is tied to the event's
-        county, so that every group lives in one partition of the county-keyed events topic."""
+        """The group keys of an event. A region code at county level or below lives in its
+        county's partition of the events topic; a key that is not a region code (a person, an
+        address) is tied to the event's county to live there too; a region coarser than a county
+        (a city) is a regional group, held on the regional events topic by its own key."""
         keys = [""]
         for part in self.group_by:
             keys = [f"{k}|{v}" if k else v for k in keys for v in part.values(event)]
         county = event.region_code[: Level.county.digits]
-        return [k if self.within_county else f"{county}|{k}" for k in keys if k]
+        return [k if self.within_county or self.regional else f"{county}|{k}" for k in keys if k]
 
     @property
     def within_county(self) -> bool:
         first = self.group_by[0]
         return first.field == "region_code" and (first.level is None or first.level.digits >= Level.county.digits)
+
+    @property
+    def regional(self) -> bool:
+        """Grouped by a region coarser than a county (城市级): evaluated after a repartition."""
+        first = self.group_by[0]
+        return first.field == "region_code" and first.level is not None and first.level.digits < Level.county.digits
 
     def tag(self, event: NormalisedEvent) -> str | None:
         """What the event is to this rule (a condition's name, a counted value), or None."""
@@ -290,4 +301,25 @@ def load_rules(directory: Path | None = None) -> list[Any]:
         if rule.id in seen:
             raise RuleError(f"rule id {rule.id!r} appears twice")
         seen.add(rule.id)
+    check_chains(rules)
     return rules
+
+
+def split_pack(rules: list[Any]) -> tuple[list[Any], list[Any]]:
+    """(rules evaluated in the county partitions of events, regional rules after repartition)."""
+    return [r for r in rules if not r.regional], [r for r in rules if r.regional]
+
+
+def check_chains(rules: list[Any]) -> None:
+    """A rule may chain only from signals raised on its own side of the repartition."""
+    local, regional = split_pack(rules)
+    for takers, givers in ((local, regional), (regional, local)):
+        for giver in givers:
+            probe = NormalisedEvent(event_id="probe", publisher="signal", source=Source.signal,
+                                    category=f"signal.{giver.id}", region_code=PROBE_REGION,
+                                    occurred_at=PROBE_TIME, ingested_at=PROBE_TIME, level=giver.level)
+            for taker in takers:
+                if taker.tag(probe) is not None:
+                    side = "city-wide" if taker.regional else "county-level"
+                    raise RuleError(f"{taker.id}: a {side} rule cannot take {giver.id}'s signals: they are "
+                                    "raised on the other side of the repartition")

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
 
 # Topics the worker consumes: all of them must be drained before a summary is true.
-CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES,
+CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.REGIONAL_EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES,
             topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS)
 
 

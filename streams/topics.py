@@ -25,6 +25,8 @@ EMERGENCY_BROADCASTS = TopicSpec("emergency-broadcasts", 2, "sender", "应急广
 BROADCAST_RECEIPTS = TopicSpec("broadcast-receipts", 2, "region code", "播发回执, JSON BroadcastReceipt")
 DEPT_ALERTS = TopicSpec("dept-alerts", 4, "department code", "部门预警, JSON DepartmentAlert")
 EVENTS = TopicSpec("events", 8, "county code (6 digits)", "normalised, pseudonymised events")
+REGIONAL_EVENTS = TopicSpec("events-regional", 4, "group of a city-wide rule (a city code)",
+                            "events again, repartitioned for rules grouped coarser than a county (重分区)")
 DEAD_LETTERS = TopicSpec("dead-letters", 2, "source topic", "invalid input: original bytes and the reason")
 SIGNALS = TopicSpec("signals", 4, "signal id", "risk signals; later versions replace earlier ones")
 CENTRE_NOTICES = TopicSpec("centre-notices", 4, "centre code", "notices to the four levels of centres")
@@ -33,7 +35,7 @@ BROADCAST_REQUESTS = TopicSpec("broadcast-requests", 2, "signal id", "drafts of 
 DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close")
 
 INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
-ALL = (*INPUTS, EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS, BROADCAST_REQUESTS)
+ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS, BROADCAST_REQUESTS)
 
 
 async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL) -> list[str]:

@@ -33,6 +33,18 @@ def test_policy_table(level, centres, ack):
     assert len({n.notice_id for n in notices}) == len(notices)
 
 
+@pytest.mark.parametrize(("region", "level", "centres"), [
+    ("210200000000", RiskLevel.yellow, ["2102"]),  # city-wide: the city handles, whatever the level
+    ("210200000000", RiskLevel.red, ["2102"]),
+    ("210202000000", RiskLevel.blue, ["210202"]),  # district-wide
+    ("210202000000", RiskLevel.red, ["210202", "2102"]),
+])
+def test_a_signal_about_a_wider_region_goes_to_the_centres_that_hold_it(region, level, centres):
+    notices = route(signal_at(level).model_copy(update={"region_code": region}), T0)
+    assert [n.centre_code for n in notices] == centres
+    assert notices[0].role is NoticeRole.handle
+
+
 def test_notice_ids_are_stable():
     s = signal_at(RiskLevel.yellow)
     assert [n.notice_id for n in route(s, T0)] == [n.notice_id for n in route(s, T0 + timedelta(hours=1))]

@@ -93,3 +93,50 @@ def test_absence_rules_must_be_placed(tmp_path):
         "trigger: {category: x}\nexpected: {category: y}\nlevel: blue\nsummary: s\n")
     with pytest.raises(RuleError, match="groups by region_code"):
         load_rules(tmp_path)
+
+
+CITY_WAVE = """
+id: city_dispute_wave
+name: 全市纠纷高发
+basis: Dalian art. 12 (test pack)
+type: event_count
+filter: {category: {prefix: "dispute."}}
+group_by: {field: region_code, level: city}
+window: 24h
+threshold: 3
+level: yellow
+summary: "{place}：{count}起纠纷"
+"""
+TAKES_THE_WAVE = """
+id: wave_in_a_community
+name: 社区与全市纠纷
+basis: Dalian art. 12 (test pack)
+type: temporal
+group_by: {field: region_code, level: community}
+window: 24h
+conditions:
+  wave: {where: {source: signal, category: signal.city_dispute_wave}}
+  local: {where: {category: {prefix: "dispute."}}}
+level: orange
+summary: "{place}"
+"""
+
+
+def test_a_city_wide_rule_groups_by_the_city_and_a_person_stays_in_its_county(tmp_path):
+    from tests.unit.test_correlation import event
+
+    (tmp_path / "wave.yaml").write_text(CITY_WAVE)
+    (wave,) = load_rules(tmp_path)
+    assert wave.regional and not wave.within_county
+    assert wave.groups(event(1, community="210203001001")) == ["2102"]
+    person = next(r for r in load_rules() if r.id == "dispute_escalation")
+    assert not person.regional
+    groups = person.groups(event(1))
+    assert groups and all(g.startswith("210202|") for g in groups)
+
+
+def test_a_rule_cannot_chain_across_the_repartition(tmp_path):
+    (tmp_path / "wave.yaml").write_text(CITY_WAVE)
+    (tmp_path / "takes.yaml").write_text(TAKES_THE_WAVE)
+    with pytest.raises(RuleError, match="wave_in_a_community: a county-level rule cannot take city_dispute_wave"):
+        load_rules(tmp_path)
