@@ -118,6 +118,23 @@ async def worker(settings: Settings) -> int:
     return 0
 
 
+async def gateway(settings: Settings) -> int:
+    """The publishers' gateway and the centres' dispatch desk, on a configured Kafka."""
+    from streams.stack import Stack
+
+    if settings.embedded_kafka:
+        print("fengqiao gateway needs FENGQIAO_KAFKA_BOOTSTRAP_SERVERS (fengqiao up runs the embedded broker)",
+              file=sys.stderr)
+        return 2
+    stop = stop_on_signals()
+    async with Stack(settings, pipeline=False) as stack:
+        print(f"fengqiao gateway ready: http://{settings.gateway_host}:{stack.gateway.port}, Kafka "
+              f"{stack.bootstrap_servers}, metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics",
+              flush=True)
+        await stop.wait()
+    return 0
+
+
 def sql(args: argparse.Namespace, settings: Settings) -> int:
     """Run one SQL statement against the configured store (chdb: only while no stack owns it)."""
     from schemas.regions import UnknownRegion
@@ -254,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
     p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
     sub.add_parser("worker", help="a Faust worker with its sinks on the configured Kafka (no gateway)")
+    sub.add_parser("gateway", help="the publishers' gateway and the centres' dispatch desk on the configured Kafka")
     b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
     b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
     b.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
@@ -299,6 +317,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Set
         return asyncio.run(up(args, settings))
     if args.command == "worker":
         return asyncio.run(worker(settings))
+    if args.command == "gateway":
+        return asyncio.run(gateway(settings))
     if args.command == "publish":
         return publish(args, settings)
     if args.command == "rules":

@@ -2,7 +2,9 @@
 
 ``Stack`` starts them in that order and stops them in reverse, so nothing is left behind:
 the embedded broker is a child that is terminated and waited for (and that the kernel kills
-should this process die first).
+should this process die first). A deployment runs the roles apart: ``pipeline`` (the worker:
+agents, sinks, and webhooks when configured) and ``gateway`` (the publishers' gateway and the
+dispatch desk); ``fengqiao up`` runs both with the embedded broker and chdb.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from prometheus_client import start_http_server
 
 from streams import topics
 from streams.broker import EmbeddedBroker
 from streams.config import Settings
 from streams.keys import KeyStore
 from streams.metrics import Metrics
+from streams.monitor import Monitor
 from streams.desk import DispatchDesk
+from streams.identity import Pseudonymiser
 from streams.pipeline import Observer, Pipeline, now_beijing
+from streams.routing import load_policy
 from streams.ruleset import Rule, load_rules
 from streams.store import Store, open_store
 from streams.webhooks import Notifier, Retry, load_hooks
@@ -38,7 +42,7 @@ CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.REGIONAL_EVENTS, topics.DEAD_L
 
 class Stack:
     def __init__(self, settings: Settings, observer: Observer | None = None,
-                 rules: list[Rule] | None = None, gateway: bool = True,
+                 rules: list[Rule] | None = None, gateway: bool = True, pipeline: bool = True,
                  clock: Callable[[], datetime] = now_beijing) -> None:
         self.settings = settings
         self.clock = clock
@@ -52,10 +56,12 @@ class Stack:
         self.desk: DispatchDesk | None = None
         self.notifier: Notifier | None = None
         self.producer: AIOKafkaProducer | None = None
-        self._metrics_server: Any = None
+        self.monitor: Monitor | None = None
         self.bootstrap_servers = settings.kafka_bootstrap_servers or ""
         self.metrics_port = settings.metrics_port
         self.with_gateway = gateway
+        self.with_pipeline = pipeline
+        self.ready = False
 
     async def start(self) -> None:
         from streams.gateway import Gateway
@@ -67,28 +73,38 @@ class Stack:
             self.broker.start()  # on this thread: its death signal is tied to the starting thread
             self.bootstrap_servers = self.broker.bootstrap_servers
         await topics.ensure_topics(self.bootstrap_servers)
-        self.store = await asyncio.to_thread(open_store, s)
-        self._metrics_server, _ = start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
-        self.metrics_port = self._metrics_server.server_port
-        self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer,
-                                 clock=self.clock)
-        await self.pipeline.start()
+        self.monitor = Monitor(self.metrics.registry, s.metrics_host, s.metrics_port, self.alive, lambda: self.ready)
+        await self.monitor.start()
+        self.metrics_port = self.monitor.port
+        pseudonymiser = Pseudonymiser(s.pseudonym_key.get_secret_value().encode())
+        policy = load_policy(s.routing_file)
+        if self.with_pipeline:
+            self.store = await asyncio.to_thread(open_store, s)
+            self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer,
+                                     clock=self.clock)
+            await self.pipeline.start()
         if s.webhooks_file:
             self.notifier = Notifier(self.bootstrap_servers, load_hooks(s.webhooks_file), self.metrics,
                                      f"{s.app_id}-webhooks", Retry(attempts=s.webhook_attempts))
             await self.notifier.start()
         if self.with_gateway:
             keys = KeyStore(s.keys_path)
-            self.desk = DispatchDesk(self.bootstrap_servers, keys, self.pipeline.validator.pseudonymiser,
-                                     self.metrics, self.clock, self.pipeline.policy, tick=s.supervision_tick)
+            self.desk = DispatchDesk(self.bootstrap_servers, keys, pseudonymiser, self.metrics, self.clock, policy,
+                                     tick=s.supervision_tick)
             await self.desk.start()
             self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
             await self.producer.start()
             self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port, self.desk.routes())
             await self.gateway.start()
+        self.ready = True
+
+    def alive(self) -> bool:
+        """False once the embedded broker, without which nothing works, has died."""
+        return self.broker is None or self.broker.alive
 
     async def stop(self) -> None:
         """Stop in reverse order; each part is stopped even if another fails or hangs."""
+        self.ready = False
         steps = [
             ("gateway", self.gateway and self.gateway.stop),
             ("dispatch desk", self.desk and self.desk.stop),
@@ -104,9 +120,8 @@ class Stack:
                     log.error("stopping the %s took over %ss; going on without it", name, STOP_TIMEOUT)
                 except Exception:
                     log.exception("stopping the %s failed", name)
-        if self._metrics_server:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+        if self.monitor:
+            await self.monitor.stop()
         if self.store:
             await asyncio.to_thread(self.store.close)
         if self.broker:
