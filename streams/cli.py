@@ -101,36 +101,23 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if broker_ok else 1
 
 
-async def worker(settings: Settings) -> int:
-    """A Faust worker with its sinks and metrics, on a configured Kafka: what a deployment runs."""
+async def serve(role: str, settings: Settings) -> int:
+    """One role of a deployment on a configured Kafka: ``worker`` (the Faust agents, sinks and
+    webhooks) or ``gateway`` (the publishers' gateway and the centres' dispatch desk)."""
     from streams.stack import Stack
 
     if settings.embedded_kafka:
-        print("fengqiao worker needs FENGQIAO_KAFKA_BOOTSTRAP_SERVERS (fengqiao up runs the embedded broker)",
+        print(f"fengqiao {role} needs FENGQIAO_KAFKA_BOOTSTRAP_SERVERS (fengqiao up runs the embedded broker)",
               file=sys.stderr)
         return 2
     stop = stop_on_signals()
-    async with Stack(settings, Console(sys.stdout), gateway=False) as stack:
-        reload_on_sighup(stack)
-        print(f"fengqiao worker ready: Kafka {stack.bootstrap_servers}, group {settings.app_id}, "
+    worker = role == "worker"
+    async with Stack(settings, Console(sys.stdout) if worker else None, gateway=not worker, pipeline=worker) as stack:
+        where = f"group {settings.app_id}" if worker else f"http://{settings.gateway_host}:{stack.gateway.port}"
+        if worker:
+            reload_on_sighup(stack)
+        print(f"fengqiao {role} ready: {where}, Kafka {stack.bootstrap_servers}, "
               f"metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics", flush=True)
-        await stop.wait()
-    return 0
-
-
-async def gateway(settings: Settings) -> int:
-    """The publishers' gateway and the centres' dispatch desk, on a configured Kafka."""
-    from streams.stack import Stack
-
-    if settings.embedded_kafka:
-        print("fengqiao gateway needs FENGQIAO_KAFKA_BOOTSTRAP_SERVERS (fengqiao up runs the embedded broker)",
-              file=sys.stderr)
-        return 2
-    stop = stop_on_signals()
-    async with Stack(settings, pipeline=False) as stack:
-        print(f"fengqiao gateway ready: http://{settings.gateway_host}:{stack.gateway.port}, Kafka "
-              f"{stack.bootstrap_servers}, metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics",
-              flush=True)
         await stop.wait()
     return 0
 
@@ -315,10 +302,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "up":
         return asyncio.run(up(args, settings))
-    if args.command == "worker":
-        return asyncio.run(worker(settings))
-    if args.command == "gateway":
-        return asyncio.run(gateway(settings))
+    if args.command in ("worker", "gateway"):
+        return asyncio.run(serve(args.command, settings))
     if args.command == "publish":
         return publish(args, settings)
     if args.command == "rules":
