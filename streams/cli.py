@@ -163,6 +163,19 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def migrate(settings: Settings) -> int:
+    """Apply the ClickHouse schema (and load the region dimension, set the retention)."""
+    from streams.store import open_store
+
+    store = open_store(settings.model_copy(update={"clickhouse_migrate": True}))
+    try:
+        versions = store.query("SELECT version, name, applied_at FROM fengqiao.schema_migrations ORDER BY version")
+    finally:
+        store.close()
+    print_table(versions)
+    return 0
+
+
 def parameter(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
@@ -258,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
     p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
     sub.add_parser("worker", help="a Faust worker with its sinks on the configured Kafka (no gateway)")
+    sub.add_parser("migrate", help="apply the ClickHouse schema to the configured store, then exit")
     sub.add_parser("gateway", help="the publishers' gateway and the centres' dispatch desk on the configured Kafka")
     b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
     b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
@@ -312,6 +326,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Set
         return keys(args, settings)
     if args.command == "sql":
         return sql(args, settings)
+    if args.command == "migrate":
+        return migrate(settings)
     if args.command == "schema":
         return schema(args, settings)
     if args.command == "bench":

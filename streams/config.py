@@ -19,8 +19,15 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         default=None, description="host:port[,host:port]; unset: the embedded tansu broker"
     )
+    partition_scale: int = Field(
+        default=1, ge=1, le=64, description="multiplies every topic's partitions: 1 city, 2 province, 8 country"
+    )
+    kafka_replication_factor: int = Field(default=1, ge=1, description="copies of each topic created; 3 in production")
     clickhouse_url: str | None = Field(
         default=None, description="http(s)://user:password@host:8123/; unset: chdb under the data dir"
+    )
+    clickhouse_migrate: bool = Field(
+        default=True, description="apply the schema at start; false: only check it (run fengqiao migrate)"
     )
     clickhouse_cluster: str | None = Field(
         default=None, description="a server cluster's name: tables are Replicated with Distributed over them"

@@ -182,7 +182,7 @@ class Pipeline:
             store="memory://",
             autodiscover=False,
             web_enabled=False,
-            topic_replication_factor=1,
+            topic_replication_factor=settings.kafka_replication_factor,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             broker_session_timeout=session,

@@ -72,7 +72,7 @@ class Stack:
             self.broker = EmbeddedBroker(log_path=s.data_dir / "broker.log")
             self.broker.start()  # on this thread: its death signal is tied to the starting thread
             self.bootstrap_servers = self.broker.bootstrap_servers
-        await topics.ensure_topics(self.bootstrap_servers)
+        await topics.ensure_topics(self.bootstrap_servers, replication=s.kafka_replication_factor)
         self.monitor = Monitor(self.metrics.registry, s.metrics_host, s.metrics_port, self.alive, lambda: self.ready)
         await self.monitor.start()
         self.metrics_port = self.monitor.port

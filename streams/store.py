@@ -265,10 +265,27 @@ def open_store(settings: Settings) -> Store:
         store: Store = EmbeddedStore(str(settings.chdb_path))
     else:
         store = ServerStore(settings.clickhouse_url or "")
-    migrate(store, cluster=settings.clickhouse_cluster)
-    load_regions(store, cluster=settings.clickhouse_cluster)
-    apply_retention(store, settings.retention_days, cluster=settings.clickhouse_cluster)
+    if settings.clickhouse_migrate:
+        migrate(store, cluster=settings.clickhouse_cluster)
+        load_regions(store, cluster=settings.clickhouse_cluster)
+        apply_retention(store, settings.retention_days, cluster=settings.clickhouse_cluster)
+    else:
+        require_current(store)
     return store
+
+
+def require_current(store: Store) -> None:
+    """A process that may not migrate checks that someone did (``fengqiao migrate``)."""
+    latest = max(v for v, _, _ in migrations())
+    try:
+        rows = store.query(f"SELECT max(version) AS v FROM {DATABASE}.schema_migrations")
+        have = int(rows[0]["v"]) if rows else 0
+    except Exception:  # no table yet: nothing was migrated
+        have = 0
+    if have < latest:
+        store.close()
+        raise RuntimeError(f"the ClickHouse schema is at version {have}, this fengqiao needs {latest}: "
+                           "run fengqiao migrate (as a user allowed to change the schema)")
 
 
 def migrate(store: Store, upto: int | None = None, cluster: str | None = None) -> list[int]:

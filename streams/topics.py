@@ -1,4 +1,9 @@
-"""The Kafka topics: names, declared partition counts, what keys them. One place for all of them."""
+"""The Kafka topics: names, partition counts, what keys them. One place for all of them.
+
+The counts below suit a city. A province or the whole country multiplies every count by
+``FENGQIAO_PARTITION_SCALE`` (deploy/SCALING.md): topics and the Faust tables over them must
+agree, so every process of a deployment reads the same value, once, at start.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,24 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.config import Settings
+
 log = logging.getLogger(__name__)
+
+
+SCALE = Settings().partition_scale
 
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    partitions: int
+    base_partitions: int  # for a city
     key: str
     doc: str
+
+    @property
+    def partitions(self) -> int:
+        return self.base_partitions * SCALE
 
 
 GRID_REPORTS = TopicSpec("grid-reports", 4, "grid code", "网格员上报, JSON GridReport")
@@ -38,13 +52,14 @@ INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
 ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS, BROADCAST_REQUESTS)
 
 
-async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL) -> list[str]:
-    """Create the topics that do not exist yet with their declared partitions; returns those created."""
+async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL, replication: int = 1) -> list[str]:
+    """Create the topics that do not exist yet with their declared partitions (and ``replication``
+    copies, 3 on a production cluster); returns those created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(s.name, s.partitions, 1) for s in specs if s.name not in existing]
+        wanted = [NewTopic(s.name, s.partitions, replication) for s in specs if s.name not in existing]
         if not wanted:
             return []
         response = await admin.create_topics(wanted)
