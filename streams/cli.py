@@ -271,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
     p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
     sub.add_parser("worker", help="a Faust worker with its sinks on the configured Kafka (no gateway)")
+    sub.add_parser("dashboards", help="write the Grafana dashboards (dashboards/*.json) from their code")
     sub.add_parser("migrate", help="apply the ClickHouse schema to the configured store, then exit")
     sub.add_parser("gateway", help="the publishers' gateway and the centres' dispatch desk on the configured Kafka")
     b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
@@ -328,6 +329,12 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Set
         return sql(args, settings)
     if args.command == "migrate":
         return migrate(settings)
+    if args.command == "dashboards":
+        from streams.dashboards import write
+
+        for path in write():
+            print(path)
+        return 0
     if args.command == "schema":
         return schema(args, settings)
     if args.command == "bench":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -46,6 +46,16 @@ class Metrics:
         self.notice_latency = Histogram("fengqiao_event_to_notice_seconds",
                                         "From the latest evidence's ingest time to its notice",
                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.notice_latency_event_time = Histogram(
+            "fengqiao_event_time_to_notice_seconds",
+            "From the latest evidence's event time (when it happened) to its notice",
+            buckets=(*LATENCY_BUCKETS, 900, 3600, 21600, 86400), registry=r)
+        self.rule_seconds = Histogram("fengqiao_rule_evaluation_seconds",
+                                      "Correlation time of one event through the rule pack, by side",
+                                      ["side"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5),
+                                      registry=r)
+        self.consumer_lag = Gauge("fengqiao_consumer_lag", "Messages not yet committed by the worker's group",
+                                  ["topic", "partition"], registry=r)
 
     def total(self, counter: Counter, **labels: str) -> int:
         """The sum of a counter over its series whose labels match ``labels``."""

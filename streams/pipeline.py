@@ -343,7 +343,9 @@ class Pipeline:
         async for message in stream.events():
             event = NormalisedEvent.model_validate_json(message.value)
             partition = message.message.partition
-            for outcome in self.correlator.process(event, partition, states, self.clock()):
+            with self.metrics.rule_seconds.labels("county").time():
+                outcomes = self.correlator.process(event, partition, states, self.clock())
+            for outcome in outcomes:
                 await self._raise(outcome, event, self.notified, partition)
             for key in self.regional.regroup_keys(event):  # 重分区: once per city-wide group
                 await self._send(topics.REGIONAL_EVENTS, key.encode(), message.value)
@@ -354,7 +356,9 @@ class Pipeline:
         async for message in stream.events():
             event = NormalisedEvent.model_validate_json(message.value)
             partition = message.message.partition
-            for outcome in self.regional.process(event, partition, states, self.clock(), only=message.key.decode()):
+            with self.metrics.rule_seconds.labels("regional").time():
+                outcomes = self.regional.process(event, partition, states, self.clock(), only=message.key.decode())
+            for outcome in outcomes:
                 await self._raise(outcome, event, self.regional_notified, partition)
 
     async def _raise(self, outcome: Outcome, cause: NormalisedEvent, notified: Any, partition: int) -> None:
@@ -381,6 +385,7 @@ class Pipeline:
             await self._send(spec, notice.centre_code.encode(), notice.model_dump_json().encode())
             self.metrics.notices.labels(spec.name, notice.centre_level.value).inc()
             self.metrics.notice_latency.observe(max(0.0, (now - cause.ingested_at).total_seconds()))
+            self.metrics.notice_latency_event_time.observe(max(0.0, (now - cause.occurred_at).total_seconds()))
             self.observer.on_notice(notice)
         if wants_release(signal) and not update_of:
             request = broadcast_request(signal, now)

@@ -34,6 +34,7 @@ from streams.webhooks import Notifier, Retry, load_hooks
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
+LAG_EVERY = 10.0  # seconds between measurements of the consumer lag
 
 # Topics the worker consumes: all of them must be drained before a summary is true.
 CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.REGIONAL_EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES,
@@ -62,6 +63,7 @@ class Stack:
         self.with_gateway = gateway
         self.with_pipeline = pipeline
         self.ready = False
+        self._lag_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         from streams.gateway import Gateway
@@ -96,7 +98,22 @@ class Stack:
             await self.producer.start()
             self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port, self.desk.routes())
             await self.gateway.start()
+        if self.with_pipeline:
+            self._lag_task = asyncio.create_task(self._measure_lag(), name="consumer-lag")
         self.ready = True
+
+    async def _measure_lag(self) -> None:
+        """The worker group's lag per topic and partition, for the metrics, every few seconds."""
+        while True:
+            try:
+                lag = await topics.partition_lag(self.bootstrap_servers, self.settings.app_id, CONSUMED)
+                for tp, value in lag.items():
+                    self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker is busy or gone: the next round tries again
+                log.debug("consumer lag not measured: %s", exc)
+            await asyncio.sleep(LAG_EVERY)
 
     def alive(self) -> bool:
         """False once the embedded broker, without which nothing works, has died."""
@@ -105,6 +122,9 @@ class Stack:
     async def stop(self) -> None:
         """Stop in reverse order; each part is stopped even if another fails or hangs."""
         self.ready = False
+        if self._lag_task:
+            self._lag_task.cancel()
+            await asyncio.gather(self._lag_task, return_exceptions=True)
         steps = [
             ("gateway", self.gateway and self.gateway.stop),
             ("dispatch desk", self.desk and self.desk.stop),

@@ -103,6 +103,11 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> 
 
 async def group_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> int:
     """Messages on these topics that the consumer group has not committed yet."""
+    return sum((await partition_lag(bootstrap_servers, group, specs)).values())
+
+
+async def partition_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> dict[TopicPartition, int]:
+    """Per partition, the messages the consumer group has not committed yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await admin.start()
@@ -112,7 +117,7 @@ async def group_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, 
         ends = await end_offsets(consumer, tps)
         # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
         committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-        return sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps)
+        return {tp: max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps}
     finally:
         await consumer.stop()
         await admin.close()

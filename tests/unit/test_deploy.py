@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,10 @@ def test_compose_mounts_configuration_that_exists():
     services = compose["services"]
     for role in ("worker", "gateway"):
         assert services[role]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="make test installs Debian's prometheus")
+def test_prometheus_accepts_its_configuration():
+    done = subprocess.run(["promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
