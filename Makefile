@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite talks to, installed when missing (CI runs as root).
-TEST_DEBS := kcat prometheus
+TEST_DEBS := kcat prometheus chromium
 
 .PHONY: run test bench venv test-deps clean
 

@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -176,6 +177,34 @@ def migrate(settings: Settings) -> int:
     return 0
 
 
+def brief(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the situation brief of a centre for a period (分析研判报告)."""
+    from schemas.regions import UnknownRegion
+    from streams.brief import gather, render
+    from streams.jurisdiction import check_centre
+    from streams.pipeline import now_beijing
+    from streams.store import open_store
+
+    try:
+        check_centre(args.centre)
+    except UnknownRegion:
+        print(f"no centre {args.centre} in the region registry (4, 6, 9 or 12 digits)", file=sys.stderr)
+        return 2
+    if args.end < args.start:
+        print("--to is before --from", file=sys.stderr)
+        return 2
+    store = open_store(settings)
+    try:
+        now = now_beijing()
+        page = render(gather(store, args.centre, args.start, args.end, now), now)
+    finally:
+        store.close()
+    out = args.out or Path(f"brief-{args.centre}-{args.start}-{args.end}.html")
+    out.write_text(page, encoding="utf-8")
+    print(out)
+    return 0
+
+
 def parameter(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
@@ -271,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
     p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
     sub.add_parser("worker", help="a Faust worker with its sinks on the configured Kafka (no gateway)")
+    br = sub.add_parser("brief", help="write a centre's situation brief (HTML with charts) for a period")
+    br.add_argument("--centre", required=True, help="the centre's code (4, 6, 9 or 12 digits)")
+    br.add_argument("--from", dest="start", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
+    br.add_argument("--to", dest="end", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
+    br.add_argument("--out", type=Path, help="the HTML file (default brief-CENTRE-FROM-TO.html)")
     sub.add_parser("dashboards", help="write the Grafana dashboards (dashboards/*.json) from their code")
     sub.add_parser("migrate", help="apply the ClickHouse schema to the configured store, then exit")
     sub.add_parser("gateway", help="the publishers' gateway and the centres' dispatch desk on the configured Kafka")
@@ -329,6 +363,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Set
         return sql(args, settings)
     if args.command == "migrate":
         return migrate(settings)
+    if args.command == "brief":
+        return brief(args, settings)
     if args.command == "dashboards":
         from streams.dashboards import write
 
