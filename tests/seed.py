@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from schemas.events import BEIJING, GridReport
@@ -28,7 +29,7 @@ from schemas.signals import Evidence, RiskSignal
 from streams.identity import Pseudonymiser
 from streams.pipeline import event_rows, notice_rows, signal_rows
 from streams.routing import route
-from streams.store import Store
+from streams.store import EmbeddedStore, Store, load_regions, migrate
 from streams.validation import Origin, Validator
 
 from tests.helpers import dept_alert, grid_report, id_number
@@ -155,3 +156,18 @@ def seed(store: Store) -> dict[str, Any]:
     store.insert("dispatch_actions", actions(sigs), dedup_token="seed:dispatch_actions")
     store.insert("dead_letters", [dead_letter()], dedup_token="seed:dead_letters")
     return {"events": ev, "signals": sigs}
+
+
+def seeded_store(path: Path) -> tuple[EmbeddedStore, dict[str, Any]]:
+    """A chdb store at ``path`` with the schema, the region dimension and the seeded week."""
+    store = EmbeddedStore(str(path))
+    migrate(store)
+    load_regions(store)
+    return store, seed(store)
+
+
+def seeded_data_dir(root: Path) -> Path:
+    """A data directory (``FENGQIAO_DATA_DIR``) holding the seeded week, closed for a CLI to open."""
+    store, _ = seeded_store(root / "data" / "clickhouse")
+    store.close()
+    return root

@@ -11,10 +11,9 @@ import pytest
 from PIL import Image
 
 from streams.brief import EVENT_COLOUR, HOTSPOT_COLOUR, LEVEL_COLOURS
-from streams.store import EmbeddedStore, load_regions, migrate
 
 from tests.integration.test_up_command import FENGQIAO, env_for
-from tests.seed import seed
+from tests.seed import seeded_data_dir
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium")
@@ -22,13 +21,7 @@ CHROMIUM = shutil.which("chromium")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("brief")
-    store = EmbeddedStore(str(root / "data" / "clickhouse"))
-    migrate(store)
-    load_regions(store)
-    seed(store)
-    store.close()
-    return root
+    return seeded_data_dir(tmp_path_factory.mktemp("brief"))
 
 
 def screenshot(data: Path, centre: str) -> dict[str, int]:

@@ -8,10 +8,9 @@ import subprocess
 import pytest
 
 from streams.jurisdiction import SCOPED_TABLES, TABLES
-from streams.store import EmbeddedStore, load_regions, migrate
 
 from tests.integration.test_up_command import FENGQIAO, env_for
-from tests.seed import seed
+from tests.seed import seeded_data_dir
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +21,7 @@ EVERY_TABLE = " UNION ALL ".join(
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("jurisdiction")
-    store = EmbeddedStore(str(root / "data" / "clickhouse"))
-    migrate(store)
-    load_regions(store)
-    seed(store)
-    store.close()
-    return root
+    return seeded_data_dir(tmp_path_factory.mktemp("jurisdiction"))
 
 
 def sql(root, *args: str) -> subprocess.CompletedProcess:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.store import EmbeddedStore, load_regions, migrate
 
-from tests.seed import A1, A2, B1, X, Y, Z, person, seed
+from tests.seed import A1, A2, B1, X, Y, Z, person, seeded_store
 
 COOKBOOK = Path(__file__).parents[2] / "docs" / "analyst-queries.md"
 QUERIES = {int(m[1]): (m[2], m[3]) for m in re.finditer(
@@ -18,10 +17,7 @@ PARAMS = {"since": "2026-11-16 00:00:00", "now": "2026-11-20 15:00:00"}
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    store = EmbeddedStore(str(tmp_path_factory.mktemp("cookbook")))
-    migrate(store)
-    load_regions(store)
-    world = seed(store)
+    store, world = seeded_store(tmp_path_factory.mktemp("cookbook"))
     yield store, world
     store.close()
 

@@ -10,9 +10,8 @@ import pytest
 
 from schemas.events import BEIJING
 from streams.dashboards import CENTRE_VARIABLE, DIRECTORY, all_dashboards, expand, render
-from streams.store import EmbeddedStore, load_regions, migrate
 
-from tests.seed import seed
+from tests.seed import seeded_store
 
 SQL_PANELS = [(d.uid, p) for d in all_dashboards() for p in d.panels if p.is_sql]
 WEEK = (datetime(2026, 11, 16, tzinfo=BEIJING), datetime(2026, 11, 21, tzinfo=BEIJING))
@@ -20,10 +19,7 @@ WEEK = (datetime(2026, 11, 16, tzinfo=BEIJING), datetime(2026, 11, 21, tzinfo=BE
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    store = EmbeddedStore(str(tmp_path_factory.mktemp("dashboards")))
-    migrate(store)
-    load_regions(store)
-    seed(store)
+    store, _ = seeded_store(tmp_path_factory.mktemp("dashboards"))
     yield store
     store.close()
 
