@@ -52,8 +52,9 @@ class Receiver:
         return web.Response(status=204)
 
 
-async def feed(bootstrap: str, stop: asyncio.Event) -> None:
-    """Reports at a steady rate, with a dispute cluster in one of the hooked communities now and then."""
+async def feed(bootstrap: str, stop: asyncio.Event, sent: list[int]) -> None:
+    """Reports at a steady rate, with a dispute cluster in one of the hooked communities now and then;
+    ``sent[0]`` counts them."""
     rng, n = random.Random(3), 0
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
@@ -70,6 +71,7 @@ async def feed(bootstrap: str, stop: asyncio.Event) -> None:
             for report in reports:
                 await producer.send(topics.GRID_REPORTS.name, json.dumps(report, ensure_ascii=False).encode(),
                                     key=report["grid_code"].encode())
+            sent[0] += len(reports)
             await asyncio.sleep(max(0.0, started + n / RATE - loop.time()))
     finally:
         await producer.stop()
@@ -118,8 +120,12 @@ async def test_a_receiver_outage_loses_nothing_repeats_nothing_and_slows_nothing
         async with Stack(settings, gateway=False) as stack:
             m = stack.metrics
             stop = asyncio.Event()
-            feeding = asyncio.create_task(feed(stack.bootstrap_servers, stop))
-            await asyncio.sleep(PHASE / 2)  # past the start-up
+            sent = [0]
+            feeding = asyncio.create_task(feed(stack.bootstrap_servers, stop, sent))
+            # Past the start-up: the worker has caught up with the feed (within a second of it).
+            async with asyncio.timeout(60):
+                while sent[0] < RATE or m.total(m.events_valid) < sent[0] - RATE:
+                    await asyncio.sleep(0.2)
 
             before = m.total(m.events_valid)
             await asyncio.sleep(PHASE)
