@@ -55,6 +55,9 @@ def test_the_kustomization_names_files_that_exist():
         for entry in generator["files"]:
             assert (here / entry.split("=")[-1]).is_file(), entry
     assert (here / "secrets.example.env").is_file()
+    dashboards = next(g for g in kustomization["configMapGenerator"] if g["name"] == "grafana-dashboards")
+    assert sorted(Path(f).name for f in dashboards["files"]) == sorted(
+        p.name for p in (DEPLOY.parent / "dashboards").glob("*.json"))
 
 
 def test_yamllint_finds_nothing():
