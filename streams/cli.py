@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from datetime import date
@@ -15,6 +14,7 @@ from typing import Any, TextIO
 from schemas.regions import CENTRE_LEVEL_NAMES
 from schemas.signals import CentreNotice, NoticeRole, RiskSignal
 from streams.config import Settings
+from streams.logs import configure as configure_logging
 from streams.kinds import KINDS
 from streams.ruleset import RuleError
 
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings()
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(settings.log_level)
         return run(parser, args, settings)
     except (RuleError, FileNotFoundError, ValueError) as exc:  # a wrong rule or input stops with its reason
         print(f"fengqiao {args.command}: {exc}", file=sys.stderr)
