@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams import topics
+from streams import kafka, topics
 from streams.broker import EmbeddedBroker
 from streams.config import Settings
 from streams.metrics import Metrics
@@ -46,7 +45,7 @@ def progress(text: str) -> None:
 
 async def produce_reports(bootstrap: str, n: int, seed: int = 11) -> None:
     sim = CitySimulator(bootstrap, seed=seed)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    producer = kafka.producer(bootstrap, acks="all", linger_ms=20)
     await producer.start()
     try:
         for i in range(n):
@@ -59,7 +58,7 @@ async def produce_reports(bootstrap: str, n: int, seed: int = 11) -> None:
 
 async def raw_consume(bootstrap: str, n: int) -> float:
     """The baseline: aiokafka getmany and json parsing, nothing else. Returns events per second."""
-    consumer = AIOKafkaConsumer(topics.GRID_REPORTS.name, bootstrap_servers=bootstrap, group_id="bench-raw",
+    consumer = kafka.consumer(topics.GRID_REPORTS.name, bootstrap_servers=bootstrap, group_id="bench-raw",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:

@@ -60,16 +60,16 @@ def gather(store: Store, centre: str, start: date, end: date, now: datetime) -> 
             params)
     for row in hot:
         row["name"] = registry().full_name(pad(row["region"])) if pad(row["region"]) in registry() else row["region"]
-    rules = q(f"SELECT rule_name AS rule, count() AS signals, argMax(level, multiIf(level = 'red', 4, "
-              f"level = 'orange', 3, level = 'yellow', 2, 1)) AS top_level FROM fengqiao.signals FINAL "
+    rules = q("SELECT rule_name AS rule, count() AS signals, argMax(level, multiIf(level = 'red', 4, "
+              "level = 'orange', 3, level = 'yellow', 2, 1)) AS top_level FROM fengqiao.signals FINAL "
               f"WHERE {SCOPE} AND NOT drill AND raised_at >= {{start:DateTime('Asia/Shanghai')}} "
               f"AND raised_at < {{end:DateTime('Asia/Shanghai')}} GROUP BY rule ORDER BY signals DESC, rule", params)
-    overdue = q(f"SELECT n.signal_id AS signal_id, n.level AS level, n.centre_code AS handler, n.summary AS summary, "
-                f"n.close_due AS close_due FROM fengqiao.notices AS n FINAL "
-                f"LEFT JOIN fengqiao.signal_handling AS h USING (signal_id) WHERE n.role = 'handle' AND NOT n.drill "
-                f"AND startsWith(n.region_code, {{centre:String}}) AND h.last_state != 'close' "
-                f"AND n.close_due < {{now:DateTime('Asia/Shanghai')}} ORDER BY n.close_due LIMIT 50", params)
-    totals = {"events": sum(events.values()), "signals": sum(n for (_, lv), n in signals.items()),
+    overdue = q("SELECT n.signal_id AS signal_id, n.level AS level, n.centre_code AS handler, n.summary AS summary, "
+                "n.close_due AS close_due FROM fengqiao.notices AS n FINAL "
+                "LEFT JOIN fengqiao.signal_handling AS h USING (signal_id) WHERE n.role = 'handle' AND NOT n.drill "
+                "AND startsWith(n.region_code, {centre:String}) AND h.last_state != 'close' "
+                "AND n.close_due < {now:DateTime('Asia/Shanghai')} ORDER BY n.close_due LIMIT 50", params)
+    totals = {"events": sum(events.values()), "signals": sum(signals.values()),
               "overdue": len(overdue),
               "supervisions": int(q("SELECT count() AS n FROM fengqiao.notices FINAL WHERE role = 'supervise' "
                                     f"AND {SCOPE} AND created_at >= {{start:DateTime('Asia/Shanghai')}} "

@@ -8,6 +8,7 @@ is configured.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,13 @@ class Settings(BaseSettings):
     partition_scale: int = Field(
         default=1, ge=1, le=64, description="multiplies every topic's partitions: 1 city, 2 province, 8 country"
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for the brokers' certificates")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate, for mutual TLS")
+    kafka_ssl_keyfile: Path | None = None
     kafka_replication_factor: int = Field(default=1, ge=1, description="copies of each topic created; 3 in production")
     clickhouse_url: str | None = Field(
         default=None, description="http(s)://user:password@host:8123/; unset: chdb under the data dir"

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from schemas.actions import ActionKind, ActionRecord, DispatchAction
 from schemas.regions import level_of_centre
 from schemas.signals import CentreNotice, NoticeRole, stable_id
-from streams import topics
+from streams import kafka, topics
 from streams.dispatch import Case, CaseState, Supervision
 from streams.gateway import bearer, invalid
 from streams.identity import Pseudonymiser
@@ -86,9 +86,9 @@ class DispatchDesk:
     # -- life ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Read both topics to their end (the state), then follow them and run the timers."""
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        self._producer = kafka.producer(self.bootstrap_servers, acks="all")
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        self._consumer = kafka.consumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
         await self._consumer.start()
         tps = [TopicPartition(t.name, p) for t in FOLLOWED for p in range(t.partitions)]
         ends = await self._end_offsets(tps)
@@ -105,7 +105,7 @@ class DispatchDesk:
         return any([await self._consumer.position(tp) < ends[tp] for tp in tps])
 
     async def _end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        consumer = kafka.consumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
         await consumer.start()
         try:
             return await topics.end_offsets(consumer, tps)

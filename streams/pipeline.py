@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 import orjson
 
 from schemas.events import BEIJING, NormalisedEvent
 from schemas.signals import CentreNotice, RiskSignal
-from streams import topics
+from streams import kafka, topics
 from streams.config import Settings
 from streams.correlation import Correlator, Outcome, to_ms
 from streams.identity import Pseudonymiser
@@ -56,7 +56,7 @@ async def _highwaters_from_fetch(self: Any, partitions: list[Any]) -> Any:
     if self.consumer.in_transaction:
         return {tp: consumer.last_stable_offset(tp) for tp in partitions}
     servers = [str(url).removeprefix("kafka://") for url in self.app.conf.broker]
-    probe = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    probe = kafka.consumer(bootstrap_servers=servers, enable_auto_commit=False)
     await probe.start()
     try:
         ends = await topics.end_offsets(probe, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
@@ -192,6 +192,7 @@ class Pipeline:
             # unacknowledged, so they are read again after it, and every sink is idempotent.
             # Waiting can hang for ever once Faust has cleared the agents' queues (faust#402).
             stream_wait_empty=False,
+            **kafka.faust_options(settings),
         )
         t = {spec: self._topic(spec) for spec in topics.ALL}
         # 关联窗口: window state per (rule, group), co-partitioned with the events topic, and for

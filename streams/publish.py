@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from schemas.cap import looks_like_xml
+from streams import kafka
 from streams.kinds import KINDS, Invalid, guess_kind, parse_document
 
 
@@ -48,7 +48,7 @@ async def publish(bootstrap: str, path: Path, kind_name: str | None = None, prog
     kind_name, docs = documents(path, kind_name)
     kind = KINDS[kind_name]
     summary = PublishSummary(kind.topic.name)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
+    producer = kafka.producer(bootstrap, acks="all", linger_ms=10)
     await producer.start()
     try:
         pending = []

@@ -15,12 +15,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 
 from schemas.events import BEIJING
 from schemas.matters import catalogue
 from schemas.regions import Level, registry
-from streams import topics
+from streams import kafka, topics
 from streams.identity import check_digit
 
 log = logging.getLogger(__name__)
@@ -103,7 +102,7 @@ class CitySimulator:
     async def run(self, stop: asyncio.Event, first_incident_after: float = 3.0) -> None:
         import orjson
 
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=5)
+        producer = kafka.producer(self.bootstrap_servers, acks="all", linger_ms=5)
         await producer.start()
         loop = asyncio.get_running_loop()
         next_incident = loop.time() + first_incident_after

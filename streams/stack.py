@@ -17,7 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams import topics
+from streams import kafka, topics
 from streams.broker import EmbeddedBroker
 from streams.config import Settings
 from streams.keys import KeyStore
@@ -94,7 +94,7 @@ class Stack:
             self.desk = DispatchDesk(self.bootstrap_servers, keys, pseudonymiser, self.metrics, self.clock, policy,
                                      tick=s.supervision_tick)
             await self.desk.start()
-            self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+            self.producer = kafka.producer(self.bootstrap_servers, acks="all")
             await self.producer.start()
             self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port, self.desk.routes())
             await self.gateway.start()

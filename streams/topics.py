@@ -11,9 +11,10 @@ import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams import kafka
 from streams.config import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, 
 async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL, replication: int = 1) -> list[str]:
     """Create the topics that do not exist yet with their declared partitions (and ``replication``
     copies, 3 on a production cluster); returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = kafka.admin(bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -108,8 +109,8 @@ async def group_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, 
 
 async def partition_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> dict[TopicPartition, int]:
     """Per partition, the messages the consumer group has not committed yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    admin = kafka.admin(bootstrap_servers)
+    consumer = kafka.consumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:

@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.signals import CentreNotice
-from streams import topics
+from streams import kafka, topics
 from streams.metrics import Metrics
 from streams.validation import Origin
 
@@ -112,9 +112,9 @@ class Notifier:
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.retry.timeout))
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all")
+        self._producer = kafka.producer(self.bootstrap_servers, acks="all")
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(topics.CENTRE_NOTICES.name, bootstrap_servers=self.bootstrap_servers,
+        self._consumer = kafka.consumer(topics.CENTRE_NOTICES.name, bootstrap_servers=self.bootstrap_servers,
                                           group_id=self.group, enable_auto_commit=False,
                                           auto_offset_reset="earliest")
         await self._consumer.start()

@@ -15,7 +15,7 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
 from schemas.broadcasts import EmergencyBroadcast
-from schemas.signals import CentreNotice, NoticeRole, RiskSignal
+from schemas.signals import CentreNotice, NoticeRole
 from streams import topics
 from streams.config import Settings
 from streams.keys import KeyStore

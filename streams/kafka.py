@@ -1,0 +1,70 @@
+"""Kafka clients (客户端), made in one place so that every one of them speaks the deployment's
+security: plaintext on the embedded broker, TLS and/or SASL on a production Kafka.
+
+``FENGQIAO_KAFKA_SECURITY_PROTOCOL`` is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL takes
+``FENGQIAO_KAFKA_SASL_MECHANISM`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with a user name and
+password; TLS takes a CA file (and a client certificate and key for mutual TLS). The settings
+are read once per process: every client of a process talks to the same Kafka.
+"""
+
+from __future__ import annotations
+
+import ssl
+from functools import cache
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.config import Settings
+
+
+def security_options(settings: Settings) -> dict[str, Any]:
+    """The aiokafka keyword arguments for the configured security."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(str(settings.kafka_ssl_certfile),
+                                    str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+        options["ssl_context"] = context
+    if protocol.startswith("SASL"):
+        if not (settings.kafka_sasl_username and settings.kafka_sasl_password):
+            raise ValueError(f"{protocol} needs FENGQIAO_KAFKA_SASL_USERNAME and FENGQIAO_KAFKA_SASL_PASSWORD")
+        options |= {"sasl_mechanism": settings.kafka_sasl_mechanism,
+                    "sasl_plain_username": settings.kafka_sasl_username,
+                    "sasl_plain_password": settings.kafka_sasl_password.get_secret_value()}
+    return options
+
+
+@cache
+def _options() -> dict[str, Any]:
+    return security_options(Settings())
+
+
+def producer(bootstrap_servers: str, **kwargs: Any) -> AIOKafkaProducer:
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **_options(), **kwargs)
+
+
+def consumer(*topic_names: str, bootstrap_servers: str, **kwargs: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(*topic_names, bootstrap_servers=bootstrap_servers, **_options(), **kwargs)
+
+
+def admin(bootstrap_servers: str) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **_options())
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """The same security for a Faust app: its ``broker_credentials``."""
+    import faust
+
+    options = security_options(settings)
+    protocol = options["security_protocol"]
+    if protocol == "PLAINTEXT":
+        return {}
+    if protocol == "SSL":
+        return {"broker_credentials": faust.SSLCredentials(options["ssl_context"])}
+    return {"broker_credentials": faust.SASLCredentials(
+        username=options["sasl_plain_username"], password=options["sasl_plain_password"],
+        mechanism=options["sasl_mechanism"], ssl_context=options.get("ssl_context"))}
