@@ -8,7 +8,9 @@ document is built from the same models' JSON Schemas.
 broadcasts, CAP XML. A key (``Authorization: Bearer …``) names the publisher: 401 without a
 valid one, 403 for a kind or a department that is not the publisher's own, 422 naming each
 failing field (and line), 202 with the event ids only after the broker acknowledged every
-message, 503 when the broker did not. A batch is all or nothing. The original bytes are what
+message, 503 when the broker did not. A batch is all or nothing. An authenticated request that
+fails validation is kept whole on the dead-letter topic with its reason, like invalid input
+arriving on Kafka: bad input is answered and kept, never dropped. The original bytes are what
 is published: the validation step behind the topic stays the one place that normalises.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +27,9 @@ from aiokafka import AIOKafkaProducer
 from schemas.alerts import DepartmentAlert
 from schemas.broadcasts import EmergencyBroadcast
 from streams.keys import KeyStore, may_publish
+from streams import topics
 from streams.kinds import KINDS, Invalid, Kind, parse_document
+from streams.validation import Origin
 
 log = logging.getLogger(__name__)
 MAX_BODY = 8 << 20
@@ -83,9 +88,10 @@ class Gateway:
             return web.json_response({"error": f"{key.publisher} may not publish {request.match_info['kind']}"},
                                      status=403)
         body = await request.read()
-        parsed = self._parse(kind, body, request.content_type)
-        if isinstance(parsed, web.Response):
-            return parsed
+        parsed, errors = self._parse(kind, body, request.content_type)
+        if errors:
+            await self._keep(request.match_info["kind"], body, errors)
+            return invalid(errors)
         if kind.model is DepartmentAlert:
             foreign = sorted({m.department.value for _, m in parsed} - {key.publisher})
             if foreign:
@@ -99,12 +105,23 @@ class Gateway:
             return web.json_response({"error": "the broker did not acknowledge; retry"}, status=503)
         return web.json_response({"accepted": [kind.event_id(m) for _, m in parsed]}, status=202)
 
-    def _parse(self, kind: Kind, body: bytes, content_type: str) -> list[tuple[bytes, Any]] | web.Response:
-        """(original bytes, model) for each document, or the 422 that names what failed."""
+    async def _keep(self, kind: str, body: bytes, errors: list[dict[str, Any]]) -> None:
+        """The refused body on the dead-letter topic, with the first failure as its reason."""
+        first = errors[0]
+        where = Origin(f"gateway/{kind}", 0, time.time_ns() // 1000)
+        letter = where.dead(body, first.get("reason", "invalid_field"),
+                            (f"line {first['line']}: " if "line" in first else "") + first["field"], first["message"])
+        try:
+            await self.producer.send_and_wait(topics.DEAD_LETTERS.name, body, key=b"gateway", headers=letter.headers())
+        except Exception as exc:  # the answer still names the failure; the publisher holds the body
+            log.warning("a refused body could not be kept on %s: %s", topics.DEAD_LETTERS.name, exc)
+
+    def _parse(self, kind: Kind, body: bytes, content_type: str) -> tuple[list[tuple[bytes, Any]], list[dict[str, Any]]]:
+        """(original bytes, model) for each document, and the errors that name what failed."""
         if content_type in JSONL_TYPES:
             lines = [(n, line) for n, line in enumerate(body.splitlines(), 1) if line.strip()]
             if not lines or len(lines) > MAX_BATCH:
-                return invalid([{"field": "", "message": f"a batch holds 1 to {MAX_BATCH} lines"}])
+                return [], [{"field": "", "message": f"a batch holds 1 to {MAX_BATCH} lines", "reason": "invalid_batch"}]
         else:
             lines = [(None, body)]
         docs, errors = [], []
@@ -113,7 +130,7 @@ class Gateway:
                 docs.append((line, parse_document(kind, line)))
             except Invalid as exc:
                 errors.extend(e if n is None else {**e, "line": n} for e in exc.errors)
-        return invalid(errors) if errors else docs
+        return docs, errors
 
 
 def invalid(errors: list[dict[str, Any]]) -> web.Response:

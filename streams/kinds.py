@@ -13,6 +13,7 @@ from schemas.broadcasts import BroadcastReceipt, EmergencyBroadcast
 from schemas.cap import CapError, looks_like_xml, parse_cap
 from schemas.events import GridReport
 from streams import topics
+from streams.validation import reason_of
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class Invalid(ValueError):
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"]).removeprefix("Value error, ")}
+        {"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"]).removeprefix("Value error, "),
+         "reason": reason_of(e)}
         for e in exc.errors(include_url=False)
     ]
 

@@ -92,7 +92,8 @@ class Origin:
         return DeadLetter(raw, self.topic, self.partition, self.offset, reason, field, message)
 
 
-def _reason(error: Mapping[str, Any]) -> str:
+def reason_of(error: Mapping[str, Any]) -> str:
+    """The dead-letter reason for one pydantic error."""
     message = str(error.get("msg", ""))
     if "not_in_catalogue" in message:
         return "not_in_catalogue"
@@ -107,7 +108,7 @@ def dead_letter_from(exc: ValidationError, raw: bytes, where: Origin) -> DeadLet
     first = exc.errors(include_url=False)[0]
     field = ".".join(str(p) for p in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
-    return where.dead(raw, _reason(first), field, message)
+    return where.dead(raw, reason_of(first), field, message)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from streams import topics
 from streams.config import Settings
 from streams.keys import KeyStore
 from streams.stack import Stack
 
 from tests.helpers import cap_xml, dept_alert, grid_report
+from tests.integration.test_walking_skeleton import read_topic
 from tests.unit.test_contracts import XXE
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -91,6 +93,20 @@ async def test_what_was_accepted_is_stored_and_nothing_of_a_refused_batch(gatewa
     ids = {r["event_id"] for r in gateway.store.query("SELECT event_id FROM fengqiao.events FINAL")}
     assert {"police-000011", "GW-CAP-1@210202000000", "t-000021", "t-000022", "t-000023"} <= ids
     assert not ids & {"t-000031", "t-000001", "civil_affairs-000001"}
+
+
+async def test_refused_bodies_are_kept_whole_as_dead_letters_and_unauthenticated_ones_are_not(gateway):
+    """What the gateway answered 422 is on dead-letters, original bytes and reason; 401s are not
+    (keeping unauthenticated bodies would let anyone fill the store)."""
+    assert await gateway.drain(timeout=30)
+    rows = gateway.store.query("SELECT source_topic, reason, field, message FROM fengqiao.dead_letters FINAL "
+                               "WHERE startsWith(source_topic, 'gateway/') ORDER BY reason")
+    assert [(r["source_topic"], r["reason"], r["field"]) for r in rows] == [
+        ("gateway/grid-reports", "not_in_catalogue", "line 2: category"),
+        ("gateway/emergency-broadcasts", "xml_forbidden", "")]
+    records = await read_topic(gateway.bootstrap_servers, topics.DEAD_LETTERS.name, 2)
+    kept = {r.value for r in records if dict(r.headers)["fq.source.topic"].startswith(b"gateway/")}
+    assert XXE in kept and any(b"party.recruitment" in v for v in kept)
 
 
 async def test_keys_are_hashed_at_rest(gateway):
