@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Debian packages the test suite talks to, installed when missing (CI runs as root).
 TEST_DEBS := kcat prometheus chromium
 
-.PHONY: run test bench venv test-deps clean
+.PHONY: run test bench drill venv test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: venv test-deps
 bench: venv
 	$(BIN)/fengqiao bench
 	$(BIN)/fengqiao bench --sink
+
+## make drill: crashes, a store outage, a burst, hostile input and failing webhooks, each
+## accounted against what was sent; fails if anything was lost or duplicated.
+drill: venv
+	$(BIN)/fengqiao drill
 
 clean:
 	rm -rf $(VENV) .fengqiao .pytest_cache

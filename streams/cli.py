@@ -205,6 +205,15 @@ def brief(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def drill(args: argparse.Namespace) -> int:
+    """Run the reliability drills and print their table; exit 1 if anything was lost or doubled."""
+    from streams.drill import run as run_drills, table
+
+    outcomes = asyncio.run(run_drills(quick=args.quick, only=args.only))
+    print_table(table(outcomes))
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
 def parameter(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.isidentifier():
@@ -305,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     br.add_argument("--from", dest="start", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
     br.add_argument("--to", dest="end", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
     br.add_argument("--out", type=Path, help="the HTML file (default brief-CENTRE-FROM-TO.html)")
+    dr = sub.add_parser("drill", help="crash, store outage, burst, hostile input, failing webhooks: nothing lost?")
+    dr.add_argument("--quick", action="store_true", help="shorter runs (the test suite's)")
+    dr.add_argument("--only", action="append", metavar="SCENARIO", help="one scenario (repeatable)")
     sub.add_parser("dashboards", help="write the Grafana dashboards (dashboards/*.json) from their code")
     sub.add_parser("migrate", help="apply the ClickHouse schema to the configured store, then exit")
     sub.add_parser("gateway", help="the publishers' gateway and the centres' dispatch desk on the configured Kafka")
@@ -363,6 +375,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Set
         return sql(args, settings)
     if args.command == "migrate":
         return migrate(settings)
+    if args.command == "drill":
+        return drill(args)
     if args.command == "brief":
         return brief(args, settings)
     if args.command == "dashboards":

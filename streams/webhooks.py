@@ -111,7 +111,7 @@ class Notifier:
         self._loop_task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.retry.timeout))
+        self._http = aiohttp.ClientSession()
         self._producer = kafka.producer(self.bootstrap_servers, acks="all")
         await self._producer.start()
         self._consumer = kafka.consumer(topics.CENTRE_NOTICES.name, bootstrap_servers=self.bootstrap_servers,
@@ -184,7 +184,8 @@ class Notifier:
                        "X-Fengqiao-Notice-Version": str(notice.signal_version),
                        "X-Fengqiao-Timestamp": timestamp, "X-Fengqiao-Signature": sign(hook.key, timestamp, body)}
             try:
-                async with self._http.post(hook.url, data=body, headers=headers) as response:
+                async with self._http.post(hook.url, data=body, headers=headers,
+                                           timeout=aiohttp.ClientTimeout(total=self.retry.timeout)) as response:
                     if 200 <= response.status < 300:
                         self.metrics.notices.labels("webhook", notice.centre_level.value).inc()
                         return
