@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 from aiohttp import web
 
 from schemas.regions import Level, registry
@@ -57,46 +56,28 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-class Feed:
-    """The city simulator with a ledger: the uid of every report it sent."""
-
-    def __init__(self, seed: int, incident_every: float = 3.0) -> None:
-        self.sim = CitySimulator("", seed=seed, incident_every=incident_every)
-        self.uids: list[str] = []
-
-    async def run(self, bootstrap: str, rate: float, seconds: float) -> None:
-        producer = kafka.producer(bootstrap, acks="all", linger_ms=5)
-        await producer.start()
-        loop = asyncio.get_running_loop()
-        start = next_incident = loop.time()
-        sent = 0
-        try:
-            while loop.time() - start < seconds:
-                batch = [self.sim.background()]
-                if loop.time() >= next_incident:
-                    batch += self.sim.incident()
-                    next_incident += self.sim.incident_every
-                for report in batch:
-                    await producer.send(topics.GRID_REPORTS.name, orjson.dumps(report), key=report["grid_code"].encode())
-                    self.uids.append(f"grid:{report['event_id']}")
-                sent += 1
-                await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
-            await producer.flush()
-        finally:
-            await producer.stop()
+def feed(bootstrap: str, seed: int, rate: float, incident_every: float = 3.0) -> CitySimulator:
+    """The city simulator keeping a ledger: the uid of every report it sends."""
+    sim = CitySimulator(bootstrap, rate=rate, seed=seed, incident_every=incident_every)
+    sim.ledger = []
+    return sim
 
 
-def account(store: Store, feed: Feed) -> tuple[int, int, str]:
-    """(lost, duplicated, detail) of the feed's events, signals and incidents in the store."""
+async def send(sim: CitySimulator, seconds: float) -> None:
+    await sim.run(first_incident_after=0, seconds=seconds)
+
+
+def account(store: Store, sim: CitySimulator) -> tuple[int, int, str]:
+    """(lost, duplicated, detail) of what the simulator sent: events, signals and incidents."""
     stored = {r["uid"] for r in store.query("SELECT uid FROM fengqiao.events FINAL")}
     rows = store.count("events", final=True)
     signals = store.query("SELECT entity, rule_id FROM fengqiao.signals FINAL")
     doubled = store.query("SELECT count() - uniqExact(signal_id) AS n FROM fengqiao.signals FINAL")[0]["n"]
     found = {s["entity"] for s in signals if s["rule_id"] == "dispute_cluster"}
-    incidents = set(feed.sim.incidents)
+    incidents = set(sim.incidents)
     missed = len(incidents - found)
     notices = store.query("SELECT count() - uniqExact(notice_id) AS n FROM fengqiao.notices FINAL")[0]["n"]
-    lost = len(set(feed.uids) - stored) + missed
+    lost = len(set(sim.ledger or ()) - stored) + missed
     duplicated = rows - len(stored) + int(doubled) + int(notices)
     return lost, duplicated, f"{len(signals)} signals; incidents found {len(incidents) - missed}/{len(incidents)}"
 
@@ -154,32 +135,33 @@ class Worker:
             self.proc.wait(timeout=90)
 
 
-async def with_worker(name: str, body: Callable[[str, Worker], Awaitable[tuple[Feed, float | None, str]]]) -> Outcome:
+async def with_worker(name: str,
+                      body: Callable[[str, Worker], Awaitable[tuple[CitySimulator, float | None, str]]]) -> Outcome:
     """Run ``body`` with a broker and a worker process; account for its feed in the worker's store."""
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix=f"drill-{name}-") as tmp:
         await topics.ensure_topics(broker.bootstrap_servers)
         worker = Worker(broker.bootstrap_servers, Path(tmp), f"drill-{name}")
         worker.start()
         try:
-            feed, recovery, note = await body(broker.bootstrap_servers, worker)
+            sim, recovery, note = await body(broker.bootstrap_servers, worker)
             if await drained(broker.bootstrap_servers, worker.group, 180) is None:
                 note += "; not drained within 180 s"
         finally:
             worker.stop()
         store = EmbeddedStore(str(Path(tmp) / "clickhouse"))
         try:
-            lost, duplicated, detail = account(store, feed)
+            lost, duplicated, detail = account(store, sim)
         finally:
             store.close()
-    return Outcome(name, len(feed.uids), lost, duplicated, recovery, "; ".join(x for x in (note, detail) if x))
+    return Outcome(name, sim.sent, lost, duplicated, recovery, "; ".join(x for x in (note, detail) if x))
 
 
 async def crash(quick: bool) -> Outcome:
     """SIGKILL the worker at random moments while the simulator runs, and start another."""
-    async def body(bootstrap: str, worker: Worker) -> tuple[Feed, float | None, str]:
-        feed, rng = Feed(seed=101), random.Random(101)
+    async def body(bootstrap: str, worker: Worker) -> tuple[CitySimulator, float | None, str]:
+        sim, rng = feed(bootstrap, seed=101, rate=60), random.Random(101)
         seconds = 20 if quick else 45
-        feeding = asyncio.create_task(feed.run(bootstrap, rate=60, seconds=seconds))
+        feeding = asyncio.create_task(send(sim, seconds))
         recoveries, loop = [], asyncio.get_running_loop()
         start = loop.time()
         for at in sorted(rng.uniform(3, seconds - 5) for _ in range(2)):
@@ -195,7 +177,7 @@ async def crash(quick: bool) -> Outcome:
             await asyncio.to_thread(worker.start)
             recoveries.append(loop.time() - killed)
         await feeding
-        return feed, max(recoveries), (f"2 SIGKILLs; a new worker ready {', '.join(f'{r:.1f}s' for r in recoveries)} "
+        return sim, max(recoveries), (f"2 SIGKILLs; a new worker ready {', '.join(f'{r:.1f}s' for r in recoveries)} "
                                        f"after each kill (restarted {RESTART_AFTER:.0f}s after it)")
 
     return await with_worker("crash", body)
@@ -203,16 +185,17 @@ async def crash(quick: bool) -> Outcome:
 
 async def burst(quick: bool) -> Outcome:
     """Ten times the normal rate for a minute (in quick mode, for 10 s); the worker's peak RSS."""
-    async def body(bootstrap: str, worker: Worker) -> tuple[Feed, float | None, str]:
-        feed = Feed(seed=202)
+    async def body(bootstrap: str, worker: Worker) -> tuple[CitySimulator, float | None, str]:
         normal, seconds = 20, (10 if quick else 60)
-        await feed.run(bootstrap, rate=normal, seconds=5)
+        sim = feed(bootstrap, seed=202, rate=normal)
+        await send(sim, 5)
         sampling = asyncio.create_task(_sample(worker))
-        await feed.run(bootstrap, rate=normal * 10, seconds=seconds)
+        sim.rate = normal * 10
+        await send(sim, seconds)
         catch_up = await drained(bootstrap, worker.group, 180)
         sampling.cancel()
         worker.sample_rss()
-        return feed, catch_up, f"{normal * 10}/s for {seconds}s; peak RSS {worker.peak_rss_kb / 1024:.0f} MiB"
+        return sim, catch_up, f"{normal * 10}/s for {seconds}s; peak RSS {worker.peak_rss_kb / 1024:.0f} MiB"
 
     return await with_worker("burst", body)
 
@@ -230,8 +213,8 @@ async def store_outage(quick: bool) -> Outcome:
         settings = Settings(data_dir=Path(tmp), gateway_port=0, metrics_port=0, app_id="drill-outage")
         async with Stack(settings, gateway=False) as stack:
             assert stack.store is not None
-            feed = Feed(seed=303)
-            feeding = asyncio.create_task(feed.run(stack.bootstrap_servers, rate=40, seconds=outage + 10))
+            sim = feed(stack.bootstrap_servers, seed=303, rate=40)
+            feeding = asyncio.create_task(send(sim, outage + 10))
             await asyncio.sleep(3)
             await stack.store.run(stack.store.execute, "DETACH TABLE fengqiao.events")
             await asyncio.sleep(outage)
@@ -241,8 +224,8 @@ async def store_outage(quick: bool) -> Outcome:
             done = await drained(stack.bootstrap_servers, settings.app_id, 180)
             recovery = time.monotonic() - recovered if done is not None else None
             retries = stack.metrics.total(stack.metrics.sink_retries)
-            lost, duplicated, detail = account(stack.store, feed)
-    return Outcome("store outage", len(feed.uids), lost, duplicated, recovery,
+            lost, duplicated, detail = account(stack.store, sim)
+    return Outcome("store outage", sim.sent, lost, duplicated, recovery,
                    f"{outage}s without the events table, {retries} insert retries; {detail}")
 
 
@@ -323,8 +306,8 @@ async def webhooks(quick: bool) -> Outcome:
                 assert stack.notifier is not None and stack.store is not None
                 stack.notifier.retry = Retry(attempts=3, first_delay=0.2, max_delay=1.0, timeout=1.0)
                 m = stack.metrics
-                feed, rate, seconds = Feed(seed=404, incident_every=1.5), 40, (10 if quick else 30)
-                await feed.run(stack.bootstrap_servers, rate=rate, seconds=seconds)
+                sim = feed(stack.bootstrap_servers, seed=404, rate=40, incident_every=1.5)
+                await send(sim, 10 if quick else 30)
                 done = await drained(stack.bootstrap_servers, settings.app_id, 120)
                 processed = m.total(m.events_valid)
                 expected = 3 * m.total(m.notices, channel=topics.CENTRE_NOTICES.name, centre_level="community")
@@ -336,13 +319,13 @@ async def webhooks(quick: bool) -> Outcome:
                 while settled() < expected and time.monotonic() < deadline:
                     await asyncio.sleep(0.5)
                 letters, settled_now = m.total(m.webhook_dead_letters), settled()
-                lost, duplicated, detail = account(stack.store, feed)
+                lost, duplicated, detail = account(stack.store, sim)
     finally:
         await runner.cleanup()
-    return Outcome("webhooks failing", len(feed.uids), lost + max(0, expected - settled_now), duplicated, done,
+    return Outcome("webhooks failing", sim.sent, lost + max(0, expected - settled_now), duplicated, done,
                    f"receivers answer 500, time out, hang: {settled_now} of {expected} deliveries settled, "
                    f"{letters} dead-lettered after 3 attempts; the pipeline processed {processed} of "
-                   f"{len(feed.uids)} fed and drained {0 if done is None else done:.1f}s after; {detail}")
+                   f"{sim.sent} fed and drained {0 if done is None else done:.1f}s after; {detail}")
 
 
 SCENARIOS: dict[str, Callable[[bool], Awaitable[Outcome]]] = {

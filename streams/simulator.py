@@ -21,6 +21,7 @@ from schemas.matters import catalogue
 from schemas.regions import Level, registry
 from streams import kafka, topics
 from streams.identity import check_digit
+from streams.validation import GRID_PUBLISHER
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class CitySimulator:
         self.matters = list(catalogue().matters)
         self.disputes = [m for m in self.matters if m.startswith("dispute.")]
         self.sent = 0
+        self.ledger: list[str] | None = None  # the uids sent, when someone keeps account (the drills)
         self.incidents: list[str] = []  # communities that got a dispute cluster, in order
         self._seq = 0
 
@@ -99,15 +101,21 @@ class CitySimulator:
         self.incidents.append(community)
         return [self.report(community, self.rng.choice(self.disputes)) for _ in range(4)]
 
-    async def run(self, stop: asyncio.Event, first_incident_after: float = 3.0) -> None:
+    async def run(self, stop: asyncio.Event | None = None, first_incident_after: float = 3.0,
+                  seconds: float | None = None) -> None:
+        """Send reports at ``rate`` a second (on a fixed schedule, so a slow send does not slow
+        the pace) until ``stop`` is set or ``seconds`` have passed; with a ``ledger`` list, the
+        uid of every report sent goes into it."""
         import orjson
 
+        stop = stop or asyncio.Event()
         producer = kafka.producer(self.bootstrap_servers, acks="all", linger_ms=5)
         await producer.start()
         loop = asyncio.get_running_loop()
-        next_incident = loop.time() + first_incident_after
+        start = loop.time()
+        next_incident, paced = start + first_incident_after, 0
         try:
-            while not stop.is_set():
+            while not stop.is_set() and (seconds is None or loop.time() - start < seconds):
                 batch = [self.background()]
                 if loop.time() >= next_incident:
                     batch.extend(self.incident())
@@ -115,11 +123,16 @@ class CitySimulator:
                 for report in batch:
                     await producer.send(topics.GRID_REPORTS.name, orjson.dumps(report),
                                         key=report["grid_code"].encode())
+                    if self.ledger is not None:
+                        self.ledger.append(f"{GRID_PUBLISHER}:{report['event_id']}")
                 self.sent += len(batch)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=1.0 / self.rate)
-                except asyncio.TimeoutError:
-                    pass
+                paced += 1
+                delay = start + paced / self.rate - loop.time()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
+                    except asyncio.TimeoutError:
+                        pass
             await producer.flush()
         finally:
             await producer.stop()
