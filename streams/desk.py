@@ -49,20 +49,6 @@ STREAM_BUFFER = 1000  # notices a slow stream client may fall behind before it i
 FOLLOWED = (topics.CENTRE_NOTICES, topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS)
 
 
-async def stop_quietly(stopping: Any, what: str) -> None:
-    """Await a client's stop; with its broker gone, aiokafka can end one with a stray
-    CancelledError of its own, which must not abort the rest of the shutdown."""
-    try:
-        await stopping
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise  # this stop itself is being cancelled
-        log.warning("%s ended its stop with a CancelledError of its own", what)
-    except Exception as exc:
-        log.warning("%s did not stop cleanly: %s", what, exc)
-
-
 class DispatchDesk:
     def __init__(self, bootstrap_servers: str, keys: KeyStore, pseudonymiser: Pseudonymiser, metrics: Metrics,
                  clock: Callable[[], datetime], policy: dict[Any, Policy] = DEFAULT_POLICY,
@@ -121,7 +107,7 @@ class DispatchDesk:
                 q.put_nowait(None)
         for client in (self._consumer, self._producer):
             if client:
-                await stop_quietly(client.stop(), type(client).__name__)
+                await kafka.stop(client)
 
     async def _follow(self) -> None:
         while True:

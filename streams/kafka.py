@@ -9,6 +9,8 @@ are read once per process: every client of a process talks to the same Kafka.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from functools import cache
 from typing import Any
@@ -17,6 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def security_options(settings: Settings) -> dict[str, Any]:
@@ -53,6 +57,20 @@ def consumer(*topic_names: str, bootstrap_servers: str, **kwargs: Any) -> AIOKaf
 
 def admin(bootstrap_servers: str) -> AIOKafkaAdminClient:
     return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **_options())
+
+
+async def stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """Stop a client. With its broker gone, aiokafka can end a stop with a stray CancelledError of
+    its own, which must not abort the rest of a shutdown; a cancellation of this stop still does."""
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("%s ended its stop with a CancelledError of its own", type(client).__name__)
+    except Exception as exc:
+        log.warning("%s did not stop cleanly: %s", type(client).__name__, exc)
 
 
 def faust_options(settings: Settings) -> dict[str, Any]:

@@ -121,15 +121,13 @@ class Notifier:
         self._loop_task = asyncio.create_task(self._run(), name="webhooks")
 
     async def stop(self) -> None:
-        from streams.desk import stop_quietly
-
         for task in [self._loop_task, *self._tasks]:
             if task:
                 task.cancel()
         await asyncio.gather(*[t for t in [self._loop_task, *self._tasks] if t], return_exceptions=True)
         for client in (self._consumer, self._producer):
             if client:
-                await stop_quietly(client.stop(), type(client).__name__)
+                await kafka.stop(client)
         if self._http:
             await self._http.close()
 
