@@ -16,13 +16,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import faust
-from aiokafka import TopicPartition
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 import orjson
 
 from schemas.events import BEIJING, NormalisedEvent
 from schemas.signals import CentreNotice, RiskSignal
-from streams import kafka, topics
+from streams import faustfix, kafka, topics
 from streams.config import Settings
 from streams.correlation import Correlator, Outcome, to_ms
 from streams.identity import Pseudonymiser
@@ -43,29 +41,11 @@ RULES_POLL_EVERY = 2.0  # seconds between looks at the rule files for changes
 NOTIFIED_KEPT_MS = 90 * 86_400_000  # how long a signal's last notification is remembered
 
 
+faustfix.apply()
+
+
 def now_beijing() -> datetime:
     return datetime.now(BEIJING)
-
-
-async def _highwaters_from_fetch(self: Any, partitions: list[Any]) -> Any:
-    """Faust asks for a changelog's end with ListOffsets before recovering a table. tansu answers
-    that with the last record batch's base offset + 1, so recovery stopped short and lost the
-    last writes of every partition (the restart test found it). This asks a fetch's high
-    watermark instead (``topics.end_offsets``), which both tansu and Kafka report right."""
-    consumer = self._ensure_consumer()
-    if self.consumer.in_transaction:
-        return {tp: consumer.last_stable_offset(tp) for tp in partitions}
-    servers = [str(url).removeprefix("kafka://") for url in self.app.conf.broker]
-    probe = kafka.consumer(bootstrap_servers=servers, enable_auto_commit=False)
-    await probe.start()
-    try:
-        ends = await topics.end_offsets(probe, [TopicPartition(tp.topic, tp.partition) for tp in partitions])
-    finally:
-        await probe.stop()
-    return {tp: ends[TopicPartition(tp.topic, tp.partition)] for tp in partitions}
-
-
-AIOKafkaConsumerThread._highwaters = _highwaters_from_fetch
 
 
 # A validation method: (raw bytes, where they came from, now) → accepted events or a dead letter.

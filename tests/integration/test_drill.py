@@ -15,6 +15,7 @@ from tests.integration.test_up_command import FENGQIAO
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(900)  # five scenarios, each with its own broker and worker: about 4 minutes here, more in CI
 def test_every_drill_loses_nothing_and_doubles_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FENGQIAO_")}
     done = subprocess.run([FENGQIAO, "drill", "--quick"], env=env, cwd=tmp_path, capture_output=True, text=True,
