@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     supervision_tick: float = Field(default=1.0, gt=0, description="seconds between checks of the deadlines")
     sink_batch_size: int = Field(default=2000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
+    source_idle_seconds: float = Field(
+        default=30.0, ge=0, description="seconds after which a silent source no longer holds the event-time "
+        "watermark back (absence rules wait for the slowest live source); 0: the latest event time seen")
 
     @property
     def embedded_kafka(self) -> bool:

@@ -11,7 +11,8 @@ correlator as an event of source ``signal``, so rules can chain, with ``uplift``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -165,9 +166,12 @@ def _level(rule: Any, entries: list[list[Any]]) -> RiskLevel:
 
 def _absence_step(rule: AbsenceRule, state: WindowState, tag: str, t: int, uid: str) -> WindowState:
     if tag == "trigger":
+        deadline = t + int(rule.within.total_seconds() * 1000)
         required = rule.requires is None or any(e[4] == "requires" for e in state.entries)
-        if required and not any(p[2] == uid for p in state.pending):
-            state.pending.append([t + int(rule.within.total_seconds() * 1000), t, uid])
+        # an expected event read before its trigger (another source's topic ran ahead) still counts
+        answered = any(e[4] == "expected" and t <= e[0] <= deadline for e in state.entries)
+        if required and not answered and not any(p[2] == uid for p in state.pending):
+            state.pending.append([deadline, t, uid])
     elif tag == "expected":  # a visit after a trigger and before its deadline satisfies it
         state.pending = [p for p in state.pending if not (p[1] <= t <= p[0])]
     return state
@@ -256,9 +260,15 @@ class DictStates(dict):  # type: ignore[type-arg]
 class Correlator:
     """The loaded rule pack applied to a stream of events, one partition's order at a time."""
 
-    def __init__(self, rules: list[Any], risk_policy: RiskPolicy | None = None) -> None:
+    def __init__(self, rules: list[Any], risk_policy: RiskPolicy | None = None, source_idle: float = 0.0,
+                 wallclock: Callable[[], float] = time.monotonic) -> None:
+        """``source_idle``: seconds of silence after which a source no longer holds a partition's
+        watermark back (0: the watermark is simply the latest event time seen)."""
         self.risk_policy = risk_policy or RiskPolicy()
-        self.watermarks: dict[int, int] = {}  # partition -> latest event time seen (ms)
+        self.watermarks: dict[int, int] = {}  # partition -> event-time watermark (ms)
+        self.source_idle, self.wallclock = source_idle, wallclock
+        self._started = wallclock()
+        self._sources: dict[int, dict[str, list[float]]] = {}  # partition -> source -> [latest ms, seen at]
         self._checked: dict[int, int] = {}
         self.replace_rules(rules)
 
@@ -280,13 +290,34 @@ class Correlator:
         """Every signal raised or updated by this event, chained signals and due absences included.
         With ``only``, just that group: a repartitioned event comes once per group it belongs to."""
         outcomes = self._enter(event, partition, states, now, depth=0, only=only)
-        t = to_ms(event.occurred_at)
+        t = self._watermark(partition, event)
         if t > self.watermarks.get(partition, 0):
             self.watermarks[partition] = t
             if self.absence and t // 60_000 != self._checked.get(partition):
                 self._checked[partition] = t // 60_000
                 outcomes += self.expire_due(partition, states, now)
         return outcomes
+
+    def _watermark(self, partition: int, event: NormalisedEvent) -> int:
+        """The partition's event time, held back by the slowest source still publishing.
+
+        Sources reach the events topic through their own validate agents, so one may run ahead
+        of another (a department's backlog read in a burst, a lagging grid back-end): were the
+        watermark the latest time of any source, an absence rule would declare a welfare visit
+        missing that is only still in another topic. A source silent for ``source_idle``
+        seconds stops holding it back, and none does until the correlator has run that long."""
+        t = to_ms(event.occurred_at)
+        if not self.source_idle:
+            return t
+        if event.source is Source.signal:  # derived: its time is that of an input already counted
+            return self.watermarks.get(partition, 0)
+        wall = self.wallclock()
+        seen = self._sources.setdefault(partition, {}).setdefault(event.source.value, [t, wall])
+        seen[0], seen[1] = max(seen[0], t), wall
+        if wall - self._started < self.source_idle:
+            return self.watermarks.get(partition, 0)
+        live = [latest for latest, at in self._sources[partition].values() if wall - at < self.source_idle]
+        return int(min(live)) if live else t
 
     def _enter(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
                depth: int, only: str | None = None) -> list[Outcome]:

@@ -152,8 +152,9 @@ class Pipeline:
         self.clock = clock
         self.validator = Validator(Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()))
         local, regional = split_pack(rules)
-        self.correlator = Correlator(local)
-        self.regional = Correlator(regional)  # rules grouped coarser than a county, after a repartition
+        self.correlator = Correlator(local, source_idle=settings.source_idle_seconds)
+        # rules grouped coarser than a county, after a repartition
+        self.regional = Correlator(regional, source_idle=settings.source_idle_seconds)
         self.policy = load_policy(settings.routing_file)
         session = settings.session_timeout
         self.app = faust.App(

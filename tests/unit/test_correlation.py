@@ -110,3 +110,48 @@ def test_a_late_event_never_makes_a_window_longer():
     stream = [event(1, at=h(26)), event(2, at=h(25)), event(3, at=h(0.5))]  # 25.5 h from first to last
     correlator, states = Correlator([lenient]), DictStates()
     assert [o for e in stream for o in correlator.process(e, 0, states, T0) if o.signal.rule_id == RULE.id] == []
+
+
+def test_a_source_running_ahead_does_not_make_an_absence_fire_early():
+    """A welfare visit (grid report) still in its topic while department alerts run days ahead:
+    the watermark waits for the grid source, so the visit arrives in time and nothing fires;
+    once the grid source falls silent, the department's time moves the watermark alone."""
+    from streams.ruleset import load_rules
+
+    pack = load_rules()
+    wall = [0.0]
+    correlator, states = Correlator(pack, source_idle=30, wallclock=lambda: wall[0]), DictStates()
+
+    def feed(spec: dict, n: int) -> list:
+        from streams.rule_tests import make_event
+        return [o.signal.rule_id for o in correlator.process(make_event(n, spec), 0, states, T0) if o.signal]
+
+    wall[0] = 31  # past the start-up grace
+    feed({"category": "environment.sanitation", "region": "210202001002", "at": "0h"}, 0)  # the grid source is live
+    fired = feed({"source": "dept_alert", "category": "civil_affairs.elderly_alone_registered",
+                  "region": "210202001001", "at": "0h"}, 1)
+    fired += feed({"source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000", "at": "10h"}, 2)
+    fired += feed({"source": "dept_alert", "category": "police.fight", "region": "210202001003", "at": "100h"}, 3)
+    assert "welfare_under_weather_warning" not in fired  # the grid source is still at 0h
+    fired += feed({"category": "care.elderly_alone", "region": "210202001001", "at": "30h"}, 4)
+    wall[0] = 70  # the grid source falls silent; the department's time now counts alone
+    fired += feed({"source": "dept_alert", "category": "police.fight", "region": "210202001003", "at": "101h"}, 5)
+    assert "welfare_under_weather_warning" not in fired  # the visit came within 48 hours
+
+
+def test_an_expected_event_read_before_its_trigger_still_answers_it():
+    """The terminals' receipt read before the broadcast it confirms (receipts ran ahead)."""
+    from streams.ruleset import load_rules
+    from streams.rule_tests import make_event
+
+    correlator, states = Correlator(load_rules()), DictStates()
+    events = [
+        {"source": "broadcast_receipt", "category": "broadcast.receipt", "region": "210202000000", "at": "5m",
+         "attributes": {"broadcast": "dalian-ebs,B1", "complete": "true"}},
+        {"source": "broadcast", "category": "broadcast.alert", "region": "210202000000", "at": "0m",
+         "attributes": {"broadcast": "dalian-ebs,B1"}},
+        {"category": "environment.sanitation", "region": "210202001001", "at": "2h"},
+    ]
+    fired = [o.signal.rule_id for n, spec in enumerate(events)
+             for o in correlator.process(make_event(n, spec), 0, states, T0) if o.signal]
+    assert "broadcast_coverage_gap" not in fired
