@@ -34,11 +34,14 @@ test: venv test-deps
 	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-## make bench: throughput against a raw aiokafka baseline, and the ClickHouse sink against a bare
-## Arrow insert, each baseline in the same run; results appended to BENCHMARKS.md.
+## make bench: throughput against a raw aiokafka baseline, the ClickHouse sink against a bare
+## Arrow insert, latency and memory at fixed loads, detection quality over a simulated week;
+## each baseline in the same run; results appended to BENCHMARKS.md.
 bench: venv
 	$(BIN)/fengqiao bench
 	$(BIN)/fengqiao bench --sink
+	$(BIN)/fengqiao bench --loads
+	$(BIN)/fengqiao bench --quality
 
 ## make drill: crashes, a store outage, a burst, hostile input and failing webhooks, each
 ## accounted against what was sent; fails if anything was lost or duplicated.

@@ -173,14 +173,14 @@ def append_row(path: Path, header: str, row: str, intro: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _stamp() -> tuple[str, str]:
+def stamp() -> tuple[str, str]:
     return (datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
             f"{os.cpu_count()} cores, Python {platform.python_version()}")
 
 
 def record(result: dict[str, Any], command: str, path: Path = Path("BENCHMARKS.md")) -> None:
     """One throughput line in BENCHMARKS.md with the command, the machine and the date."""
-    date, machine = _stamp()
+    date, machine = stamp()
     append_row(path, THROUGHPUT_HEADER, f"| {date} | {machine} | `{command}` | {result['events']} | "
                f"{result['raw_per_s']} | {result['pipeline_per_s']} | {result['ratio']} |",
                "Ratios are against a raw aiokafka consume-and-parse loop on the same broker, in the same "
@@ -188,7 +188,7 @@ def record(result: dict[str, Any], command: str, path: Path = Path("BENCHMARKS.m
 
 
 def record_sink(results: list[dict[str, Any]], command: str, path: Path = Path("BENCHMARKS.md")) -> None:
-    date, machine = _stamp()
+    date, machine = stamp()
     for r in results:
         append_row(path, SINK_HEADER, f"| {date} | {machine} | `{command}` | {r['batch']} | {r['sink_rows_per_s']} | "
                    f"{r['bare_arrow_rows_per_s']} | {r['ratio']} |",

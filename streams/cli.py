@@ -236,19 +236,95 @@ def schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def publish(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.publish import publish as send
-
+def kafka_from(args: argparse.Namespace, settings: Settings) -> str | None:
+    """``--bootstrap`` or the configured Kafka; None (said on stderr) when neither is given."""
     bootstrap = args.bootstrap or settings.kafka_bootstrap_servers
     if not bootstrap:
         print("say where Kafka is: --bootstrap HOST:PORT (fengqiao up prints it) or FENGQIAO_KAFKA_BOOTSTRAP_SERVERS",
               file=sys.stderr)
+    return bootstrap
+
+
+def publish(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.publish import publish as send
+
+    bootstrap = kafka_from(args, settings)
+    if not bootstrap:
         return 2
     summary = asyncio.run(send(bootstrap, args.file, args.kind, progress=not args.quiet))
     print(f"{args.file}: {len(summary.accepted)} accepted onto {summary.topic}, {len(summary.rejected)} rejected")
     if summary.rejected:
         print_table(summary.rejected)
     return 1 if summary.rejected else 0
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta
+
+    from schemas.events import BEIJING
+    from streams.incidents import Injector, injectable
+    from streams.replay import write
+    from streams.ruleset import load_rules
+    from streams.simulator import CityTimeline
+
+    today = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = (datetime(args.start.year, args.start.month, args.start.day, tzinfo=BEIJING) if args.start
+             else today - timedelta(days=args.days))
+    cases, skipped = injectable(load_rules())
+    incidents, unplaced = Injector("2102", args.seed).plan(cases, start, start + timedelta(days=args.days))
+    timeline = CityTimeline(start, args.days, scale=args.scale, seed=args.seed)
+    n = write(args.out, timeline.merged([x for i in incidents for x in i.inputs]))
+    truth = args.out.with_name(args.out.name + ".truth.json")
+    truth.write_text(json.dumps({
+        "incidents": [{"tag": i.tag, "rule": i.rule_id, "case": i.case, "should_fire": i.positive,
+                       "street": i.street, "from": i.start.isoformat(), "due": i.due.isoformat()} for i in incidents],
+        "left_out": [{"rule": s.rule_id, "case": s.case, "why": s.reason} for s in skipped + unplaced],
+    }, ensure_ascii=False, indent=1))
+    print(f"{args.out}: {n} inputs over {args.days:g} days from {start:%Y-%m-%d} at {args.scale:g} of the city's "
+          f"volume ({', '.join(f'{k} {v}' for k, v in sorted(timeline.counts.items()))}); {len(incidents)} injected "
+          f"cases, ground truth in {truth}")
+    return 0
+
+
+def replay(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.replay import replay as send
+
+    bootstrap = kafka_from(args, settings)
+    if not bootstrap:
+        return 2
+    try:
+        n = asyncio.run(send(bootstrap, args.file, args.speed, progress=not args.quiet))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{args.file}: {n} events replayed")
+    return 0
+
+
+def quality(args: argparse.Namespace) -> int:
+    from streams.quality import record, run_week, table
+
+    scores, incidents, left_out, facts = asyncio.run(run_week(args.days, args.scale, args.seed, args.repeat))
+    rows = table(scores)
+    print_table(rows)
+    for s in left_out:
+        print(f"left out: {s.rule_id} / {s.case}: {s.reason}")
+    print(json.dumps(facts, ensure_ascii=False))
+    if not args.no_record:
+        record(rows, facts, f"fengqiao bench --quality --days {args.days:g} --scale {args.scale:g} "
+                            f"--repeat {args.repeat} --seed {args.seed}")
+    return 0
+
+
+def fixed_loads(args: argparse.Namespace) -> int:
+    from streams.latency import loads, record
+
+    rates = tuple(float(r) for r in args.rates.split(","))
+    results = asyncio.run(loads(rates, args.seconds))
+    print_table(results)
+    if not args.no_record:
+        record(results, f"fengqiao bench --loads --rates {args.rates} --seconds {args.seconds:g}")
+    return 0
 
 
 def rules(args: argparse.Namespace, settings: Settings) -> int:
@@ -324,6 +400,27 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
     b.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
     b.add_argument("--sink", action="store_true", help="the ClickHouse sink against a bare Arrow insert instead")
+    b.add_argument("--quality", action="store_true",
+                   help="precision and recall per rule over a simulated week with injected incidents instead")
+    b.add_argument("--loads", action="store_true",
+                   help="event-to-notice latency p50/p99 and worker memory at fixed loads instead")
+    b.add_argument("--rates", default="200,2000,10000", help="--loads: events per second (default 200,2000,10000)")
+    b.add_argument("--seconds", type=float, default=30.0, help="--loads: seconds at each load (default 30)")
+    b.add_argument("--days", type=float, default=7.0, help="--quality: simulated days (default 7)")
+    b.add_argument("--scale", type=float, default=0.05, help="--quality: share of the city's volume (default 0.05)")
+    b.add_argument("--repeat", type=int, default=2, help="--quality: times each rule case is injected (default 2)")
+    b.add_argument("--seed", type=int, default=7)
+    sim = sub.add_parser("simulate", help="write the city's inputs in simulated time, incidents injected, to a file")
+    sim.add_argument("--days", type=float, default=1.0)
+    sim.add_argument("--scale", type=float, default=1.0, help="share of the city's volume (default 1: the whole city)")
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD", help="first day (default: days ago)")
+    sim.add_argument("--out", type=Path, required=True, help="the recording (JSON Lines); ground truth beside it")
+    rp = sub.add_parser("replay", help="put a recorded event file on its topics, X times faster than recorded")
+    rp.add_argument("file", type=Path)
+    rp.add_argument("--speed", type=float, default=1.0, help="X times real time; 0: as fast as possible")
+    rp.add_argument("--bootstrap", help="Kafka HOST:PORT (default: FENGQIAO_KAFKA_BOOTSTRAP_SERVERS)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
     q = sub.add_parser("sql", help="run SQL against the configured ClickHouse (or the embedded chdb)")
     q.add_argument("query")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -387,9 +484,17 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Set
         return 0
     if args.command == "schema":
         return schema(args, settings)
+    if args.command == "simulate":
+        return simulate(args)
+    if args.command == "replay":
+        return replay(args, settings)
     if args.command == "bench":
         from streams.bench import run, run_sink
 
+        if args.quality:
+            return quality(args)
+        if args.loads:
+            return fixed_loads(args)
         if args.sink:
             print(json.dumps(run_sink(write=not args.no_record)))
         else:

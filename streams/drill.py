@@ -118,11 +118,14 @@ class Worker:
             time.sleep(0.2)
         raise RuntimeError("the worker did not start:\n" + log.read_text(errors="replace")[-2000:])
 
-    def sample_rss(self) -> None:
+    def sample_rss(self, current: bool = False) -> None:
+        """Keep the peak resident memory: the kernel's high-water mark, or (``current``) the
+        resident size now, for peaks within a stretch of the run."""
         if self.proc and self.proc.poll() is None:
             status = Path(f"/proc/{self.proc.pid}/status").read_text()
-            hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
-            self.peak_rss_kb = max(self.peak_rss_kb, hwm)
+            field = "VmRSS" if current else "VmHWM"
+            kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field))
+            self.peak_rss_kb = max(self.peak_rss_kb, kb)
 
     def kill(self) -> None:
         assert self.proc

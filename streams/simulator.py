@@ -1,21 +1,32 @@
-"""A minimal city simulator (城市模拟器): grid reports for one city, with dispute clusters injected.
+"""The city simulator (城市模拟器): a synthetic city's reports and alerts, live or in simulated time.
 
-Background reports spread over every synthetic community and the whole matter catalogue;
-every ``incident_every`` seconds one community gets a cluster of dispute reports, enough to
-cross the dispute rule's threshold. Synthetic people carry valid-looking ID and mobile numbers
-so that pseudonymisation is exercised on every run. Deterministic by seed.
+Two ways to run it, both deterministic by seed:
+
+- live (``CitySimulator.run``, used by ``fengqiao up --simulate`` and the drills): grid reports
+  at a fixed rate, with a dispute cluster every ``incident_every`` seconds;
+- in simulated time (``timeline``, used by ``fengqiao simulate``, ``fengqiao bench --quality``):
+  every source at the volumes of ``CityModel``, following the daily and weekly cycles, with the
+  rule pack's cases injected as incidents and decoys (``streams/incidents.py``), as fast as the
+  consumer takes them or paced at a chosen speed.
+
+Synthetic people carry valid-looking ID and mobile numbers so that pseudonymisation is exercised
+on every run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import math
 import random
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 
+from schemas.alerts import departments
 from schemas.events import BEIJING
 from schemas.matters import catalogue
 from schemas.regions import Level, registry
@@ -136,3 +147,122 @@ class CitySimulator:
             await producer.flush()
         finally:
             await producer.stop()
+
+
+# -- the city in simulated time ------------------------------------------------------------------
+@dataclass(frozen=True)
+class CityModel:
+    """Daily volumes for a Dalian-sized city, and when in the day and week they come.
+
+    Assumptions (written down so they can be argued with): about 7.5 million residents in some
+    6,000 grids of 300 to 500 households (the registry here has 1,440 synthetic grids, each
+    standing for about four); a grid worker files about 8 reports a day, so 48,000 grid reports;
+    departments publish about 4,000 alerts a day, most of them police incidents (110 calls run
+    at roughly 3 to 4 per 10,000 residents a day); a handful of emergency broadcasts a day, each
+    confirmed by the terminals of every community it covers. Reports follow the working day
+    (quiet at night, peaks mid-morning and mid-afternoon), weekends about a third lower; police
+    incidents peak in the evening and on weekends.
+    """
+
+    grid_reports_per_day: int = 48_000
+    alerts_per_day: dict[str, int] = field(default_factory=lambda: {
+        "police": 2_600, "urban_mgmt": 600, "fire": 300, "petition": 150, "market_regulation": 120,
+        "housing": 60, "civil_affairs": 60, "health": 40, "emergency": 10, "weather": 3})
+    broadcasts_per_day: int = 4
+    # share of the day's volume in each hour, Beijing time (sums to 1)
+    daytime: tuple[float, ...] = (0.008, 0.005, 0.004, 0.004, 0.005, 0.010, 0.020, 0.040, 0.065, 0.080,
+                                  0.085, 0.075, 0.055, 0.060, 0.075, 0.080, 0.075, 0.060, 0.045, 0.040,
+                                  0.035, 0.030, 0.022, 0.022)
+    evening: tuple[float, ...] = (0.030, 0.022, 0.015, 0.010, 0.008, 0.010, 0.018, 0.030, 0.040, 0.045,
+                                  0.048, 0.050, 0.050, 0.048, 0.048, 0.050, 0.052, 0.055, 0.060, 0.065,
+                                  0.068, 0.065, 0.030, 0.035)
+    weekend: float = 0.65  # reports on Saturday and Sunday, against a weekday
+    weekend_police: float = 1.2
+
+    def per_hour(self, source: str, hour: datetime, scale: float) -> float:
+        """Expected count of ``source`` ("grid", "broadcast" or a department) in the hour from ``hour``."""
+        daily = (self.grid_reports_per_day if source == "grid" else
+                 self.broadcasts_per_day if source == "broadcast" else self.alerts_per_day[source])
+        shape = self.evening if source == "police" else self.daytime
+        week = (self.weekend_police if source == "police" else self.weekend) if hour.weekday() >= 5 else 1.0
+        return daily * scale * shape[hour.hour] * week
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (normal approximation for large means)."""
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, mean ** 0.5)))
+    n, p, limit = 0, 1.0, math.exp(-mean)
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return n
+        n += 1
+
+
+class CityTimeline:
+    """Reports and alerts of the city in simulated time: ``(at, topic, key, value)`` in time order."""
+
+    def __init__(self, start: datetime, days: float, scale: float = 1.0, seed: int = 7, city: str = "2102",
+                 model: CityModel | None = None) -> None:
+        self.start, self.hours, self.scale = start, int(days * 24), scale
+        self.model = model or CityModel()
+        self.rng = random.Random(seed)
+        self.sim = CitySimulator("", city=city, seed=seed, clock=lambda: start)
+        self.counts: dict[str, int] = {}
+        self.categories = {code: list(d.categories) for code, d in departments().items()}
+
+    def background(self) -> Iterator[tuple[datetime, str, bytes, dict[str, Any]]]:
+        sources = ["grid", "broadcast", *self.model.alerts_per_day]
+        for h in range(self.hours):
+            hour = self.start + timedelta(hours=h)
+            batch = []
+            for source in sources:
+                for _ in range(_poisson(self.rng, self.model.per_hour(source, hour, self.scale))):
+                    batch.append((hour + timedelta(seconds=self.rng.random() * 3600), source))
+            batch.sort()
+            made = []
+            for at, source in batch:
+                self.counts[source] = self.counts.get(source, 0) + 1
+                made.append((at, *self._make(source, at)))
+                if source == "broadcast":  # the terminals confirm within minutes
+                    made.append(self._confirmation(made[-1], hour))
+            yield from sorted(made, key=lambda x: x[0])
+
+    def _make(self, source: str, at: datetime) -> tuple[str, bytes, dict[str, Any]]:
+        sim, rng = self.sim, self.rng
+        community = rng.choice(sim.communities)
+        seq = sum(self.counts.values())
+        if source == "grid":
+            sim.clock = lambda: at
+            report = sim.background()
+            return topics.GRID_REPORTS.name, report["grid_code"].encode(), report
+        if source == "broadcast":  # a county-wide alert (its terminals' receipt follows)
+            return topics.EMERGENCY_BROADCASTS.name, community[:6].encode(), {
+                "identifier": f"sim-B{seq:07d}", "sender": "dalian-ebs", "sent": at.isoformat(), "status": "Actual",
+                "msgType": "Alert", "scope": "Public",
+                "info": [{"category": ["Met"], "event": "大风", "urgency": "Expected", "severity": "Minor",
+                          "certainty": "Likely", "area": [{"areaDesc": "模拟区域", "geocode": [
+                              {"valueName": "GB2260", "value": community[:6] + "000000"}]}]}]}
+        category = rng.choice([c for c in self.categories[source]
+                               if c not in ("elderly_alone_registered", "mental_crisis")])
+        return topics.DEPT_ALERTS.name, community.encode(), {
+            "event_id": f"sim-{source}-{seq:08d}", "department": source, "category": category,
+            "location": {"region_code": community}, "subjects": [sim._person(community)] if source == "police" else [],
+            "text": "部门推送。", "occurred_at": at.isoformat()}
+
+    def _confirmation(self, alert: tuple[datetime, str, bytes, dict[str, Any]], hour: datetime
+                      ) -> tuple[datetime, str, bytes, dict[str, Any]]:
+        at, _, key, cap = alert
+        when = min(at + timedelta(minutes=2 + 8 * self.rng.random()), hour + timedelta(seconds=3599))
+        region = cap["info"][0]["area"][0]["geocode"][0]["value"]
+        self.counts["receipt"] = self.counts.get("receipt", 0) + 1
+        return when, topics.BROADCAST_RECEIPTS.name, key, {
+            "event_id": f"{cap['identifier']}-R", "broadcast_sender": cap["sender"],
+            "broadcast_identifier": cap["identifier"], "region_code": region, "terminals_total": 40,
+            "terminals_played": 40, "occurred_at": when.isoformat()}
+
+    def merged(self, injected: list[tuple[datetime, str, bytes, dict[str, Any]]]
+               ) -> Iterator[tuple[datetime, str, bytes, dict[str, Any]]]:
+        """Background and injected inputs, in time order."""
+        return heapq.merge(self.background(), sorted(injected, key=lambda x: x[0]), key=lambda x: x[0])

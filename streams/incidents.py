@@ -1,0 +1,237 @@
+"""Injected incidents with ground truth (注入事件与真值), and detection quality against them.
+
+The incidents are the rule pack's own test cases: each positive case is an incident its rule must
+find, each near miss a decoy it must not fire on. A case is moved to a street of its own in the
+simulated city (community codes keep their place under that street; street and county-wide
+events such as a cold-wave warning are narrowed to the street, so no two cases can meet), to a
+time of its own, and its people, ids and broadcasts are renamed; then every event is written
+as the raw input its source publishes (a grid report, a department alert, a CAP alert in JSON,
+a terminal receipt), so it goes through validation and pseudonymisation like any other.
+
+A case whose outcome depends on its ``until`` (a near miss only because the window had not yet
+closed) is not injectable into a stream that keeps going, and is left out with that reason.
+Signals are attributed to a case by their evidence (every injected id carries the case's tag),
+and chained signals through the signals they rest on.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from schemas.regions import Level, registry
+from streams import topics
+from streams.rule_tests import run_case
+from streams.ruleset import parse_duration
+
+LONG_VIEW = "60d"  # how far past its last event a case is judged when the stream goes on
+SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨"
+TAG = re.compile(r"(q\d{4,})-")  # every injected id starts with its case's tag
+
+
+@dataclass
+class Incident:
+    """One injected case: where, when, what should (or should not) fire."""
+
+    tag: str
+    rule_id: str
+    case: str
+    positive: bool  # an incident to find; False: a decoy that must not fire
+    street: str
+    start: datetime
+    due: datetime  # by when its signal should have been raised (its last event + the window)
+    inputs: list[tuple[datetime, str, bytes, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    rule_id: str
+    case: str
+    reason: str
+
+
+def injectable(rules: list[Any]) -> tuple[list[tuple[Any, dict[str, Any]]], list[Skipped]]:
+    """The cases whose outcome holds when the stream goes on past their ``until``."""
+    keep, skipped = [], []
+    for rule in rules:
+        for case in rule.tests:
+            if any(e.get("source") == "signal" for e in case["events"]):
+                skipped.append(Skipped(rule.id, case["name"], "its events are signals, not inputs"))
+                continue
+            short, _ = run_case(rules, rule, case)
+            long, _ = run_case(rules, rule, {**case, "until": LONG_VIEW})
+            if bool(short.expected) != bool(long.got):
+                skipped.append(Skipped(rule.id, case["name"], "its outcome depends on the window not yet closing"))
+                continue
+            keep.append((rule, case))
+    return keep, skipped
+
+
+class Injector:
+    """Turns rule test cases into raw inputs placed in the simulated city."""
+
+    def __init__(self, city: str, seed: int) -> None:
+        self.rng = random.Random(seed)
+        reg = registry()
+        self.streets = [s.code for s in reg.of_level(Level.township) if s.code.startswith(city)]
+        self.communities = {s: [c.code for c in reg.children(s)] for s in self.streets}
+        self.rng.shuffle(self.streets)
+        self._n = 0
+
+    def plan(self, cases: list[tuple[Any, dict[str, Any]]], start: datetime, end: datetime,
+             repeat: int = 1) -> tuple[list[Incident], list[Skipped]]:
+        """Each case ``repeat`` times, each on a street of its own at a random time between
+        ``start`` and ``end``, so that it is over (its signal due) before ``end``."""
+        placed, skipped = [], []
+        for n in range(repeat):
+            for rule, case in cases:
+                if len(placed) == len(self.streets):
+                    skipped.append(Skipped(rule.id, case["name"], f"repeat {n + 1}: no street left"))
+                    continue
+                length = max(parse_duration(e.get("at", "0s")) for e in case["events"]) + _due_after(rule)
+                room = (end - start - length - timedelta(hours=2)).total_seconds()
+                if room < 0:
+                    skipped.append(Skipped(rule.id, case["name"], "longer than the simulated period"))
+                    continue
+                at = start + timedelta(hours=1, seconds=self.rng.random() * room)
+                placed.append(self.place(rule, case, at.replace(microsecond=0)))
+        return placed, skipped
+
+    def place(self, rule: Any, case: dict[str, Any], start: datetime) -> Incident:
+        """The case as raw inputs on a street of its own, from ``start``."""
+        self._n += 1
+        tag = f"q{self._n:04d}"
+        street = self.streets[(self._n - 1) % len(self.streets)]
+        where: dict[str, str] = {}
+        people: dict[str, dict[str, str]] = {}
+        inputs, last = [], start
+        for n, spec in enumerate(case["events"]):
+            at = start + parse_duration(spec.get("at", "0s"))
+            last = max(last, at)
+            region = self._region(spec["region"], street, where)
+            subjects = [self._person(token, tag, people) for token in spec.get("subjects", [])]
+            topic, key, value = self._raw(spec, f"{tag}-e{n}", tag, region, subjects, at)
+            inputs.append((at, topic, key, value))
+        positive = bool(case.get("expect"))
+        return Incident(tag, rule.id, case["name"], positive, street, start, last + _due_after(rule), inputs)
+
+    def _region(self, code: str, street: str, where: dict[str, str]) -> str:
+        """Community codes keep their place under the case's street; wider regions become it."""
+        if code[9:12] == "000":
+            return street[:9] + "000"
+        if code not in where:
+            taken = set(where.values())
+            free = [c for c in self.communities[street] if c not in taken]
+            where[code] = free[0]
+        return where[code]
+
+    def _person(self, token: str, tag: str, people: dict[str, dict[str, str]]) -> dict[str, str]:
+        if token not in people:
+            from streams.simulator import synthetic_id_number
+
+            name = self.rng.choice(SURNAMES) + self.rng.choice("明华强丽军芳伟静")
+            people[token] = {"name": name, "id_number": synthetic_id_number(self.rng, "210202")}
+        return people[token]
+
+    def _raw(self, spec: dict[str, Any], event_id: str, tag: str, region: str, subjects: list[dict[str, str]],
+             at: datetime) -> tuple[str, bytes, dict[str, Any]]:
+        source = spec.get("source", "grid_report")
+        attributes = {k: str(v) for k, v in spec.get("attributes", {}).items()}
+        address = attributes.pop("address", None)
+        when = at.isoformat()
+        if source == "grid_report":
+            community = region if region[9:12] != "000" else self.communities[region[:9] + "000"][0]
+            grid = f"{community}001"
+            return topics.GRID_REPORTS.name, grid.encode(), {
+                "event_id": event_id, "grid_code": grid, "reporter": f"GW{grid[-7:]}",
+                "category": spec["category"], "parties": subjects,
+                "location": {"region_code": community, **({"address": address} if address else {})},
+                "text": "网格员巡查登记。", "occurred_at": when}
+        if source == "dept_alert":
+            department, _, category = spec["category"].partition(".")
+            return topics.DEPT_ALERTS.name, region.encode(), {
+                "event_id": event_id, "department": department, "category": category,
+                "location": {"region_code": region, **({"address": address} if address else {})},
+                "subjects": subjects, "attributes": attributes, "occurred_at": when}
+        if source == "broadcast":
+            sender, _, identifier = attributes["broadcast"].partition(",")
+            msg_type = spec["category"].removeprefix("broadcast.").capitalize()
+            return topics.EMERGENCY_BROADCASTS.name, region.encode(), {
+                "identifier": f"{tag}-{identifier}", "sender": sender, "sent": when, "status": "Actual",
+                "msgType": msg_type, "scope": "Public",
+                "info": [{"category": ["Met"], "event": "寒潮", "urgency": "Expected", "severity": "Moderate",
+                          "certainty": "Likely", "area": [{"areaDesc": "模拟区域",
+                                                           "geocode": [{"valueName": "GB2260", "value": region}]}]}]}
+        if source == "broadcast_receipt":
+            sender, _, identifier = attributes["broadcast"].partition(",")
+            total = 12
+            return topics.BROADCAST_RECEIPTS.name, region.encode(), {
+                "event_id": event_id, "broadcast_sender": sender, "broadcast_identifier": f"{tag}-{identifier}",
+                "region_code": region, "terminals_total": total,
+                "terminals_played": total if attributes.get("complete") == "true" else total - 3,
+                "occurred_at": when}
+        raise ValueError(f"no raw input for source {source}")
+
+
+def _due_after(rule: Any) -> timedelta:
+    """How long after a case's last event its signal is due: at once, or when an absence's wait
+    is over; plus the allowed lateness."""
+    wait = getattr(rule, "within", None)
+    return (wait if isinstance(wait, timedelta) else timedelta(0)) + rule.allowed_lateness
+
+
+# -- scoring (评估) ------------------------------------------------------------------------------
+@dataclass
+class RuleScore:
+    rule_id: str
+    incidents: int = 0
+    found: int = 0
+    decoys: int = 0
+    fired_on_decoys: int = 0
+    from_background: int = 0
+
+    @property
+    def recall(self) -> float | None:
+        return self.found / self.incidents if self.incidents else None
+
+    @property
+    def precision(self) -> float | None:
+        fired = self.found + self.fired_on_decoys
+        return self.found / fired if fired else None
+
+
+def attribute(signals: list[dict[str, Any]], incidents: list[Incident]) -> dict[str, set[str]]:
+    """Signal id → the tags of the cases whose events (or chained signals) are in its evidence."""
+    tags = {i.tag for i in incidents}
+    of: dict[str, set[str]] = {}
+    for s in sorted(signals, key=lambda s: s["raised_at"]):
+        found = set()
+        for uid in s["evidence"]:
+            found |= {t for t in TAG.findall(uid) if t in tags}
+            found |= {t for sid, ts in of.items() if ts and sid in uid for t in ts}
+        of[s["signal_id"]] = found
+    return of
+
+
+def score(signals: list[dict[str, Any]], incidents: list[Incident], rule_ids: list[str]) -> list[RuleScore]:
+    """Per rule: incidents found, decoys fired on, and signals that no injected case explains."""
+    by_rule = {r: RuleScore(r) for r in rule_ids}
+    of = attribute(signals, incidents)
+    fired = {(s["rule_id"], t) for s in signals for t in of[s["signal_id"]]}
+    for i in incidents:
+        rs = by_rule[i.rule_id]
+        hit = (i.rule_id, i.tag) in fired
+        if i.positive:
+            rs.incidents += 1
+            rs.found += hit
+        else:
+            rs.decoys += 1
+            rs.fired_on_decoys += hit
+    for s in signals:
+        if not of[s["signal_id"]] and s["rule_id"] in by_rule:
+            by_rule[s["rule_id"]].from_background += 1
+    return list(by_rule.values())
+
