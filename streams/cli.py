@@ -307,7 +307,7 @@ def quality(args: argparse.Namespace) -> int:
     scores, incidents, left_out, facts = asyncio.run(run_week(args.days, args.scale, args.seed, args.repeat))
     rows = table(scores)
     print_table(rows)
-    for s in left_out:
+    for s in dict.fromkeys(left_out):
         print(f"left out: {s.rule_id} / {s.case}: {s.reason}")
     print(json.dumps(facts, ensure_ascii=False))
     if not args.no_record:

@@ -30,6 +30,8 @@ from streams.ruleset import parse_duration
 LONG_VIEW = "60d"  # how far past its last event a case is judged when the stream goes on
 SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨"
 TAG = re.compile(r"(q\d{4,})-")  # every injected id starts with its case's tag
+SIGNAL = re.compile(r"(sig-[0-9a-f]+)")  # a chained signal's evidence names the signal it rests on
+MAX_CHAIN = 3
 
 
 @dataclass
@@ -186,11 +188,16 @@ def _due_after(rule: Any) -> timedelta:
 # -- scoring (评估) ------------------------------------------------------------------------------
 @dataclass
 class RuleScore:
+    """One rule's figures. A decoy fired on with background reports among the evidence (a real
+    third dispute in the same community that day, say) is counted apart: the rule did what it
+    says on events that were really there. Precision counts decoys fired on by their own events."""
+
     rule_id: str
     incidents: int = 0
     found: int = 0
     decoys: int = 0
     fired_on_decoys: int = 0
+    decoys_joined_by_background: int = 0
     from_background: int = 0
 
     @property
@@ -203,16 +210,25 @@ class RuleScore:
         return self.found / fired if fired else None
 
 
-def attribute(signals: list[dict[str, Any]], incidents: list[Incident]) -> dict[str, set[str]]:
-    """Signal id → the tags of the cases whose events (or chained signals) are in its evidence."""
+@dataclass
+class Attribution:
+    tags: set[str]  # the cases whose events (or chained signals) are in the evidence
+    mixed: bool  # some evidence is from no case: background reports
+
+
+def attribute(signals: list[dict[str, Any]], incidents: list[Incident]) -> dict[str, Attribution]:
+    """Signal id → the cases in its evidence, and whether background reports are there too."""
     tags = {i.tag for i in incidents}
-    of: dict[str, set[str]] = {}
-    for s in sorted(signals, key=lambda s: s["raised_at"]):
-        found = set()
-        for uid in s["evidence"]:
-            found |= {t for t in TAG.findall(uid) if t in tags}
-            found |= {t for sid, ts in of.items() if ts and sid in uid for t in ts}
-        of[s["signal_id"]] = found
+    of: dict[str, Attribution] = {s["signal_id"]: Attribution(set(), False) for s in signals}
+    for _ in range(MAX_CHAIN + 1):  # a chained signal's attribution follows the signals it rests on
+        for s in signals:
+            found, mixed = set(), False
+            for uid in s["evidence"]:
+                own = {t for t in TAG.findall(uid) if t in tags}
+                chained = [of[sid] for sid in SIGNAL.findall(uid) if sid in of]
+                found |= own | {t for a in chained for t in a.tags}
+                mixed |= (not own and not any(a.tags for a in chained)) or any(a.mixed for a in chained)
+            of[s["signal_id"]] = Attribution(found, mixed)
     return of
 
 
@@ -220,7 +236,11 @@ def score(signals: list[dict[str, Any]], incidents: list[Incident], rule_ids: li
     """Per rule: incidents found, decoys fired on, and signals that no injected case explains."""
     by_rule = {r: RuleScore(r) for r in rule_ids}
     of = attribute(signals, incidents)
-    fired = {(s["rule_id"], t) for s in signals for t in of[s["signal_id"]]}
+    fired: dict[tuple[str, str], bool] = {}  # (rule, case) -> fired on the case's own events alone
+    for s in signals:
+        for t in of[s["signal_id"]].tags:
+            key = (s["rule_id"], t)
+            fired[key] = fired.get(key, False) or not of[s["signal_id"]].mixed
     for i in incidents:
         rs = by_rule[i.rule_id]
         hit = (i.rule_id, i.tag) in fired
@@ -229,9 +249,9 @@ def score(signals: list[dict[str, Any]], incidents: list[Incident], rule_ids: li
             rs.found += hit
         else:
             rs.decoys += 1
-            rs.fired_on_decoys += hit
+            rs.fired_on_decoys += hit and fired[(i.rule_id, i.tag)]
+            rs.decoys_joined_by_background += hit and not fired[(i.rule_id, i.tag)]
     for s in signals:
-        if not of[s["signal_id"]] and s["rule_id"] in by_rule:
+        if not of[s["signal_id"]].tags and s["rule_id"] in by_rule:
             by_rule[s["rule_id"]].from_background += 1
     return list(by_rule.values())
-

@@ -88,16 +88,22 @@ def test_scoring_counts_found_missed_decoys_background_and_chained_signals():
         return Incident(tag, rule, "case", positive, "210202001000", when, when)
 
     incidents = [incident("q0001", "dispute_cluster", True), incident("q0002", "dispute_cluster", True),
-                 incident("q0003", "dispute_cluster", False), incident("q0004", "group_petition", True)]
+                 incident("q0003", "dispute_cluster", False), incident("q0004", "group_petition", True),
+                 incident("q0005", "dispute_cluster", False)]
     signals = [
         {"signal_id": "sig-a", "rule_id": "dispute_cluster", "raised_at": "1", "evidence": ["grid:q0001-e0", "grid:q0001-e1"]},
         {"signal_id": "sig-b", "rule_id": "dispute_cluster", "raised_at": "2", "evidence": ["grid:q0003-e2"]},
+        {"signal_id": "sig-0d", "rule_id": "dispute_cluster", "raised_at": "2", "evidence": ["grid:q0002-e0",
+                                                                                             "grid:sim-00000007"]},
         {"signal_id": "sig-c", "rule_id": "dispute_cluster", "raised_at": "3", "evidence": ["grid:sim-00000001"]},
-        {"signal_id": "sig-p", "rule_id": "petition_cluster", "raised_at": "4", "evidence": ["petition:q0004-e0"]},
-        {"signal_id": "sig-g", "rule_id": "group_petition", "raised_at": "5", "evidence": ["signal:sig-p"]},
+        {"signal_id": "sig-0c", "rule_id": "dispute_cluster", "raised_at": "3", "evidence": ["grid:q0005-e0",
+                                                                                             "grid:sim-00000002"]},
+        {"signal_id": "sig-0e", "rule_id": "group_petition", "raised_at": "4", "evidence": ["signal:sig-0f"]},
+        {"signal_id": "sig-0f", "rule_id": "petition_cluster", "raised_at": "4", "evidence": ["petition:q0004-e0"]},
     ]
     got = {s.rule_id: s for s in score(signals, incidents, ["dispute_cluster", "group_petition", "petition_cluster"])}
     d = got["dispute_cluster"]
-    assert (d.incidents, d.found, d.decoys, d.fired_on_decoys, d.from_background) == (2, 1, 1, 1, 1)
-    assert (d.recall, d.precision) == (0.5, 0.5)
-    assert (got["group_petition"].found, got["group_petition"].recall) == (1, 1.0)  # through the chained signal
+    assert (d.incidents, d.found, d.decoys, d.fired_on_decoys, d.from_background) == (2, 2, 2, 1, 1)
+    assert (d.recall, round(d.precision, 2)) == (1.0, 0.67)
+    assert d.decoys_joined_by_background == 1  # q0005: a background report completed it
+    assert (got["group_petition"].found, got["group_petition"].recall) == (1, 1.0)  # through the chained signal, listed first
