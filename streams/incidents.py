@@ -2,9 +2,9 @@
 
 The incidents are the rule pack's own test cases: each positive case is an incident its rule must
 find, each near miss a decoy it must not fire on. A case is moved to a street of its own in the
-simulated city (community codes keep their place under that street; street and county-wide
-events such as a cold-wave warning are narrowed to the street, so no two cases can meet), to a
-time of its own, and its people, ids and broadcasts are renamed; then every event is written
+simulated city (each community it names becomes a community of that street; street and
+county-wide events such as a cold-wave warning are narrowed to the street, so no two cases can
+meet), to a time of its own, and its people, ids and broadcasts are renamed; then every event is written
 as the raw input its source publishes (a grid report, a department alert, a CAP alert in JSON,
 a terminal receipt), so it goes through validation and pseudonymisation like any other.
 
@@ -26,6 +26,7 @@ from schemas.regions import Level, registry
 from streams import topics
 from streams.rule_tests import run_case
 from streams.ruleset import parse_duration
+from streams.simulator import synthetic_id_number
 
 LONG_VIEW = "60d"  # how far past its last event a case is judged when the stream goes on
 SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨"
@@ -44,7 +45,7 @@ class Incident:
     positive: bool  # an incident to find; False: a decoy that must not fire
     street: str
     start: datetime
-    due: datetime  # by when its signal should have been raised (its last event + the window)
+    due: datetime  # by when its signal should be raised: its last event, plus an absence's wait
     inputs: list[tuple[datetime, str, bytes, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -114,14 +115,14 @@ class Injector:
             at = start + parse_duration(spec.get("at", "0s"))
             last = max(last, at)
             region = self._region(spec["region"], street, where)
-            subjects = [self._person(token, tag, people) for token in spec.get("subjects", [])]
+            subjects = [self._person(token, people) for token in spec.get("subjects", [])]
             topic, key, value = self._raw(spec, f"{tag}-e{n}", tag, region, subjects, at)
             inputs.append((at, topic, key, value))
         positive = bool(case.get("expect"))
         return Incident(tag, rule.id, case["name"], positive, street, start, last + _due_after(rule), inputs)
 
     def _region(self, code: str, street: str, where: dict[str, str]) -> str:
-        """Community codes keep their place under the case's street; wider regions become it."""
+        """Each community of the case becomes one of the street's; wider regions become the street."""
         if code[9:12] == "000":
             return street[:9] + "000"
         if code not in where:
@@ -130,10 +131,9 @@ class Injector:
             where[code] = free[0]
         return where[code]
 
-    def _person(self, token: str, tag: str, people: dict[str, dict[str, str]]) -> dict[str, str]:
+    def _person(self, token: str, people: dict[str, dict[str, str]]) -> dict[str, str]:
+        """The same synthetic person for the same token throughout a case."""
         if token not in people:
-            from streams.simulator import synthetic_id_number
-
             name = self.rng.choice(SURNAMES) + self.rng.choice("明华强丽军芳伟静")
             people[token] = {"name": name, "id_number": synthetic_id_number(self.rng, "210202")}
         return people[token]
