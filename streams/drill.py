@@ -84,12 +84,7 @@ def account(store: Store, sim: CitySimulator) -> tuple[int, int, str]:
 
 async def drained(bootstrap: str, group: str, timeout: float) -> float | None:
     """Seconds until the group has committed everything it consumes, or None."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if await topics.group_lag(bootstrap, group, CONSUMED) == 0:
-            return time.monotonic() - start
-        await asyncio.sleep(0.5)
-    return None
+    return await topics.drained(bootstrap, group, CONSUMED, timeout)
 
 
 class Worker:

@@ -108,11 +108,9 @@ async def one_load(rate: float, seconds: float, seed: int, drain_limit: float = 
             offered = sim.sent / (time.monotonic() - began)
             # each report is one event: what is left is what waits to be validated or correlated and stored
             backlog = await topics.group_lag(bootstrap, GROUP, HOPS)
-            drain_began = time.monotonic()
-            while (left := await topics.group_lag(bootstrap, GROUP, HOPS)) and \
-                    time.monotonic() - drain_began < drain_limit:
-                await asyncio.sleep(0.5)
-            drained_after = time.monotonic() - drain_began
+            drained_after = await topics.drained(bootstrap, GROUP, HOPS, drain_limit)
+            left = 0 if drained_after is not None else await topics.group_lag(bootstrap, GROUP, HOPS)
+            drained_after = drain_limit if drained_after is None else drained_after
             await asyncio.sleep(1.0)  # the last notices on their way
         finally:
             sampling.cancel()

@@ -9,7 +9,6 @@ long the pipeline took per simulated day.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 import time
@@ -60,19 +59,6 @@ async def put(bootstrap: str, records: list[tuple[datetime, str, bytes, dict[str
         await producer.stop()
 
 
-async def drained(bootstrap: str, metrics: Metrics, timeout: float) -> bool:
-    """The group has committed everything and the sinks have been quiet for two seconds."""
-    deadline, last, quiet_since = time.monotonic() + timeout, -1, time.monotonic()
-    while time.monotonic() < deadline:
-        rows = metrics.total(metrics.sink_rows)
-        if rows != last:
-            last, quiet_since = rows, time.monotonic()
-        elif time.monotonic() - quiet_since > 2 and await topics.group_lag(bootstrap, APP_ID, CONSUMED) == 0:
-            return True
-        await asyncio.sleep(0.5)
-    return False
-
-
 async def run_week(days: float, scale: float, seed: int, repeat: int
                    ) -> tuple[list[RuleScore], list[Incident], list[Skipped], dict[str, Any]]:
     rules = load_rules()
@@ -99,7 +85,7 @@ async def run_week(days: float, scale: float, seed: int, repeat: int
             progress("the pipeline processes the week (validate, correlate, route, store)")
             await pipeline.start()
             began = time.perf_counter()
-            done = await drained(bootstrap, metrics, timeout=3600)
+            done = await topics.drained(bootstrap, APP_ID, CONSUMED, timeout=3600) is not None
             seconds = time.perf_counter() - began
             signals = found_signals(store)
         finally:

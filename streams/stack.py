@@ -173,13 +173,7 @@ class Stack:
 
     async def drain(self, timeout: float = 60.0) -> bool:
         """Wait until the worker has committed everything on its topics (sinks included)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if await self.lag() == 0:
-                return True
-            await asyncio.sleep(0.5)
-        return False
+        return await topics.drained(self.bootstrap_servers, self.settings.app_id, CONSUMED, timeout) is not None
 
     def summary(self) -> dict[str, Any]:
         m = self.metrics

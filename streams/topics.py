@@ -7,6 +7,7 @@ agree, so every process of a deployment reads the same value, once, at start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -105,6 +106,17 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> 
 async def group_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> int:
     """Messages on these topics that the consumer group has not committed yet."""
     return sum((await partition_lag(bootstrap_servers, group, specs)).values())
+
+
+async def drained(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...], timeout: float) -> float | None:
+    """Seconds until the group has committed everything on these topics, or None after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while loop.time() - start < timeout:
+        if await group_lag(bootstrap_servers, group, specs) == 0:
+            return loop.time() - start
+        await asyncio.sleep(0.5)
+    return None
 
 
 async def partition_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> dict[TopicPartition, int]:
