@@ -84,27 +84,9 @@ async def _getmany_unseeked(self: Any, timeout: float) -> AsyncIterator[tuple[An
         yield tp, message
 
 
-# -- 3. the worker's fetch wait ---------------------------------------------------------------
-# Faust creates its consumer with fetch_max_wait_ms=1500, with no setting for it. The embedded
-# broker holds a fetch that long however little it has, so each hop (input, events, notices)
-# could add up to 1.5 s: at 200 events/s the notice p50 was 2.0 s and the p99 3.5 s, and with
-# 100 ms 0.21 s and 0.40 s (``fengqiao bench --loads --rates 200``, same minute). A Kafka broker
-# answers as soon as a record arrives either way. FENGQIAO_KAFKA_FETCH_MAX_WAIT_MS sets it.
-_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
-
-
-def _create_worker_consumer_waiting(self: Any, transport: Any) -> Any:
-    consumer = _create_worker_consumer(self, transport)
-    wait = getattr(self.app, "fengqiao_fetch_max_wait_ms", None)
-    if wait is not None:
-        consumer._fetch_max_wait_ms = wait  # read when the consumer starts its fetcher
-    return consumer
-
-
 def apply() -> None:
     """Install the corrections; the pipeline calls it before creating its Faust app."""
     AIOKafkaConsumerThread._highwaters = _highwaters_from_fetch
     Fetcher.seek_to = _seek_to_counted
     AIOKafkaConsumerThread._fetch_records = _fetch_records_noted
     Consumer.getmany = _getmany_unseeked
-    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_waiting
