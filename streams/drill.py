@@ -26,6 +26,7 @@ from aiohttp import web
 
 from schemas.regions import Level, registry
 from streams import kafka, topics
+from streams.bench import progress
 from streams.broker import EmbeddedBroker
 from streams.config import Settings
 from streams.keys import KeyStore
@@ -50,10 +51,6 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return self.lost == 0 and self.duplicated == 0
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def feed(bootstrap: str, seed: int, rate: float, incident_every: float = 3.0) -> CitySimulator:

@@ -5,7 +5,6 @@ Each is small and names what it fixes, so that it can go the day Faust fixes it 
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,9 +15,6 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from streams import kafka, topics
-
-log = logging.getLogger(__name__)
-
 
 # -- 1. changelog ends ------------------------------------------------------------------------
 async def _highwaters_from_fetch(self: Any, partitions: list[Any]) -> Any:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -29,17 +28,13 @@ from aiokafka import TopicPartition
 
 from schemas.events import BEIJING
 from streams import kafka, topics
-from streams.bench import raw_consume
+from streams.bench import progress, raw_consume
 from streams.broker import EmbeddedBroker
 from streams.drill import Worker
 from streams.simulator import CitySimulator
 
 GROUP = "bench-loads"
 HOPS = (topics.GRID_REPORTS, topics.EVENTS)
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 class NoticeClock:

@@ -9,7 +9,6 @@ long the pipeline took per simulated day.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ import orjson
 
 from schemas.events import BEIJING
 from streams import kafka, topics
+from streams.bench import progress
 from streams.broker import EmbeddedBroker
 from streams.config import Settings
 from streams.incidents import Incident, Injector, RuleScore, Skipped, injectable, score
@@ -31,10 +31,6 @@ from streams.stack import CONSUMED
 from streams.store import Store, open_store
 
 APP_ID = "bench-quality"
-
-
-def progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def found_signals(store: Store) -> list[dict[str, Any]]:
