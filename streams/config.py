@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # The embedded broker completes a group join only after the session timeout, so it is
     # kept short there; a real Kafka uses the usual longer value.
     kafka_session_timeout: float | None = Field(default=None, description="seconds; unset: 3 embedded, 30 Kafka")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100, ge=1, le=30_000, description="longest a worker's fetch waits for new records (Faust fixes "
+        "1,500 ms; the embedded broker holds a fetch that long, adding it to every hop)")
     pseudonym_key: SecretStr = Field(
         default=SecretStr("fengqiao-development-key-change-me"),
         description="HMAC key for pseudonyms of personal identifiers; set a secret in production",

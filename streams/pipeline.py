@@ -175,6 +175,7 @@ class Pipeline:
             stream_wait_empty=False,
             **kafka.faust_options(settings),
         )
+        self.app.fengqiao_fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms  # read by faustfix
         t = {spec: self._topic(spec) for spec in topics.ALL}
         # 关联窗口: window state per (rule, group), co-partitioned with the events topic, and for
         # city-wide rules with the regional events topic.
