@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -59,13 +59,16 @@ _seek_to, _fetch_records = Fetcher.seek_to, AIOKafkaConsumerThread._fetch_record
 _getmany, _perform_seek = Consumer.getmany, Consumer.perform_seek
 
 
+def _attached(owner: Any, name: str, make: Callable[[], Any]) -> Any:
+    """The bookkeeping fengqiao keeps on one of Faust's or aiokafka's objects, made on first use."""
+    if not hasattr(owner, name):
+        setattr(owner, name, make())
+    return getattr(owner, name)
+
+
 def _seeks(fetcher: Any) -> Counter:
     """How many times each (topic, partition) has been seeked on this aiokafka fetcher."""
-    try:
-        return fetcher._fengqiao_seeks
-    except AttributeError:
-        fetcher._fengqiao_seeks = Counter()
-        return fetcher._fengqiao_seeks
+    return _attached(fetcher, "_fengqiao_seeks", Counter)
 
 
 def _seek_to_counted(self: Any, tp: Any, offset: int) -> Any:
@@ -93,11 +96,7 @@ class _SeekState:
 
 
 def _seek_state(consumer: Any) -> _SeekState:
-    try:
-        return consumer._fengqiao_seek_state
-    except AttributeError:
-        consumer._fengqiao_seek_state = _SeekState()
-        return consumer._fengqiao_seek_state
+    return _attached(consumer, "_fengqiao_seek_state", _SeekState)
 
 
 async def _perform_seek_marked(self: Any) -> None:
