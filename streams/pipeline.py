@@ -33,8 +33,9 @@ from streams.validation import Accepted, DeadLetter, Origin, Validator
 
 log = logging.getLogger(__name__)
 
-VALIDATE_BATCH = 500
-VALIDATE_WITHIN = 0.05
+# The validate and correlate steps take up to STEP_BATCH messages, or what came in STEP_WITHIN s.
+STEP_BATCH = 500
+STEP_WITHIN = 0.05
 RETRY_MAX_SECONDS = 10.0
 FORGET_EVERY = 60.0  # seconds between sweeps of input ids past the duplicate horizon
 RULES_POLL_EVERY = 2.0  # seconds between looks at the rule files for changes
@@ -61,19 +62,27 @@ def put(table: Any, partition: int, key: str, value: dict[str, Any]) -> None:
 
 class TableStates:
     """Window states in the worker's Faust table, written to the changelog partition of the
-    events they came from."""
+    events they came from: at once in the table, to the changelog once per key and batch
+    (``flush``), since only a key's last value is recovered."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self.changed: dict[str, int] = {}  # key -> partition, since the last flush
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.table.data.get(key)
 
     def put(self, key: str, value: dict[str, Any], partition: int) -> None:
-        put(self.table, partition, key, value)
+        self.table.data[key] = value
+        self.changed[key] = partition
 
     def items(self) -> Any:
         return self.table.data.items()
+
+    def flush(self) -> None:
+        for key, partition in self.changed.items():
+            self.table.send_changelog(partition, key, self.table.data[key])
+        self.changed.clear()
 
 
 def forget(table: Any, partition: int, key: str) -> None:
@@ -237,7 +246,7 @@ class Pipeline:
         horizon_ms = int(self.settings.duplicate_horizon * 1000)
 
         async def validate(stream: Any) -> None:
-            async for batch in stream.noack_take(VALIDATE_BATCH, within=VALIDATE_WITHIN):
+            async for batch in stream.noack_take(STEP_BATCH, within=STEP_WITHIN):
                 now = self.clock()
                 now_ms = to_ms(now)
                 pending, accepted, in_batch = [], [], set()
@@ -322,27 +331,42 @@ class Pipeline:
     # -- correlate and route (研判、分级推送) --------------------------------------------------
     async def correlate(self, stream: Any) -> None:
         """Each event enters the windows of the rules it matches; a crossing raises a signal."""
-        states = TableStates(self.windows)
-        async for message in stream.events():
-            event = NormalisedEvent.model_validate_json(message.value)
-            partition = message.message.partition
-            with self.metrics.rule_seconds.labels("county").time():
-                outcomes = self.correlator.process(event, partition, states, self.clock())
-            for outcome in outcomes:
-                await self._raise(outcome, event, self.notified, partition)
-            for key in self.regional.regroup_keys(event):  # 重分区: once per city-wide group
-                await self._send(topics.REGIONAL_EVENTS, key.encode(), message.value)
+        timer = self.metrics.rule_seconds.labels("county")
+        async for batch in stream.noack_take(STEP_BATCH, within=STEP_WITHIN):
+            states = TableStates(self.windows)
+            for message in batch:
+                event = NormalisedEvent.model_validate_json(message.value)
+                partition = message.message.partition
+                with timer.time():
+                    outcomes = self.correlator.process(event, partition, states, self.clock())
+                for outcome in outcomes:
+                    await self._raise(outcome, event, self.notified, partition)
+                for key in self.regional.regroup_keys(event):  # 重分区: once per city-wide group
+                    await self._send(topics.REGIONAL_EVENTS, key.encode(), message.value)
+            await self._settle(stream, batch, states)
 
     async def correlate_regional(self, stream: Any) -> None:
         """City-wide rules: each event comes keyed by one of its groups, and only that group is fed."""
-        states = TableStates(self.regional_windows)
-        async for message in stream.events():
-            event = NormalisedEvent.model_validate_json(message.value)
-            partition = message.message.partition
-            with self.metrics.rule_seconds.labels("regional").time():
-                outcomes = self.regional.process(event, partition, states, self.clock(), only=message.key.decode())
-            for outcome in outcomes:
-                await self._raise(outcome, event, self.regional_notified, partition)
+        timer = self.metrics.rule_seconds.labels("regional")
+        async for batch in stream.noack_take(STEP_BATCH, within=STEP_WITHIN):
+            states = TableStates(self.regional_windows)
+            for message in batch:
+                event = NormalisedEvent.model_validate_json(message.value)
+                partition = message.message.partition
+                with timer.time():
+                    outcomes = self.regional.process(event, partition, states, self.clock(),
+                                                     only=message.key.decode())
+                for outcome in outcomes:
+                    await self._raise(outcome, event, self.regional_notified, partition)
+            await self._settle(stream, batch, states)
+
+    @staticmethod
+    async def _settle(stream: Any, batch: list[Any], states: TableStates) -> None:
+        """A batch's window changes to the changelog, then its messages acknowledged: Faust
+        flushes what they produced before it commits their offsets."""
+        states.flush()
+        for message in batch:
+            await stream.ack(message)
 
     async def _raise(self, outcome: Outcome, cause: NormalisedEvent, notified: Any, partition: int) -> None:
         signal, new, escalated = outcome.signal, outcome.previous_level is None, outcome.escalated
