@@ -6,6 +6,11 @@ Scores decay with a half-life; one rule's contribution to one object is capped, 
 noisy source cannot alone make an object red; the decayed total maps to the four colours. When
 an object's level rises, its ``entity_risk`` signal is raised or upgraded (never raised again),
 with every contribution as evidence and an explanation of who added what.
+
+The signal's id names the object and the local day its risk opened, not the contribution that
+happened to arrive first: rules fed by different topics raise their signals in no fixed order,
+and a replay must give the same ids. Its window starts at the earliest contribution of the
+episode, which an out-of-order contribution can still move earlier.
 """
 
 from __future__ import annotations
@@ -61,20 +66,34 @@ def decayed(contributions: list[list[Any]], at_ms: int, policy: RiskPolicy) -> f
 
 def add(state: dict[str, Any] | None, signal: RiskSignal, score: float, at_ms: int, policy: RiskPolicy
         ) -> tuple[dict[str, Any], float, RiskLevel | None, RiskLevel | None]:
-    """Add one contribution; returns the new state, the score, and the levels before and after."""
+    """Add one contribution; returns the new state, the score, and the levels before and after.
+    The score is taken at the latest contribution's time, so it does not depend on their order."""
     state = dict(state or {"contributions": [], "level": None, "anchor_ms": None, "version": 0})
     before = RiskLevel(state["level"]) if state["level"] else None
-    horizon = at_ms - int(policy.half_life.total_seconds() * 1000 * 8)  # < 0.4% of the score is left
+    latest = max([at_ms, *(c[0] for c in state["contributions"])])  # a late contribution is not "now"
+    horizon = latest - int(policy.half_life.total_seconds() * 1000 * 8)  # < 0.4% of the score is left
     kept = [c for c in state["contributions"] if c[0] >= horizon and c[3] != signal.signal_id]
     state["contributions"] = [*kept, [at_ms, signal.rule_id, score, signal.signal_id]]
-    total = decayed(state["contributions"], at_ms, policy)
+    total = decayed(state["contributions"], latest, policy)
     after = policy.level(total)
-    if after is None:
-        state.update(level=None, anchor_ms=None, version=0)
-    elif before is None or after > before:
-        state["anchor_ms"] = state["anchor_ms"] or at_ms
+    if after is None:  # the episode ends; its day and version stay, for a reopening the same day
+        state.update(level=None, anchor_ms=None)
+        return state, total, before, after
+    if before is None:
+        day = opened_on(at_ms)
+        if state.get("opened") != day:
+            state.update(opened=day, version=0)
+    state["anchor_ms"] = min(state["anchor_ms"] or at_ms, at_ms)
+    if before is None or after > before:
         state.update(level=after.value, version=state["version"] + 1)
     return state, total, before, after
+
+
+def opened_on(at_ms: int) -> str:
+    """The local (Beijing) day an object's risk opened: the day in its signal id."""
+    from streams.correlation import from_ms
+
+    return from_ms(at_ms).date().isoformat()
 
 
 def risk_signal(kind: str, key: str, state: dict[str, Any], total: float, level: RiskLevel,
@@ -89,8 +108,9 @@ def risk_signal(kind: str, key: str, state: dict[str, Any], total: float, level:
     explained = "、".join(f"{names.get(r, r)}({s:g})" for r, s in sorted(by_rule.items()))
     what = {"community": "社区", "address": "楼栋/地址", "person": "当事人"}[kind]
     anchor = from_ms(state["anchor_ms"])
+    opened = datetime.fromisoformat(state.get("opened") or opened_on(state["anchor_ms"])).replace(tzinfo=anchor.tzinfo)
     return RiskSignal(
-        signal_id=RiskSignal.make_id(RULE_ID, f"{kind}:{key}", anchor),
+        signal_id=RiskSignal.make_id(RULE_ID, f"{kind}:{key}", opened),
         version=state["version"],
         rule_id=RULE_ID,
         rule_name="实体风险累积",

@@ -67,6 +67,23 @@ def test_a_rising_level_upgrades_the_same_signal():
     assert person.entity == "person:210202|p-z" and person.level is RiskLevel.yellow
 
 
+def test_the_id_does_not_depend_on_which_rule_arrived_first():
+    """Rules fed by different topics raise their signals in no fixed order; a replay must give
+    the same entity_risk ids and levels."""
+    for later in (0, 3):  # hours after the disputes: no decay between, or a little
+        one, other = run(disputes(0) + departments(later)), run(departments(later) + disputes(0))
+        assert one[-1].signal_id == other[-1].signal_id and one[-1].level is other[-1].level
+    assert [s.level for s in one] == [s.level for s in other] == [RiskLevel.blue]  # 20 + 19.8
+
+
+def test_a_risk_that_ends_and_reopens_the_same_day_continues_its_signal():
+    doc = None
+    for at_ms, score in ((0, 20.0), (3_600_000, 0.0), (7_200_000, 20.0)):
+        signal = run(disputes(0))[0].model_copy(update={"signal_id": f"s{at_ms}"})
+        doc, _, _, after = risk.add(doc, signal, score, at_ms, risk.RiskPolicy(per_source_cap=20))
+    assert after is RiskLevel.blue and doc["version"] == 2  # not version 1 again under the same id
+
+
 def test_policy_levels():
     p = risk.RiskPolicy()
     assert [p.level(x) for x in (10, 20, 40, 70, 100)] == [None, RiskLevel.blue, RiskLevel.yellow,
