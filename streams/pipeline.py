@@ -331,33 +331,29 @@ class Pipeline:
     # -- correlate and route (研判、分级推送) --------------------------------------------------
     async def correlate(self, stream: Any) -> None:
         """Each event enters the windows of the rules it matches; a crossing raises a signal."""
-        timer = self.metrics.rule_seconds.labels("county")
-        async for batch in stream.noack_take(STEP_BATCH, within=STEP_WITHIN):
-            states = TableStates(self.windows)
-            for message in batch:
-                event = NormalisedEvent.model_validate_json(message.value)
-                partition = message.message.partition
-                with timer.time():
-                    outcomes = self.correlator.process(event, partition, states, self.clock())
-                for outcome in outcomes:
-                    await self._raise(outcome, event, self.notified, partition)
-                for key in self.regional.regroup_keys(event):  # 重分区: once per city-wide group
-                    await self._send(topics.REGIONAL_EVENTS, key.encode(), message.value)
-            await self._settle(stream, batch, states)
+        await self._correlate(stream, self.correlator, self.windows, self.notified, "county")
 
     async def correlate_regional(self, stream: Any) -> None:
         """City-wide rules: each event comes keyed by one of its groups, and only that group is fed."""
-        timer = self.metrics.rule_seconds.labels("regional")
+        await self._correlate(stream, self.regional, self.regional_windows, self.regional_notified, "regional")
+
+    async def _correlate(self, stream: Any, correlator: Correlator, windows: Any, notified: Any, scope: str) -> None:
+        """One loop for both scopes, in batches; the county scope also repartitions each event to
+        the city-wide groups it belongs to. Acknowledged only after everything is produced."""
+        regional, timer = scope == "regional", self.metrics.rule_seconds.labels(scope)
         async for batch in stream.noack_take(STEP_BATCH, within=STEP_WITHIN):
-            states = TableStates(self.regional_windows)
+            states = TableStates(windows)
             for message in batch:
                 event = NormalisedEvent.model_validate_json(message.value)
                 partition = message.message.partition
                 with timer.time():
-                    outcomes = self.regional.process(event, partition, states, self.clock(),
-                                                     only=message.key.decode())
+                    outcomes = correlator.process(event, partition, states, self.clock(),
+                                                  only=message.key.decode() if regional else None)
                 for outcome in outcomes:
-                    await self._raise(outcome, event, self.regional_notified, partition)
+                    await self._raise(outcome, event, notified, partition)
+                if not regional:
+                    for key in self.regional.regroup_keys(event):  # 重分区: once per city-wide group
+                        await self._send(topics.REGIONAL_EVENTS, key.encode(), message.value)
             await self._settle(stream, batch, states)
 
     @staticmethod
