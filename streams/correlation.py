@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -55,7 +55,10 @@ class WindowState:
     partition: int | None = None  # where its events live, for deadlines fired by a watermark
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """A copy down to the entries (what ``asdict`` makes, without its recursion: a third of
+        the rules' time went there)."""
+        return {f.name: [list(x) for x in v] if isinstance(v := getattr(self, f.name), list) else v
+                for f in fields(self)}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any] | None) -> WindowState:
@@ -276,6 +279,7 @@ class Correlator:
         """Take a new rule pack; windows of rules whose definition did not change are kept."""
         before = getattr(self, "prefixes", {})
         self.rules = rules
+        self.rules_for = {source: [r for r in rules if r.admits(source)] for source in Source}
         self.absence = [r for r in rules if isinstance(r, AbsenceRule)]
         self.prefixes = {r.id: state_prefix(r) for r in rules}
         return {
@@ -322,7 +326,7 @@ class Correlator:
     def _enter(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
                depth: int, only: str | None = None) -> list[Outcome]:
         outcomes = []
-        for rule in self.rules:
+        for rule in self.rules_for[event.source]:
             tag = rule.tag(event)
             if tag is None:
                 continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from enum import Enum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -82,13 +83,13 @@ def _condition(value: Any) -> Any:
 def field_value(event: NormalisedEvent, name: str) -> str | None:
     """A field of an event by name; ``attributes.X`` reaches into the attributes."""
     if name.startswith("attributes."):
-        return event.attributes.get(name.removeprefix("attributes."))
+        return event.attributes.get(name[11:])
     value = getattr(event, name, None)
-    if value is None:
-        return None
+    if value is None or type(value) is str:  # most fields: the hot path of every rule's filter
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    return value.value if hasattr(value, "value") else str(value)
+    return value.value if isinstance(value, Enum) else str(value)
 
 
 def _known_field(name: str) -> str:
@@ -110,8 +111,16 @@ class Filter(Strict):
     def wrap(cls, value: Any) -> Any:
         return value if isinstance(value, dict) and set(value) == {"fields"} else {"fields": value or {}}
 
+    def admits(self, source: Source) -> bool:
+        """Whether an event from this source can match at all."""
+        cond = self.fields.get("source")
+        return cond is None or cond.test(source.value)
+
     def matches(self, event: NormalisedEvent) -> bool:
-        return all(cond.test(field_value(event, name)) for name, cond in self.fields.items())
+        for name, cond in self.fields.items():  # a loop, not all(<genexpr>): run for every rule and event
+            if not cond.test(field_value(event, name)):
+                return False
+        return True
 
 
 class GroupKey(Strict):
@@ -176,6 +185,16 @@ class RuleBase(Strict):
         """What the event is to this rule (a condition's name, a counted value), or None."""
         return "" if self.filter.matches(event) else None
 
+    def alternatives(self) -> list[Filter]:
+        """The filters of which one must match besides ``filter`` (a temporal rule's conditions)."""
+        return []
+
+    def admits(self, source: Source) -> bool:
+        """Whether an event from this source can be anything to the rule: the correlator asks
+        each rule once per source, not each event of it."""
+        alternatives = self.alternatives()
+        return self.filter.admits(source) and (not alternatives or any(f.admits(source) for f in alternatives))
+
 
 class EventCountRule(RuleBase):
     type: Literal["event_count"]
@@ -205,6 +224,9 @@ class TemporalRule(RuleBase):
             return None
         return next((name for name, c in self.conditions.items() if c.where.matches(event)), None)
 
+    def alternatives(self) -> list[Filter]:
+        return [c.where for c in self.conditions.values()]
+
 
 class AbsenceRule(RuleBase):
     type: Literal["absence"]
@@ -228,6 +250,9 @@ class AbsenceRule(RuleBase):
             if f is not None and f.matches(event):
                 return name
         return None
+
+    def alternatives(self) -> list[Filter]:
+        return [f for f in (self.trigger, self.expected, self.requires) if f is not None]
 
 
 Rule = Annotated[Union[EventCountRule, ValueCountRule, TemporalRule, AbsenceRule], Field(discriminator="type")]

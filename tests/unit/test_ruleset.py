@@ -1,7 +1,7 @@
 import pytest
 
 from schemas.levels import RiskLevel
-from streams.rule_tests import run_all, run_case
+from streams.rule_tests import make_event, run_all, run_case
 from streams.ruleset import RuleError, load_rules, parse_duration
 
 PACK = load_rules()
@@ -26,6 +26,18 @@ def test_every_rule_has_a_firing_case_and_a_near_miss():
     for rule in PACK:
         assert any(case.get("expect") for case in rule.tests), rule.id
         assert any(not case.get("expect") for case in rule.tests), rule.id
+
+
+def test_a_rule_skipped_for_a_source_never_takes_its_events():
+    """The correlator asks each rule only about the sources it admits: that must lose nothing."""
+    events = [make_event(n, spec) for rule in PACK for case in rule.tests for n, spec in enumerate(case["events"])]
+    skipped = 0
+    for rule in PACK:
+        for event in events:
+            if not rule.admits(event.source):
+                skipped += 1
+                assert rule.tag(event) is None, (rule.id, event)
+    assert skipped > len(events)  # the index does skip work
 
 
 def test_a_wrong_expectation_fails():
