@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         "1,500 ms; the embedded broker holds a fetch that long, adding it to every hop)")
     kafka_producer_linger_ms: int = Field(
         default=5, ge=0, le=1_000, description="how long the worker's producer gathers records into one "
-        "request (Faust's 0 sent nearly one request per record: about 15% of the worker's throughput)")
+        "request (Faust's 0 sends nearly one request per record: slower and far less steady, see BENCHMARKS.md)")
     pseudonym_key: SecretStr = Field(
         default=SecretStr("fengqiao-development-key-change-me"),
         description="HMAC key for pseudonyms of personal identifiers; set a secret in production",
