@@ -1,1 +1,1 @@
-"""fengqiao stream processing: the Faust app and agents, rules, routing, sinks, gateway, embedded stack, CLI."""
+"""fengqiao stream processing: the worker's steps and their state, rules, routing, sinks, gateway, embedded stack, CLI."""

@@ -103,7 +103,7 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def serve(role: str, settings: Settings) -> int:
-    """One role of a deployment on a configured Kafka: ``worker`` (the Faust agents, sinks and
+    """One role of a deployment on a configured Kafka: ``worker`` (the pipeline's steps, sinks and
     webhooks) or ``gateway`` (the publishers' gateway and the centres' dispatch desk)."""
     from streams.stack import Stack
 
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
     p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
-    sub.add_parser("worker", help="a Faust worker with its sinks on the configured Kafka (no gateway)")
+    sub.add_parser("worker", help="the pipeline (validate, correlate, route, sinks) on the configured Kafka (no gateway)")
     br = sub.add_parser("brief", help="write a centre's situation brief (HTML with charts) for a period")
     br.add_argument("--centre", required=True, help="the centre's code (4, 6, 9 or 12 digits)")
     br.add_argument("--from", dest="start", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")

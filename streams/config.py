@@ -48,16 +48,13 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9470, ge=0, le=65535, description="0: any free port")
     api_keys_file: Path | None = Field(default=None, description="publishers' hashed API keys; unset: <data dir>/api-keys.json")
     rules_dir: Path | None = Field(default=None, description="a rule pack directory; unset: the bundled streams/rules")
-    app_id: str = Field(default="fengqiao", description="Faust app id and consumer group")
+    app_id: str = Field(default="fengqiao", description="names the steps' consumer groups (<app id>-<step>) and state changelogs")
     # The embedded broker completes a group join only after the session timeout, so it is
     # kept short there; a real Kafka uses the usual longer value.
     kafka_session_timeout: float | None = Field(default=None, description="seconds; unset: 3 embedded, 30 Kafka")
     kafka_fetch_max_wait_ms: int = Field(
-        default=100, ge=1, le=30_000, description="longest a worker's fetch waits for new records (Faust fixes "
-        "1,500 ms; the embedded broker holds a fetch that long, adding it to every hop)")
-    kafka_producer_linger_ms: int = Field(
-        default=5, ge=0, le=1_000, description="how long the worker's producer gathers records into one "
-        "request (Faust's 0 sends nearly one request per record: slower and far less steady, see BENCHMARKS.md)")
+        default=100, ge=1, le=30_000, description="longest a step's fetch waits for new records (the embedded "
+        "broker holds a fetch that long however little it has, adding it to every hop)")
     pseudonym_key: SecretStr = Field(
         default=SecretStr("fengqiao-development-key-change-me"),
         description="HMAC key for pseudonyms of personal identifiers; set a secret in production",
@@ -77,6 +74,9 @@ class Settings(BaseSettings):
     supervision_tick: float = Field(default=1.0, gt=0, description="seconds between checks of the deadlines")
     sink_batch_size: int = Field(default=2000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
+    input_alignment_seconds: float = Field(
+        default=300.0, ge=0, description="seconds of event time an input partition may run ahead of another "
+        "that has more to read (a backlog is emitted in event-time order); 0: no alignment")
     source_idle_seconds: float = Field(
         default=30.0, ge=0, description="seconds after which a silent source no longer holds the event-time "
         "watermark back (absence rules wait for the slowest live source); 0: the latest event time seen")

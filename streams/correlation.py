@@ -1,6 +1,6 @@
 """Correlation (研判): sliding event-time windows per rule and group, and the signals they raise.
 
-The state of one (rule, group) is a small JSON document kept in a Faust table, so it survives a
+The state of one (rule, group) is a small JSON document kept in the worker's state table, so it survives a
 worker restart through the table's changelog. Everything here is pure: the same events in the
 same order give the same states and the same signal ids, which is what makes a replay or a
 restart safe. Absence deadlines fire on each partition's event-time watermark (the latest event
@@ -246,7 +246,7 @@ def signal_as_event(signal: RiskSignal, now: datetime) -> NormalisedEvent:
 
 # -- the rule pack over a store of states ------------------------------------------------------
 class States(Protocol):
-    """Where window states live: a dict in tests, the worker's Faust table in production."""
+    """Where window states live: a dict in tests, a partition of the worker's state table in production."""
 
     def get(self, key: str) -> dict[str, Any] | None: ...
 
@@ -294,13 +294,26 @@ class Correlator:
         """Every signal raised or updated by this event, chained signals and due absences included.
         With ``only``, just that group: a repartitioned event comes once per group it belongs to."""
         outcomes = self._enter(event, partition, states, now, depth=0, only=only)
-        t = self._watermark(partition, event)
-        if t > self.watermarks.get(partition, 0):
-            self.watermarks[partition] = t
-            if self.absence and t // 60_000 != self._checked.get(partition):
-                self._checked[partition] = t // 60_000
-                outcomes += self.expire_due(partition, states, now)
-        return outcomes
+        return outcomes + self._advance(partition, self._watermark(partition, event), states, now)
+
+    def advance(self, partition: int, states: States, now: datetime) -> list[Outcome]:
+        """Absences due without a new event: once the sources that held a partition's watermark
+        back fall silent, it moves on to the latest time seen (called every second or so)."""
+        seen = self._sources.get(partition)
+        if not seen or not self.source_idle or self.wallclock() - self._started < self.source_idle:
+            return []
+        wall = self.wallclock()
+        live = [latest for latest, at in seen.values() if wall - at < self.source_idle]
+        return self._advance(partition, int(min(live) if live else max(t for t, _ in seen.values())), states, now)
+
+    def _advance(self, partition: int, t: int, states: States, now: datetime) -> list[Outcome]:
+        if t <= self.watermarks.get(partition, 0):
+            return []
+        self.watermarks[partition] = t
+        if not self.absence or t // 60_000 == self._checked.get(partition):
+            return []
+        self._checked[partition] = t // 60_000
+        return self.expire_due(partition, states, now)
 
     def _watermark(self, partition: int, event: NormalisedEvent) -> int:
         """The partition's event time, held back by the slowest source still publishing.

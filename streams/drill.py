@@ -31,7 +31,8 @@ from streams.broker import EmbeddedBroker
 from streams.config import Settings
 from streams.keys import KeyStore
 from streams.simulator import CitySimulator
-from streams.stack import CONSUMED, Stack
+from streams.pipeline import groups
+from streams.stack import Stack
 from streams.store import EmbeddedStore, Store
 from streams.webhooks import Retry
 
@@ -80,8 +81,8 @@ def account(store: Store, sim: CitySimulator) -> tuple[int, int, str]:
 
 
 async def drained(bootstrap: str, group: str, timeout: float) -> float | None:
-    """Seconds until the group has committed everything it consumes, or None."""
-    return await topics.drained(bootstrap, group, CONSUMED, timeout)
+    """Seconds until every step of the worker ``group`` names has committed everything it consumes, or None."""
+    return await topics.drained(bootstrap, groups(group), timeout)
 
 
 class Worker:
@@ -260,7 +261,7 @@ async def hostile(quick: bool) -> Outcome:
             assert stack.store is not None
             kept = stack.store.query("SELECT count() AS n, countIf(reason = '') AS unexplained "
                                      "FROM fengqiao.dead_letters FINAL")[0]
-            alive = stack.pipeline is not None and not stack.pipeline.app.should_stop
+            alive = stack.pipeline is not None and stack.pipeline.running
     lost = sent - int(kept["n"])
     return Outcome("hostile input", sent, max(lost, 0), max(-lost, 0), done,
                    f"{len(topics.INPUTS)} topics and the gateway; {kept['n']} dead letters, "

@@ -1,7 +1,7 @@
 """The HTTP gateway for publishers (部门接入网关).
 
-aiohttp rather than FastAPI: it is already under Faust, it runs in the worker's own event
-loop with no second server, and the contracts are pydantic models either way; the OpenAPI
+aiohttp rather than FastAPI: it already serves the metrics and the webhooks' client, it runs
+in the stack's own event loop with no second server, and the contracts are pydantic models either way; the OpenAPI
 document is built from the same models' JSON Schemas.
 
 ``POST /v1/{kind}`` takes one JSON document, a JSONL batch (``application/x-ndjson``) or, for

@@ -71,18 +71,3 @@ async def stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
         log.warning("%s ended its stop with a CancelledError of its own", type(client).__name__)
     except Exception as exc:
         log.warning("%s did not stop cleanly: %s", type(client).__name__, exc)
-
-
-def faust_options(settings: Settings) -> dict[str, Any]:
-    """The same security for a Faust app: its ``broker_credentials``."""
-    import faust
-
-    options = security_options(settings)
-    protocol = options["security_protocol"]
-    if protocol == "PLAINTEXT":
-        return {}
-    if protocol == "SSL":
-        return {"broker_credentials": faust.SSLCredentials(options["ssl_context"])}
-    return {"broker_credentials": faust.SASLCredentials(
-        username=options["sasl_plain_username"], password=options["sasl_plain_password"],
-        mechanism=options["sasl_mechanism"], ssl_context=options.get("ssl_context"))}

@@ -31,10 +31,11 @@ from streams import kafka, topics
 from streams.bench import progress, raw_consume
 from streams.broker import EmbeddedBroker
 from streams.drill import Worker
+from streams.pipeline import groups
 from streams.simulator import CitySimulator
 
 GROUP = "bench-loads"
-HOPS = (topics.GRID_REPORTS, topics.EVENTS)
+HOPS = groups(GROUP, ("validate", "correlate"))  # each report is one event on both
 
 
 class NoticeClock:
@@ -102,9 +103,9 @@ async def one_load(rate: float, seconds: float, seed: int, drain_limit: float = 
             await sim.run(first_incident_after=0.5, seconds=seconds)
             offered = sim.sent / (time.monotonic() - began)
             # each report is one event: what is left is what waits to be validated or correlated and stored
-            backlog = await topics.group_lag(bootstrap, GROUP, HOPS)
-            drained_after = await topics.drained(bootstrap, GROUP, HOPS, drain_limit)
-            left = 0 if drained_after is not None else await topics.group_lag(bootstrap, GROUP, HOPS)
+            backlog = await topics.group_lag(bootstrap, HOPS)
+            drained_after = await topics.drained(bootstrap, HOPS, drain_limit)
+            left = 0 if drained_after is not None else await topics.group_lag(bootstrap, HOPS)
             drained_after = drain_limit if drained_after is None else drained_after
             await asyncio.sleep(1.0)  # the last notices on their way
         finally:

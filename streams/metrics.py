@@ -54,8 +54,8 @@ class Metrics:
                                       "Correlation time of one event through the rule pack, by side",
                                       ["side"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5),
                                       registry=r)
-        self.consumer_lag = Gauge("fengqiao_consumer_lag", "Messages not yet committed by the worker's group",
-                                  ["topic", "partition"], registry=r)
+        self.consumer_lag = Gauge("fengqiao_consumer_lag", "Messages not yet committed by a step of the worker "
+                                  "(its consumer group is <app id>-<step>)", ["step", "topic", "partition"], registry=r)
 
     def total(self, counter: Counter, **labels: str) -> int:
         """The sum of a counter over its series whose labels match ``labels``."""

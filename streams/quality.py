@@ -9,6 +9,7 @@ long the pipeline took per simulated day.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -24,10 +25,9 @@ from streams.broker import EmbeddedBroker
 from streams.config import Settings
 from streams.incidents import Incident, Injector, RuleScore, Skipped, injectable, score
 from streams.metrics import Metrics
-from streams.pipeline import Pipeline
+from streams.pipeline import Correlate, Pipeline, groups
 from streams.ruleset import load_rules
 from streams.simulator import CityTimeline
-from streams.stack import CONSUMED
 from streams.store import Store, open_store
 
 APP_ID = "bench-quality"
@@ -81,7 +81,11 @@ async def run_week(days: float, scale: float, seed: int, repeat: int
             progress("the pipeline processes the week (validate, correlate, route, store)")
             await pipeline.start()
             began = time.perf_counter()
-            done = await topics.drained(bootstrap, APP_ID, CONSUMED, timeout=3600) is not None
+            done = await topics.drained(bootstrap, groups(APP_ID), timeout=3600) is not None
+            # Then the sources fall silent, the watermarks move on to the end of the week, and the
+            # absences still open fall due: what they raise is drained in turn.
+            await asyncio.sleep(settings.source_idle_seconds + 2 * Correlate.maintain_every)
+            done = done and await topics.drained(bootstrap, groups(APP_ID), timeout=600) is not None
             seconds = time.perf_counter() - began
             signals = found_signals(store)
         finally:

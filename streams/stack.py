@@ -1,4 +1,4 @@
-"""The whole platform in one process: broker, topics, store, Faust worker, gateway, metrics.
+"""The whole platform in one process: broker, topics, store, worker, gateway, metrics.
 
 ``Stack`` starts them in that order and stops them in reverse, so nothing is left behind:
 the embedded broker is a child that is terminated and waited for (and that the kernel kills
@@ -25,7 +25,7 @@ from streams.metrics import Metrics
 from streams.monitor import Monitor
 from streams.desk import DispatchDesk
 from streams.identity import Pseudonymiser
-from streams.pipeline import Observer, Pipeline, now_beijing
+from streams.pipeline import Observer, Pipeline, groups, now_beijing
 from streams.routing import load_policy
 from streams.ruleset import Rule, load_rules
 from streams.store import Store, open_store
@@ -35,10 +35,6 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
 LAG_EVERY = 10.0  # seconds between measurements of the consumer lag
-
-# Topics the worker consumes: all of them must be drained before a summary is true.
-CONSUMED = (*topics.INPUTS, topics.EVENTS, topics.REGIONAL_EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES,
-            topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS)
 
 
 class Stack:
@@ -103,12 +99,13 @@ class Stack:
         self.ready = True
 
     async def _measure_lag(self) -> None:
-        """The worker group's lag per topic and partition, for the metrics, every few seconds."""
+        """Each step's lag per topic and partition, for the metrics, every few seconds."""
+        prefix = f"{self.settings.app_id}-"
         while True:
             try:
-                lag = await topics.partition_lag(self.bootstrap_servers, self.settings.app_id, CONSUMED)
-                for tp, value in lag.items():
-                    self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(value)
+                lag = await topics.partition_lag(self.bootstrap_servers, groups(self.settings.app_id))
+                for (group, tp), value in lag.items():
+                    self.metrics.consumer_lag.labels(group.removeprefix(prefix), tp.topic, str(tp.partition)).set(value)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker is busy or gone: the next round tries again
@@ -168,12 +165,12 @@ class Stack:
             await asyncio.sleep(0.5)
 
     async def lag(self) -> int:
-        """Messages on the consumed topics that the worker has not yet committed."""
-        return await topics.group_lag(self.bootstrap_servers, self.settings.app_id, CONSUMED)
+        """Messages on the consumed topics that the worker's steps have not yet committed."""
+        return await topics.group_lag(self.bootstrap_servers, groups(self.settings.app_id))
 
     async def drain(self, timeout: float = 60.0) -> bool:
-        """Wait until the worker has committed everything on its topics (sinks included)."""
-        return await topics.drained(self.bootstrap_servers, self.settings.app_id, CONSUMED, timeout) is not None
+        """Wait until every step has committed everything on its topics (sinks included)."""
+        return await topics.drained(self.bootstrap_servers, groups(self.settings.app_id), timeout) is not None
 
     def summary(self) -> dict[str, Any]:
         m = self.metrics

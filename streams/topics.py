@@ -1,7 +1,7 @@
 """The Kafka topics: names, partition counts, what keys them. One place for all of them.
 
 The counts below suit a city. A province or the whole country multiplies every count by
-``FENGQIAO_PARTITION_SCALE`` (deploy/SCALING.md): topics and the Faust tables over them must
+``FENGQIAO_PARTITION_SCALE`` (deploy/SCALING.md): topics and the state changelogs beside them must
 agree, so every process of a deployment reads the same value, once, at start.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,6 +31,7 @@ class TopicSpec:
     base_partitions: int  # for a city
     key: str
     doc: str
+    compacted: bool = False  # only the latest record of a key matters (a state changelog)
 
     @property
     def partitions(self) -> int:
@@ -61,7 +63,9 @@ async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = A
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [NewTopic(s.name, s.partitions, replication) for s in specs if s.name not in existing]
+        wanted = [NewTopic(s.name, s.partitions, replication,
+                           topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+                  for s in specs if s.name not in existing]
         if not wanted:
             return []
         response = await admin.create_topics(wanted)
@@ -103,34 +107,41 @@ async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> 
     return ends
 
 
-async def group_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> int:
-    """Messages on these topics that the consumer group has not committed yet."""
-    return sum((await partition_lag(bootstrap_servers, group, specs)).values())
+Groups = Mapping[str, tuple[TopicSpec, ...]]  # consumer group -> the topics it consumes
 
 
-async def drained(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...], timeout: float) -> float | None:
-    """Seconds until the group has committed everything on these topics, or None after ``timeout``."""
+async def group_lag(bootstrap_servers: str, groups: Groups) -> int:
+    """Messages on their topics that these consumer groups have not committed yet."""
+    return sum((await partition_lag(bootstrap_servers, groups)).values())
+
+
+async def drained(bootstrap_servers: str, groups: Groups, timeout: float) -> float | None:
+    """Seconds until the groups have committed everything on their topics, or None after ``timeout``."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     while loop.time() - start < timeout:
-        if await group_lag(bootstrap_servers, group, specs) == 0:
+        if await group_lag(bootstrap_servers, groups) == 0:
             return loop.time() - start
         await asyncio.sleep(0.5)
     return None
 
 
-async def partition_lag(bootstrap_servers: str, group: str, specs: tuple[TopicSpec, ...]) -> dict[TopicPartition, int]:
-    """Per partition, the messages the consumer group has not committed yet."""
+async def partition_lag(bootstrap_servers: str, groups: Groups) -> dict[tuple[str, TopicPartition], int]:
+    """Per (group, partition), the messages the consumer group has not committed yet."""
     admin = kafka.admin(bootstrap_servers)
     consumer = kafka.consumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
-        tps = [TopicPartition(t.name, p) for t in specs for p in range(t.partitions)]
-        ends = await end_offsets(consumer, tps)
-        # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
-        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-        return {tp: max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps}
+        wanted = {g: [TopicPartition(t.name, p) for t in specs for p in range(t.partitions)] for g, specs in groups.items()}
+        ends = await end_offsets(consumer, sorted({tp for tps in wanted.values() for tp in tps}))
+        lag = {}
+        for group, tps in wanted.items():
+            # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            for tp in tps:
+                lag[(group, tp)] = max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0))
+        return lag
     finally:
         await consumer.stop()
         await admin.close()

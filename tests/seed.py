@@ -27,7 +27,7 @@ from schemas.levels import RiskLevel
 from schemas.regions import Level
 from schemas.signals import Evidence, RiskSignal
 from streams.identity import Pseudonymiser
-from streams.pipeline import event_rows, notice_rows, signal_rows
+from streams.sinks import event_rows, notice_rows, signal_rows
 from streams.routing import route
 from streams.store import EmbeddedStore, Store, load_regions, migrate
 from streams.validation import Origin, Validator

@@ -188,7 +188,7 @@ async def test_ids_are_forgotten_after_the_duplicate_horizon(stack):
     real_clock = stack.pipeline.clock
     stack.pipeline.clock = lambda: real_clock() + timedelta(days=2)
     try:
-        assert stack.pipeline.forget_expired() >= 11
+        assert await stack.pipeline.forget_expired() >= 11
         producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
         await producer.start()
         await producer.send_and_wait(topics.GRID_REPORTS.name, body(grid_report(1)), key=b"k")

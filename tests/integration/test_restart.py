@@ -1,4 +1,4 @@
-"""Window state survives a worker killed inside a window (Faust table changelog on the broker).
+"""Window state survives a worker killed inside a window (its changelog on the broker).
 
 The broker runs in the test; a real ``fengqiao worker`` process takes two dispute reports of a
 community, is killed with SIGKILL, and a new worker takes the third: the rule still fires, with
@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.signals import RiskSignal
 from streams import topics
 from streams.broker import EmbeddedBroker
+from streams.pipeline import groups
 
 from tests.helpers import COMMUNITY, T0, grid_report
 from tests.integration.test_ingestion import read_all
@@ -59,9 +60,9 @@ async def publish(bootstrap: str, *reports: dict) -> None:
 
 
 async def settled(bootstrap: str, timeout: float = 120) -> None:
-    consumed = (topics.GRID_REPORTS, topics.EVENTS)
+    consumed = groups(GROUP, ["validate", "correlate"])
     async with asyncio.timeout(timeout):
-        while await topics.group_lag(bootstrap, GROUP, consumed):
+        while await topics.group_lag(bootstrap, consumed):
             await asyncio.sleep(0.3)
 
 

@@ -1,4 +1,4 @@
-"""The one real path, with real parts: tansu broker, a Faust worker, chdb.
+"""The one real path, with real parts: tansu broker, the worker, chdb.
 
 Grid reports published on their topic are validated, the dispute rule fires, notices for the
 community and street centres land on centre-notices keyed by centre code, and the events,

@@ -3,12 +3,12 @@
 import ssl
 import subprocess
 
-import faust
 import pytest
 from pydantic import SecretStr
 
 from streams.config import Settings
-from streams.kafka import faust_options, security_options
+from streams import kafka
+from streams.kafka import security_options
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +20,8 @@ def ca(tmp_path_factory):
     return d
 
 
-def test_plaintext_is_the_default_and_gives_faust_nothing():
+def test_plaintext_is_the_default():
     assert security_options(Settings()) == {"security_protocol": "PLAINTEXT"}
-    assert faust_options(Settings()) == {}
 
 
 def test_sasl_over_tls_with_a_ca_and_a_client_certificate(ca):
@@ -34,13 +33,24 @@ def test_sasl_over_tls_with_a_ca_and_a_client_certificate(ca):
     assert options["sasl_plain_username"] == "fengqiao" and options["sasl_plain_password"] == "secret"
     assert isinstance(options["ssl_context"], ssl.SSLContext)
     assert options["ssl_context"].verify_mode is ssl.CERT_REQUIRED
-    credentials = faust_options(s)["broker_credentials"]
-    assert isinstance(credentials, faust.SASLCredentials) and credentials.username == "fengqiao"
 
 
-def test_tls_alone_gives_faust_its_context(ca):
-    s = Settings(kafka_security_protocol="SSL", kafka_ssl_cafile=ca / "ca.pem")
-    assert isinstance(faust_options(s)["broker_credentials"], faust.SSLCredentials)
+async def test_every_client_of_the_worker_speaks_the_configured_security(ca, monkeypatch):
+    """The steps' consumers, the outbox's producer and the lag probes are all made by streams.kafka."""
+    from streams.pipeline import Pipeline
+    from streams.metrics import Metrics
+    from streams.ruleset import load_rules
+
+    monkeypatch.setenv("FENGQIAO_KAFKA_SECURITY_PROTOCOL", "SSL")
+    monkeypatch.setenv("FENGQIAO_KAFKA_SSL_CAFILE", str(ca / "ca.pem"))
+    kafka._options.cache_clear()
+    try:
+        pipeline = Pipeline(Settings(), "127.0.0.1:9", store=None, rules=load_rules(), metrics=Metrics())  # type: ignore[arg-type]
+        clients = [pipeline.producer.client, *(r.consumer._client for r in pipeline.runners)]
+        assert len(clients) == 1 + len(pipeline.steps)
+        assert all(c._security_protocol == "SSL" and c._ssl_context is not None for c in clients)
+    finally:
+        kafka._options.cache_clear()
 
 
 def test_sasl_without_credentials_is_refused_by_name():

@@ -8,7 +8,7 @@ import pytest
 from schemas.events import GridReport
 from streams.correlation import Correlator, DictStates
 from streams.identity import Pseudonymiser
-from streams.pipeline import event_rows, notice_rows, signal_rows
+from streams.sinks import event_rows, notice_rows, signal_rows
 from streams.routing import route
 from streams.ruleset import load_rules
 from schemas.ddl import DATABASE, migrations

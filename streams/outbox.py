@@ -1,0 +1,63 @@
+"""The outbox (发件箱) of one batch: every record a step's batch produces, gathered per topic
+partition into Kafka record batches, sent together and awaited together.
+
+One wait tells the step that everything its batch produced is on the broker, and a record costs
+an append to a record batch rather than a future of its own. Keys are partitioned as every Kafka
+client does (murmur2), so that a key lands where any other producer would put it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class Outbox:
+    def __init__(self, producer: AIOKafkaProducer, partitions: Mapping[str, int]) -> None:
+        self.producer = producer
+        self.partitions = partitions  # topic -> partition count
+        self._open: dict[tuple[str, int], Any] = {}
+        self._full: list[tuple[tuple[str, int], Any]] = []
+        self._spread = 0
+        self.count = 0
+
+    def add(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = (),
+            partition: int | None = None) -> None:
+        """Queue one record: to ``partition``, else to its key's partition (keyless ones in turn)."""
+        if partition is None:
+            if key is None:
+                self._spread += 1
+                partition = self._spread % self.partitions[topic]
+            else:
+                partition = partition_of(key, self.partitions[topic])
+        where = (topic, partition)
+        builder = self._open.get(where)
+        if builder is None:
+            builder = self._open[where] = self.producer.create_batch()
+        if builder.append(timestamp=None, key=key, value=value, headers=list(headers)) is None:
+            self._full.append((where, builder))  # full: it goes as it is, a new one takes the record
+            builder = self._open[where] = self.producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=value, headers=list(headers)) is None:
+                raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch for {topic}")
+        self.count += 1
+
+    async def send(self) -> None:
+        """Send everything queued and wait until the broker has acknowledged all of it; raises if
+        any of it failed (nothing is then acknowledged upstream, and the batch is read again)."""
+        queued, self._full = [*self._full, *self._open.items()], []
+        self._open = {}
+        sent = [await self.producer.send_batch(builder, topic, partition=partition)
+                for (topic, partition), builder in queued]
+        self.count = 0
+        await asyncio.gather(*sent)
