@@ -279,7 +279,7 @@ class Correlator:
         """Take a new rule pack; windows of rules whose definition did not change are kept."""
         before = getattr(self, "prefixes", {})
         self.rules = rules
-        self.rules_for = {source: [r for r in rules if r.admits(source)] for source in Source}
+        self._rules_for: dict[tuple[Source, str], list[Any]] = {}  # (source, category) -> rules it may concern
         self.absence = [r for r in rules if isinstance(r, AbsenceRule)]
         self.prefixes = {r.id: state_prefix(r) for r in rules}
         return {
@@ -339,7 +339,7 @@ class Correlator:
     def _enter(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
                depth: int, only: str | None = None) -> list[Outcome]:
         outcomes = []
-        for rule in self.rules_for[event.source]:
+        for rule in self.rules_for(event):
             tag = rule.tag(event)
             if tag is None:
                 continue
@@ -364,9 +364,17 @@ class Correlator:
                                                     depth + 1, only)
         return outcomes
 
+    def rules_for(self, event: NormalisedEvent) -> list[Any]:
+        """The rules an event of its source and category can be anything to (most are none)."""
+        key = (event.source, event.category)
+        rules = self._rules_for.get(key)
+        if rules is None:
+            rules = self._rules_for[key] = [r for r in self.rules if r.admits(*key)]
+        return rules
+
     def regroup_keys(self, event: NormalisedEvent) -> list[str]:
         """The groups of this pack's rules an event belongs to: where a repartition sends it."""
-        return sorted({g for rule in self.rules if rule.tag(event) is not None for g in rule.groups(event)})
+        return sorted({g for rule in self.rules_for(event) if rule.tag(event) is not None for g in rule.groups(event)})
 
     def _accumulate(self, rule: Any, group: str, signal: RiskSignal, partition: int, states: States,
                     now: datetime) -> list[Outcome]:

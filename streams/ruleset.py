@@ -111,10 +111,13 @@ class Filter(Strict):
     def wrap(cls, value: Any) -> Any:
         return value if isinstance(value, dict) and set(value) == {"fields"} else {"fields": value or {}}
 
-    def admits(self, source: Source) -> bool:
-        """Whether an event from this source can match at all."""
-        cond = self.fields.get("source")
-        return cond is None or cond.test(source.value)
+    def admits(self, source: Source, category: str) -> bool:
+        """Whether an event of this source and category can match at all."""
+        for name, value in (("source", source.value), ("category", category)):
+            cond = self.fields.get(name)
+            if cond is not None and not cond.test(value):
+                return False
+        return True
 
     def matches(self, event: NormalisedEvent) -> bool:
         for name, cond in self.fields.items():  # a loop, not all(<genexpr>): run for every rule and event
@@ -189,11 +192,12 @@ class RuleBase(Strict):
         """The filters of which one must match besides ``filter`` (a temporal rule's conditions)."""
         return []
 
-    def admits(self, source: Source) -> bool:
-        """Whether an event from this source can be anything to the rule: the correlator asks
-        each rule once per source, not each event of it."""
+    def admits(self, source: Source, category: str) -> bool:
+        """Whether an event of this source and category can be anything to the rule: the
+        correlator asks each rule once per (source, category), not each event."""
         alternatives = self.alternatives()
-        return self.filter.admits(source) and (not alternatives or any(f.admits(source) for f in alternatives))
+        return self.filter.admits(source, category) and (
+            not alternatives or any(f.admits(source, category) for f in alternatives))
 
 
 class EventCountRule(RuleBase):

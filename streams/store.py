@@ -1,9 +1,10 @@
 """The ClickHouse store: chdb in-process (embedded default) or a server via clickhouse-connect.
 
 Both run the same DDL (``schemas/clickhouse/``) and the same analyst SQL, with query
-parameters written ``{name:Type}``. Rows go in as Arrow: chdb streams an ArrowStream insert,
-a server takes it through clickhouse-connect. One process owns a chdb path; every call to the
-store goes through one thread so the event loop never blocks on it.
+parameters written ``{name:Type}``. Rows go in as JSON lines (JSONEachRow), parsed by
+ClickHouse itself: chdb streams the insert, a server takes it through clickhouse-connect. One
+process owns a chdb path; every call to the store goes through one thread so the event loop
+never blocks on it.
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any
 
 import orjson
-import pyarrow as pa
 
 from schemas.ddl import DATABASE, cluster_form, migrations, migrations_table
 from streams.config import Settings
 
 log = logging.getLogger(__name__)
 
-BEIJING = "+08:00"
 Row = Mapping[str, Any] | bytes
 
 
@@ -36,71 +34,28 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _split_args(text: str) -> list[str]:
-    """``String, Array(String)`` -> the top-level arguments of a type."""
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            out.append(text[start:i].strip())
-            start = i + 1
-    out.append(text[start:].strip())
-    return out
-
-
-def arrow_type(ch_type: str) -> pa.DataType:
-    """The Arrow type that a ClickHouse column of ``ch_type`` takes on insert."""
-    name, _, rest = ch_type.partition("(")
-    args = _split_args(rest[:-1]) if rest else []
-    simple = {"String": pa.string(), "Bool": pa.bool_(), "UInt8": pa.uint8(), "UInt16": pa.uint16(),
-              "UInt32": pa.uint32(), "UInt64": pa.uint64(), "Int32": pa.int32(), "Int64": pa.int64(),
-              "Float64": pa.float64()}
-    if name in simple:
-        return simple[name]
-    if name in ("DateTime", "DateTime64"):
-        return pa.timestamp("us", tz="UTC")
-    if name == "LowCardinality":
-        return arrow_type(args[0])
-    if name == "Array":
-        return pa.list_(arrow_type(args[0]))
-    if name == "Map":
-        return pa.map_(arrow_type(args[0]), arrow_type(args[1]))
-    raise TypeError(f"no Arrow type for ClickHouse {ch_type}")
-
-
-def _times(values: list[Any]) -> pa.Array:
-    """ISO 8601 texts (or datetimes) as UTC instants; a time without an offset is Beijing time."""
-    texts = [v.isoformat() if isinstance(v, datetime) else v for v in values]
-    try:
-        return pa.array(texts, pa.string()).cast(pa.timestamp("us", tz="UTC"))
-    except pa.ArrowInvalid:
-        fixed = [t if t is None or datetime.fromisoformat(t).tzinfo else t + BEIJING for t in texts]
-        return pa.array(fixed, pa.string()).cast(pa.timestamp("us", tz="UTC"))
-
-
-def to_arrow(table: str, columns: Sequence[tuple[str, str, bool]], rows: Sequence[Row]) -> pa.Table:
-    """Rows (mappings, or JSON objects already encoded) as an Arrow table of ``columns``.
+def json_lines(table: str, columns: Sequence[tuple[str, str, bool]], rows: Sequence[Row]) -> bytes:
+    """Rows (mappings, or JSON objects already encoded) as JSON lines for an insert.
 
     ``columns`` are (name, ClickHouse type, required). A required column missing from a row is
-    an error, never a silent default; a column with a DEFAULT may be left out by every row.
-    Fields that are no column (a contract's ``schema_version``) are ignored.
+    an error, never a silent default; a column with a DEFAULT may be left out. Fields that are no
+    column (a contract's ``schema_version``) are ignored by ClickHouse; a time without an offset
+    is Beijing time, the columns' time zone.
     """
-    dicts = [orjson.loads(r) if isinstance(r, bytes) else r for r in rows]
-    fields, times = [], {}
-    for name, ch_type, required in columns:
-        if required:
-            if not all(name in d for d in dicts):
+    required = [name for name, _, needed in columns if needed]
+    lines = []
+    for row in rows:
+        line = row if isinstance(row, bytes) else orjson.dumps(row)
+        fields = orjson.loads(line) if isinstance(row, bytes) else row
+        for name in required:
+            if name not in fields:
                 raise ValueError(f"{table}: a row has no {name!r}")
-        elif all(d.get(name) is None for d in dicts):
-            continue
-        target = arrow_type(ch_type)
-        if pa.types.is_timestamp(target):  # texts or datetimes, parsed apart
-            times[name] = _times([d.get(name) for d in dicts])
-        fields.append(pa.field(name, target))
-    plain = pa.Table.from_pylist(dicts, pa.schema([f for f in fields if f.name not in times]))
-    return pa.Table.from_arrays([times[f.name] if f.name in times else plain.column(f.name) for f in fields],
-                                schema=pa.schema(fields))
+        lines.append(line)
+    return b"\n".join(lines)
+
+
+# How ClickHouse reads those lines: ISO 8601 times with or without an offset, extra fields skipped.
+JSON_INSERT_SETTINGS = {"date_time_input_format": "best_effort", "input_format_skip_unknown_fields": 1}
 
 
 class Store(abc.ABC):
@@ -146,20 +101,17 @@ class Store(abc.ABC):
         self._columns.clear()
 
     def insert(self, table: str, rows: Sequence[Row], dedup_token: str | None = None) -> None:
-        """Insert rows as one Arrow block; a repeated insert with the same token is a no-op."""
+        """Insert rows as one JSONEachRow block (parsed by ClickHouse, not here); a repeated insert
+        with the same token is a no-op."""
         if rows:
-            self.insert_arrow(table, to_arrow(table, self.columns(table), rows), dedup_token)
-
-    def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
-        """Insert an Arrow table whose columns are named as the table's."""
-        settings: dict[str, Any] = {}
-        if dedup_token:
-            settings["insert_deduplication_token"] = dedup_token
-        self._insert_arrow(f"{DATABASE}.{table}", data, settings)
+            settings: dict[str, Any] = dict(JSON_INSERT_SETTINGS)
+            if dedup_token:
+                settings["insert_deduplication_token"] = dedup_token
+            self._insert_json(f"{DATABASE}.{table}", json_lines(table, self.columns(table), rows), settings)
 
     @abc.abstractmethod
-    def _insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
-        """Send one Arrow block with its settings."""
+    def _insert_json(self, table: str, data: bytes, settings: dict[str, Any]) -> None:
+        """Send JSON lines with their settings."""
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -183,14 +135,6 @@ class Store(abc.ABC):
                 if r["name"] != "schema_migrations" and (rollups or not r["engine"].startswith("Aggregating"))]
 
 
-def arrow_stream(data: pa.Table) -> bytes:
-    """An Arrow table in the IPC stream format (ClickHouse's ArrowStream)."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, data.schema) as writer:
-        writer.write_table(data)
-    return sink.getvalue().to_pybytes()
-
-
 class EmbeddedStore(Store):
     """chdb under the data directory: ClickHouse in this process."""
 
@@ -209,9 +153,9 @@ class EmbeddedStore(Store):
         result = self._call(self._session.query, sql, "JSONEachRow", params=dict(params or {}))
         return [orjson.loads(line) for line in result.bytes().splitlines() if line]
 
-    def _insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
+    def _insert_json(self, table: str, data: bytes, settings: dict[str, Any]) -> None:
         clause = " SETTINGS " + ", ".join(f"{k} = {sql_literal(v)}" for k, v in settings.items()) if settings else ""
-        self._call(self._send, f"INSERT INTO {table} ({', '.join(data.column_names)}){clause}", arrow_stream(data))
+        self._call(self._send, f"INSERT INTO {table}{clause}", data)
 
     def scope_to(self, centre: str) -> None:
         """From now on read only ``centre``'s jurisdiction, read-only: settings cannot be changed back."""
@@ -221,7 +165,7 @@ class EmbeddedStore(Store):
         self.execute("SET readonly = 1")
 
     def _send(self, head: str, block: bytes) -> None:
-        inserter = self._session.send_insert(head, "ArrowStream")
+        inserter = self._session.send_insert(head, "JSONEachRow")
         inserter.append(block)
         inserter.finish()
 
@@ -250,8 +194,9 @@ class ServerStore(Store):
         result = self._call(self._client.query, sql, parameters=dict(params or {}))
         return list(result.named_results())
 
-    def _insert_arrow(self, table: str, data: pa.Table, settings: dict[str, Any]) -> None:
-        self._call(self._client.insert_arrow, table, data, settings={**self.SERVER_INSERT_SETTINGS, **settings})
+    def _insert_json(self, table: str, data: bytes, settings: dict[str, Any]) -> None:
+        self._call(self._client.raw_insert, table, insert_block=data, fmt="JSONEachRow",
+                   settings={**self.SERVER_INSERT_SETTINGS, **settings})
 
     def close(self) -> None:
         self._client.close()

@@ -1,4 +1,4 @@
-"""The store against real chdb: migrations, row shapes against the DDL, idempotent Arrow inserts,
+"""The store against real chdb: migrations, row shapes against the DDL, idempotent inserts,
 the region dimension, rollups and retention."""
 
 import json
@@ -12,7 +12,7 @@ from streams.sinks import event_rows, notice_rows, signal_rows
 from streams.routing import route
 from streams.ruleset import load_rules
 from schemas.ddl import DATABASE, migrations
-from streams.store import EmbeddedStore, apply_retention, load_regions, migrate, to_arrow
+from streams.store import EmbeddedStore, apply_retention, json_lines, load_regions, migrate
 from streams.validation import Origin, Validator
 
 from tests.helpers import COMMUNITY, T0, grid_report
@@ -109,15 +109,21 @@ def test_query_parameters_are_bound_not_spliced(store):
 
 
 def test_a_row_missing_a_column_is_refused_not_defaulted(store):
-    with pytest.raises(ValueError, match="events: a row has no 'uid'"):
-        to_arrow("events", store.columns("events"), [{"event_id": "x"}])
+    for row in ({"event_id": "x"}, b'{"event_id": "x"}'):
+        with pytest.raises(ValueError, match="events: a row has no 'uid'"):
+            json_lines("events", store.columns("events"), [row])
+        with pytest.raises(ValueError, match="events: a row has no 'uid'"):
+            store.insert("events", [row])
 
 
 def test_times_without_an_offset_are_beijing_time(store):
-    rows = [{"signal_id": "s", "region_code": COMMUNITY, "uid": "u", "source": "grid", "category": "c",
-             "occurred_at": t} for t in ("2026-11-01T08:00:00", "2026-11-01T00:00:00Z")]
-    table = to_arrow("signal_evidence", store.columns("signal_evidence"), rows)
-    assert table.column("occurred_at").to_pylist()[0] == table.column("occurred_at").to_pylist()[1]
+    rows = [{"signal_id": f"s-{n}", "region_code": COMMUNITY, "uid": "u", "source": "grid", "category": "c",
+             "occurred_at": t} for n, t in enumerate(("2026-11-01T08:00:00", "2026-11-01T00:00:00Z",
+                                                       "2026-11-01T08:00:00.000+08:00"))]
+    store.insert("signal_evidence", rows, dedup_token="test:times")
+    got = store.query("SELECT DISTINCT toUnixTimestamp(occurred_at) AS t FROM fengqiao.signal_evidence "
+                      "WHERE signal_id LIKE 's-%'")
+    assert got == [{"t": 1793491200}]  # 2026-11-01 00:00 UTC, whichever way it was written
 
 
 def test_the_region_dimension_walks_the_hierarchy(store):
