@@ -294,7 +294,16 @@ class Correlator:
         """Every signal raised or updated by this event, chained signals and due absences included.
         With ``only``, just that group: a repartitioned event comes once per group it belongs to."""
         outcomes = self._enter(event, partition, states, now, depth=0, only=only)
-        return outcomes + self._advance(partition, self._watermark(partition, event), states, now)
+        watermark = self._watermark(partition, event.source, to_ms(event.occurred_at))
+        return outcomes + self._advance(partition, watermark, states, now)
+
+    def concerns(self, source: Source, category: str) -> bool:
+        """Whether an event of this source and category can be anything to a rule of the pack."""
+        return bool(self._rules(source, category))
+
+    def pass_by(self, partition: int, source: Source, occurred_ms: int, states: States, now: datetime) -> list[Outcome]:
+        """An event no rule concerns: it only moves its partition's watermark (due absences)."""
+        return self._advance(partition, self._watermark(partition, source, occurred_ms), states, now)
 
     def advance(self, partition: int, states: States, now: datetime) -> list[Outcome]:
         """Absences due without a new event: once the sources that held a partition's watermark
@@ -315,21 +324,21 @@ class Correlator:
         self._checked[partition] = t // 60_000
         return self.expire_due(partition, states, now)
 
-    def _watermark(self, partition: int, event: NormalisedEvent) -> int:
+    def _watermark(self, partition: int, source: Source, t: int) -> int:
         """The partition's event time, held back by the slowest source still publishing.
 
-        Sources reach the events topic through their own validate agents, so one may run ahead
-        of another (a department's backlog read in a burst, a lagging grid back-end): were the
-        watermark the latest time of any source, an absence rule would declare a welfare visit
-        missing that is only still in another topic. A source silent for ``source_idle``
-        seconds stops holding it back, and none does until the correlator has run that long."""
-        t = to_ms(event.occurred_at)
+        Sources reach the events topic from input topics of their own, so one may run ahead of
+        another (the validate step aligns them only within FENGQIAO_INPUT_ALIGNMENT_SECONDS, and
+        a lagging grid back-end may publish late): were the watermark the latest time of any
+        source, an absence rule would declare a welfare visit missing that is only still on its
+        way. A source silent for ``source_idle`` seconds stops holding it back, and none does
+        until the correlator has run that long."""
         if not self.source_idle:
             return t
-        if event.source is Source.signal:  # derived: its time is that of an input already counted
+        if source is Source.signal:  # derived: its time is that of an input already counted
             return self.watermarks.get(partition, 0)
         wall = self.wallclock()
-        seen = self._sources.setdefault(partition, {}).setdefault(event.source.value, [t, wall])
+        seen = self._sources.setdefault(partition, {}).setdefault(source.value, [t, wall])
         seen[0], seen[1] = max(seen[0], t), wall
         if wall - self._started < self.source_idle:
             return self.watermarks.get(partition, 0)
@@ -366,10 +375,12 @@ class Correlator:
 
     def rules_for(self, event: NormalisedEvent) -> list[Any]:
         """The rules an event of its source and category can be anything to (most are none)."""
-        key = (event.source, event.category)
-        rules = self._rules_for.get(key)
+        return self._rules(event.source, event.category)
+
+    def _rules(self, source: Source, category: str) -> list[Any]:
+        rules = self._rules_for.get((source, category))
         if rules is None:
-            rules = self._rules_for[key] = [r for r in self.rules if r.admits(*key)]
+            rules = self._rules_for[(source, category)] = [r for r in self.rules if r.admits(source, category)]
         return rules
 
     def regroup_keys(self, event: NormalisedEvent) -> list[str]:

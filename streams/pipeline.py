@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import BEIJING, NormalisedEvent
+from schemas.events import BEIJING, NormalisedEvent, Source
 from schemas.signals import CentreNotice, RiskSignal
 from streams import kafka, sinks, topics
+from streams.alignment import Alignment, Item
 from streams.config import Settings
 from streams.correlation import Correlator, Outcome, to_ms
 from streams.identity import Pseudonymiser
@@ -31,7 +33,6 @@ from streams.outbox import Outbox
 from streams.release import broadcast_request, wants_release
 from streams.routing import load_policy, route
 from streams.ruleset import Rule, RuleError, load_rules, rule_files_signature, split_pack
-from streams.alignment import Alignment, Item
 from streams.runner import Batch, Partitions, Runner, Step
 from streams.state import StateTable
 from streams.store import Store
@@ -249,14 +250,21 @@ class Correlate(Step):
         outbox = p.output.outbox()
         now = p.clock()
         for r in batch:
-            event = NormalisedEvent.model_validate_json(r.value)
-            states = PartitionStates(self.windows, r.partition)
+            doc = orjson.loads(r.value)
+            source, states = Source(doc["source"]), PartitionStates(self.windows, r.partition)
+            wider = not self.regional and p.regional.concerns(source, doc["category"])
+            event = None
             with self.timer.time():
-                outcomes = self.correlator.process(event, r.partition, states, now,
-                                                   only=r.key.decode() if self.regional else None)
+                if wider or self.correlator.concerns(source, doc["category"]):
+                    event = NormalisedEvent.from_topic(doc)
+                    outcomes = self.correlator.process(event, r.partition, states, now,
+                                                       only=r.key.decode() if self.regional else None)
+                else:  # most events: no rule takes them, they only move the watermark on
+                    occurred = to_ms(datetime.fromisoformat(doc["occurred_at"]))
+                    outcomes = self.correlator.pass_by(r.partition, source, occurred, states, now)
             for outcome in outcomes:
                 self._raise(outbox, outcome, event, r.partition, now)
-            if not self.regional:
+            if wider and event is not None:
                 for key in p.regional.regroup_keys(event):  # 重分区: once per city-wide group
                     outbox.add(topics.REGIONAL_EVENTS.name, key.encode(), r.value)
         await outbox.send()
@@ -356,7 +364,8 @@ class Pipeline:
         }
         self.steps: list[Step] = [
             self.validate, Correlate(self, regional=False), Correlate(self, regional=True),
-            *(sinks.Sink(spec, rows[spec], store, metrics, settings.sink_batch_size) for spec in SINKS),
+            *(sinks.Sink(spec, rows[spec], store, metrics, settings.sink_batch_size, settings.sink_batch_seconds)
+              for spec in SINKS),
         ]
         assert [s.name for s in self.steps] == list(STEPS), "the steps and their groups are declared in STEPS"
         self.runners = [Runner(step, bootstrap_servers, group, settings)

@@ -44,6 +44,7 @@ class Step(abc.ABC):
     consumes: tuple[TopicSpec, ...]
     tables: tuple[StateTable, ...] = ()
     max_records = 2000  # per batch
+    gather_within = 0.0  # seconds a batch may wait to fill: 0, what is there goes at once
     fetch_bytes = 4 << 20  # at most, of a partition in one fetch
     maintain_every: float | None = None  # seconds between calls of ``maintain``
 
@@ -191,7 +192,7 @@ class Runner:
         while not self.stopping:
             generation = self.generation
             try:
-                fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.step.max_records)
+                fetched = await self._fetch()
             except Exception as exc:  # the broker is away: aiokafka reconnects, the next fetch tries again
                 log.warning("%s: fetch failed (%s); retrying", self.step.name, exc)
                 await asyncio.sleep(1.0)
@@ -207,6 +208,21 @@ class Runner:
                         await self.step.maintain(Partitions(self))
                     except Exception:  # its work is done again on the next round
                         log.exception("%s: periodic work failed", self.step.name)
+
+    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """What is there, up to the step's ``max_records``; a step with ``gather_within`` goes on
+        fetching for that long to fill its batch (a sink: fewer, larger inserts)."""
+        step = self.step
+        fetched = await self.consumer.getmany(timeout_ms=200, max_records=step.max_records)
+        if not step.gather_within or not fetched:
+            return fetched
+        count, deadline = sum(map(len, fetched.values())), time.monotonic() + step.gather_within
+        while count < step.max_records and not self.stopping and (left := deadline - time.monotonic()) > 0:
+            more = await self.consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=step.max_records - count)
+            for tp, records in more.items():
+                fetched.setdefault(tp, []).extend(records)
+                count += len(records)
+        return fetched
 
     def _held(self, fetched: dict[TopicPartition, list[ConsumerRecord]],
               generation: int) -> dict[TopicPartition, list[ConsumerRecord]]:

@@ -77,13 +77,13 @@ class Sink(Step):
     """One topic into its ClickHouse table(s): insert, then return; a failed insert is retried."""
 
     def __init__(self, spec: TopicSpec, to_rows: Callable[[ConsumerRecord], Rows], store: Store,
-                 metrics: Metrics, batch_size: int) -> None:
+                 metrics: Metrics, batch_size: int, batch_seconds: float) -> None:
         self.name = f"sink-{spec.name}"
         self.consumes = (spec,)
         self.to_rows = to_rows
         self.store = store
         self.metrics = metrics
-        self.max_records = batch_size
+        self.max_records, self.gather_within = batch_size, batch_seconds
 
     async def process(self, batch: Batch) -> None:
         tables: dict[str, list[bytes]] = defaultdict(list)
