@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
     b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
     b.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
-    b.add_argument("--sink", action="store_true", help="the ClickHouse sink against a bare Arrow insert instead")
+    b.add_argument("--sink", action="store_true", help="the ClickHouse sink against a bare insert of the same rows instead")
     b.add_argument("--quality", action="store_true",
                    help="precision and recall per rule over a simulated week with injected incidents instead")
     b.add_argument("--loads", action="store_true",

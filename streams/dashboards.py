@@ -200,7 +200,10 @@ def health_dashboard() -> Dashboard:
         p("Dead-lettered per second, by reason",
           "sum by (reason) (rate(fengqiao_events_dead_lettered_total[5m])) or vector(0)", "ops"),
         p("Duplicates suppressed per second", "sum(rate(fengqiao_events_duplicate_total[5m])) or vector(0)", "ops"),
-        p("Consumer lag by topic", "sum by (topic) (fengqiao_consumer_lag)", "short"),
+        p("Consumer lag by step", "sum by (step) (fengqiao_consumer_lag)", "short"),
+        p("Batch time p99 by step (steps with batches)",
+          "histogram_quantile(0.99, sum by (le, step) (rate(fengqiao_step_batch_seconds_bucket[5m]))) "
+          "and sum by (step) (rate(fengqiao_step_batch_seconds_count[5m])) > 0", "s"),
         p("Event to notice, p50 and p99 (from ingest)",
           "histogram_quantile(0.99, sum by (le) (rate(fengqiao_event_to_notice_seconds_bucket[5m])))", "s"),
         p("Event time to notice, p99",

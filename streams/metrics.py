@@ -54,6 +54,10 @@ class Metrics:
                                       "Correlation time of one event through the rule pack, by side",
                                       ["side"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5),
                                       registry=r)
+        self.step_seconds = Histogram("fengqiao_step_batch_seconds",
+                                      "One batch through a step of the worker, from fetch to confirmed outputs",
+                                      ["step"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                                      registry=r)
         self.consumer_lag = Gauge("fengqiao_consumer_lag", "Messages not yet committed by a step of the worker "
                                   "(its consumer group is <app id>-<step>)", ["step", "topic", "partition"], registry=r)
 

@@ -368,11 +368,16 @@ class Pipeline:
               for spec in SINKS),
         ]
         assert [s.name for s in self.steps] == list(STEPS), "the steps and their groups are declared in STEPS"
-        self.runners = [Runner(step, bootstrap_servers, group, settings)
+        self.runners = [Runner(step, bootstrap_servers, group, settings, metrics)
                         for step, group in zip(self.steps, groups(settings.app_id))]
         self._rules_seen = rule_files_signature(settings.rules_dir)
         self._watch: asyncio.Task | None = None
         self.running = False
+
+    @property
+    def alive(self) -> bool:
+        """False once a step's loop has ended while the worker was not stopping."""
+        return all(r.alive for r in self.runners)
 
     def runner(self, step: str) -> Runner:
         return next(r for r in self.runners if r.step.name == step)

@@ -29,6 +29,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streams import kafka, state
 from streams.config import Settings
+from streams.metrics import Metrics
 from streams.state import StateTable
 from streams.topics import TopicSpec
 
@@ -153,8 +154,10 @@ class _Rebalance(ConsumerRebalanceListener):
 class Runner:
     """Runs one step: its consumer, the loop of batches, commits, rebalances and recovery."""
 
-    def __init__(self, step: Step, bootstrap_servers: str, group: str, settings: Settings) -> None:
+    def __init__(self, step: Step, bootstrap_servers: str, group: str, settings: Settings,
+                 metrics: Metrics) -> None:
         self.step = step
+        self.timer = metrics.step_seconds.labels(step.name)
         self.bootstrap_servers = bootstrap_servers
         self.group = group
         session = settings.session_timeout
@@ -172,6 +175,7 @@ class Runner:
         self._failures = 0
         self._uncommitted: dict[TopicPartition, int] = {}
         self._task: asyncio.Task | None = None
+        self._recovery: asyncio.Task | None = None
         self._maintained = time.monotonic()
 
     async def start(self) -> None:
@@ -179,10 +183,16 @@ class Runner:
         self.consumer.subscribe([s.name for s in self.step.consumes], listener=_Rebalance(self))
         self._task = asyncio.create_task(self._loop(), name=f"step-{self.step.name}")
 
+    @property
+    def alive(self) -> bool:
+        """False if the loop ended for any reason but a stop."""
+        return self._task is None or not self._task.done() or self.stopping
+
     async def stop(self) -> None:
         self.stopping = True
-        if self._task:
-            await asyncio.gather(self._task, return_exceptions=True)
+        if self._recovery:
+            self._recovery.cancel()
+        await asyncio.gather(*(t for t in (self._recovery, self._task) if t), return_exceptions=True)
         async with self.lock:
             await self._commit()
         await kafka.stop(self.consumer)
@@ -259,10 +269,12 @@ class Runner:
         for tp, rs in records.items():
             if tp not in batch.kept:
                 self._uncommitted[tp] = rs[-1].offset + 1
+        spent = time.perf_counter() - started
+        self.timer.observe(spent)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: %s done in %.1f ms", self.step.name, ", ".join(
                 f"{tp.topic}/{tp.partition} {rs[0].offset}-{rs[-1].offset}" for tp, rs in records.items()),
-                (time.perf_counter() - started) * 1000)
+                spent * 1000)
 
     async def _start_over(self) -> None:
         """After a failed batch: every partition from where it was last done, over its state as
@@ -323,9 +335,13 @@ class Runner:
         self.ready.update(tps)
 
     async def revoked(self, revoked: set[TopicPartition]) -> None:
-        """Before a rebalance: the batch in hand ends (or is given up), its offsets committed."""
+        """Before a rebalance: the batch in hand ends (or is given up), its offsets committed; a
+        recovery still running is given up (what it rebuilt is dropped anyway)."""
         self.revoking = True
         try:
+            if self._recovery and not self._recovery.done():
+                self._recovery.cancel()
+                await asyncio.gather(self._recovery, return_exceptions=True)
             async with self.lock:
                 await self._commit()
                 for tp in revoked:
@@ -338,13 +354,23 @@ class Runner:
             self.revoking = False
 
     async def assigned(self, assigned: set[TopicPartition]) -> None:
-        """After a rebalance: the new partitions' state is recovered before they are processed."""
+        """After a rebalance: the new partitions stay paused while their state is recovered from
+        the changelogs, in a task of its own, so that this callback returns at once. (aiokafka
+        sends no heartbeat until it has: a recovery longer than the session timeout inside it
+        would cost the membership, and start the rebalance over.)"""
         async with self.lock:
             self.step.revoked(self.ready)
             self.ready.clear()  # all of it afresh: this member may have been out of the group a while
             for table in self.step.tables:
                 table.drop(set(table.partitions))
-            await self._recover(sorted(assigned))
             self.generation += 1
+            self.consumer.pause(*assigned)
+            self._recovery = asyncio.create_task(self._recover_then_resume(sorted(assigned)),
+                                                 name=f"recover-{self.step.name}")
+
+    async def _recover_then_resume(self, tps: list[TopicPartition]) -> None:
+        async with self.lock:
+            await self._recover(tps)
+            self.consumer.resume(*(set(tps) & self.consumer.assignment()))
         self.joined.set()
-        log.info("%s holds %s", self.step.name, ", ".join(sorted(f"{tp.topic}/{tp.partition}" for tp in assigned)))
+        log.info("%s holds %s", self.step.name, ", ".join(f"{tp.topic}/{tp.partition}" for tp in tps))

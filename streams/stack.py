@@ -113,8 +113,9 @@ class Stack:
             await asyncio.sleep(LAG_EVERY)
 
     def alive(self) -> bool:
-        """False once the embedded broker, without which nothing works, has died."""
-        return self.broker is None or self.broker.alive
+        """False once the embedded broker, without which nothing works, has died, or a step of
+        the worker has stopped working."""
+        return (self.broker is None or self.broker.alive) and (self.pipeline is None or self.pipeline.alive)
 
     async def stop(self) -> None:
         """Stop in reverse order; each part is stopped even if another fails or hangs."""
