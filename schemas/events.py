@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -152,18 +152,6 @@ class NormalisedEvent(BaseModel):
     def uid(self) -> str:
         """Globally unique: event ids are unique per publisher."""
         return f"{self.publisher}:{self.event_id}"
-
-    @classmethod
-    def from_topic(cls, doc: dict[str, Any]) -> NormalisedEvent:
-        """An event as read back from the ``events`` topic (its JSON already parsed): built without
-        validating again, since only the validate step writes that topic, from this model."""
-        doc.pop("uid", None)
-        doc["source"] = Source(doc["source"])
-        doc["occurred_at"] = datetime.fromisoformat(doc["occurred_at"])
-        doc["ingested_at"] = datetime.fromisoformat(doc["ingested_at"])
-        if doc.get("level") is not None:
-            doc["level"] = RiskLevel(doc["level"])
-        return cls.model_construct(**doc)
 
     @property
     def partition_key(self) -> bytes:

@@ -57,12 +57,15 @@ class WindowState:
     def to_json(self) -> dict[str, Any]:
         """A copy down to the entries (what ``asdict`` makes, without its recursion: a third of
         the rules' time went there)."""
-        return {f.name: [list(x) for x in v] if isinstance(v := getattr(self, f.name), list) else v
-                for f in fields(self)}
+        return {name: [list(x) for x in v] if isinstance(v := getattr(self, name), list) else v
+                for name in _WINDOW_FIELDS}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any] | None) -> WindowState:
         return cls(**doc) if doc else cls()
+
+
+_WINDOW_FIELDS = tuple(f.name for f in fields(WindowState))
 
 
 @dataclass(frozen=True)
@@ -128,14 +131,13 @@ def _in_order(rule: TemporalRule, entries: list[list[Any]]) -> bool:
 def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, tag: str, now: datetime,
             partition: int | None = None) -> Outcome:
     """Add one event to its group's window and say whether a signal is raised or updated."""
-    t = to_ms(event.occurred_at)
-    window_ms = int(rule.window.total_seconds() * 1000)
-    late_ms = int(rule.allowed_lateness.total_seconds() * 1000)
-    latest = max([t, *(e[0] for e in state.entries)])
-    if t < latest - window_ms - late_ms or any(e[1] == event.uid for e in state.entries):
+    t, uid = to_ms(event.occurred_at), event.uid
+    window_ms, late_ms = rule.window_ms, rule.late_ms
+    latest = max(t, state.entries[-1][0]) if state.entries else t  # entries are kept in time order
+    if t < latest - window_ms - late_ms or any(e[1] == uid for e in state.entries):
         return Outcome(state)  # too late for any open window, or seen before (redelivery)
-    entry = [t, event.uid, event.source.value, event.category, tag,
-             event.level.value if event.level else None, event.drill]
+    entry = [t, uid, event.source.value, event.category, tag, event.level.value if event.level else None,
+             event.drill]
     entries = [e for e in sorted([*state.entries, entry]) if e[0] >= latest - window_ms - late_ms]
     new = WindowState(entries, state.anchor_ms, state.version, state.level, state.raised_ms,
                       list(state.pending), partition if partition is not None else state.partition)
@@ -169,7 +171,7 @@ def _level(rule: Any, entries: list[list[Any]]) -> RiskLevel:
 
 def _absence_step(rule: AbsenceRule, state: WindowState, tag: str, t: int, uid: str) -> WindowState:
     if tag == "trigger":
-        deadline = t + int(rule.within.total_seconds() * 1000)
+        deadline = t + rule.within_ms
         required = rule.requires is None or any(e[4] == "requires" for e in state.entries)
         # an expected event read before its trigger (another source's topic ran ahead) still counts
         answered = any(e[4] == "expected" and t <= e[0] <= deadline for e in state.entries)
@@ -182,7 +184,7 @@ def _absence_step(rule: AbsenceRule, state: WindowState, tag: str, t: int, uid: 
 
 def expire(rule: AbsenceRule, state: WindowState, group: str, watermark_ms: int, now: datetime) -> list[Outcome]:
     """Signals for triggers whose deadline (and allowed lateness) the watermark has passed."""
-    late_ms = int(rule.allowed_lateness.total_seconds() * 1000)
+    late_ms = rule.late_ms
     due = [p for p in state.pending if p[0] + late_ms <= watermark_ms]
     if not due:
         return []

@@ -20,14 +20,18 @@ NAME_FIELD = re.compile(r'"(?:name|姓名|full_name|contact_name)"\s*:\s*"([^"\\
 MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4})(?!\d)")
 
 
+_ID_SHAPE = re.compile(r"[0-9]{17}[0-9Xx]")
+_ASCII_ZERO_SUM = ord("0") * sum(_ID_WEIGHTS)  # the digits' codes are their values plus ord("0")
+
+
 def check_digit(body: str) -> str:
     """The GB 11643 check digit for the first 17 digits of a resident ID number."""
-    return _ID_CHECK[sum(map(operator.mul, map(int, body), _ID_WEIGHTS)) % 11]
+    return _ID_CHECK[(sum(map(operator.mul, body.encode("ascii"), _ID_WEIGHTS)) - _ASCII_ZERO_SUM) % 11]
 
 
 def valid_id_number(value: str) -> bool:
     """Whether an 18-digit resident ID number carries its right check digit."""
-    return bool(re.fullmatch(r"\d{17}[\dXx]", value)) and check_digit(value[:17]) == value[17].upper()
+    return _ID_SHAPE.fullmatch(value) is not None and check_digit(value[:17]) == value[17].upper()
 
 
 def _digits(value: str) -> str:

@@ -44,6 +44,7 @@ FORGET_EVERY = 60.0  # seconds between sweeps of input ids past the duplicate ho
 RULES_POLL_EVERY = 2.0  # seconds between looks at the rule files for changes
 NOTIFIED_KEPT_MS = 90 * 86_400_000  # how long a signal's last notification is remembered
 JOIN_TIMEOUT = 120.0  # seconds for every step to hold its first assignment
+RULE_TIMING_EVERY = 8  # of the events rules take, one in this many is timed for the metric
 
 # The worker's steps and the topics each consumes: each step is the consumer group
 # "<app id>-<step>", so that a step held up (a sink in an outage) holds back no other.
@@ -243,6 +244,7 @@ class Correlate(Step):
         self.notified = StateTable(f"notified{suffix}", source, app_id)
         self.tables = (self.windows, self.notified)
         self.timer = pipeline.metrics.rule_seconds.labels("regional" if regional else "county")
+        self._timed = 0
         self._swept = 0.0
 
     async def process(self, batch: Batch) -> None:
@@ -254,14 +256,17 @@ class Correlate(Step):
             source, states = Source(doc["source"]), PartitionStates(self.windows, r.partition)
             wider = not self.regional and p.regional.concerns(source, doc["category"])
             event = None
-            with self.timer.time():
-                if wider or self.correlator.concerns(source, doc["category"]):
-                    event = NormalisedEvent.from_topic(doc)
-                    outcomes = self.correlator.process(event, r.partition, states, now,
-                                                       only=r.key.decode() if self.regional else None)
-                else:  # most events: no rule takes them, they only move the watermark on
-                    occurred = to_ms(datetime.fromisoformat(doc["occurred_at"]))
-                    outcomes = self.correlator.pass_by(r.partition, source, occurred, states, now)
+            if wider or self.correlator.concerns(source, doc["category"]):
+                event = NormalisedEvent.model_validate(doc)  # from the parsed JSON: faster than from bytes
+                self._timed += 1
+                started = time.perf_counter() if self._timed % RULE_TIMING_EVERY == 0 else None
+                outcomes = self.correlator.process(event, r.partition, states, now,
+                                                   only=r.key.decode() if self.regional else None)
+                if started is not None:
+                    self.timer.observe(time.perf_counter() - started)
+            else:  # most events: no rule takes them, they only move the watermark on
+                occurred = to_ms(datetime.fromisoformat(doc["occurred_at"]))
+                outcomes = self.correlator.pass_by(r.partition, source, occurred, states, now)
             for outcome in outcomes:
                 self._raise(outbox, outcome, event, r.partition, now)
             if wider and event is not None:

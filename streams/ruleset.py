@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -48,6 +49,12 @@ def parse_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+@cache
+def duration_ms(value: timedelta) -> int:
+    """A rule's duration in milliseconds, as the windows count time (asked for every event)."""
+    return int(value.total_seconds() * 1000)
 EVENT_FIELDS = set(NormalisedEvent.model_fields) | {"uid"}
 
 
@@ -162,6 +169,14 @@ class RuleBase(Strict):
     sensitive: bool = Field(default=False, description="minimal detail in notices (e.g. 心理危机)")
     tests: list[dict[str, Any]] = Field(default_factory=list, description="cases for fengqiao rules test")
 
+    @property
+    def window_ms(self) -> int:
+        return duration_ms(self.window)
+
+    @property
+    def late_ms(self) -> int:
+        return duration_ms(self.allowed_lateness)
+
     def groups(self, event: NormalisedEvent) -> list[str]:
         """The group keys of an event. A region code at county level or below lives in its
         county's partition of the events topic; a key that is not a region code (a person, an
@@ -238,6 +253,10 @@ class AbsenceRule(RuleBase):
     expected: Filter
     within: Duration
     requires: Filter | None = Field(default=None, description="only where such an event was seen in the window")
+
+    @property
+    def within_ms(self) -> int:
+        return duration_ms(self.within)
 
     @model_validator(mode="after")
     def placed_and_long_enough(self) -> AbsenceRule:

@@ -135,23 +135,3 @@ def test_receipts():
     too_many = V.receipt(raw({**receipt, "terminals_played": 13}), WHERE, T0)
     assert isinstance(too_many, DeadLetter) and too_many.reason == "invalid_field"
 
-
-def test_an_event_read_back_from_its_topic_is_the_event_written():
-    """The correlate step builds events from the topic without validating them again."""
-    import orjson
-
-    from schemas.events import NormalisedEvent
-    from streams.identity import Pseudonymiser
-    from streams.validation import Origin, Validator
-
-    from tests.helpers import T0, cap_xml, dept_alert, grid_report
-
-    v = Validator(Pseudonymiser(b"k"))
-    written = [v.grid_report(orjson.dumps(grid_report(n, **kw)), Origin("grid-reports", 0, n), T0).events[0]
-               for n, kw in enumerate([{}, {"category": "hazard.gas"}, {"severity_hint": "orange"}])]
-    written += v.dept_alert(orjson.dumps(dept_alert(9)), Origin("dept-alerts", 0, 9), T0).events
-    written += v.broadcast(cap_xml(status="Exercise"), Origin("emergency-broadcasts", 0, 1), T0, lambda key: None).events
-    assert any(e.drill for e in written) and any(e.subjects for e in written) and any(e.level for e in written)
-    for event in written:
-        read = NormalisedEvent.from_topic(orjson.loads(event.model_dump_json()))
-        assert read == event and read.uid == event.uid and read.model_dump_json() == event.model_dump_json()
