@@ -262,7 +262,7 @@ def simulate(args: argparse.Namespace) -> int:
     from datetime import datetime, timedelta
 
     from schemas.events import BEIJING
-    from streams.incidents import Injector, injectable
+    from streams.incidents import Injector, injectable, off_case_streets
     from streams.replay import write
     from streams.ruleset import load_rules
     from streams.simulator import CityTimeline
@@ -270,10 +270,11 @@ def simulate(args: argparse.Namespace) -> int:
     today = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
     start = (datetime(args.start.year, args.start.month, args.start.day, tzinfo=BEIJING) if args.start
              else today - timedelta(days=args.days))
-    cases, skipped = injectable(load_rules())
+    rules = load_rules()
+    cases, skipped = injectable(rules)
     incidents, unplaced = Injector("2102", args.seed).plan(cases, start, start + timedelta(days=args.days))
     timeline = CityTimeline(start, args.days, scale=args.scale, seed=args.seed)
-    n = write(args.out, timeline.merged([x for i in incidents for x in i.inputs]))
+    n = write(args.out, timeline.merged([x for i in incidents for x in i.inputs], off_case_streets(incidents, rules)))
     truth = args.out.with_name(args.out.name + ".truth.json")
     truth.write_text(json.dumps({
         "incidents": [{"tag": i.tag, "rule": i.rule_id, "case": i.case, "should_fire": i.positive,

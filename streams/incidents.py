@@ -4,7 +4,7 @@ The incidents are the rule pack's own test cases: each positive case is an incid
 find, each near miss a decoy it must not fire on. A case is moved to a street of its own in the
 simulated city (each community it names becomes a community of that street; street and
 county-wide events such as a cold-wave warning are narrowed to the street, so no two cases can
-meet), to a time of its own, and its people, ids and broadcasts are renamed; then every event is written
+meet; the background keeps off it what a rule watches, ``off_case_streets``), to a time of its own, and its people, ids and broadcasts are renamed; then every event is written
 as the raw input its source publishes (a grid report, a department alert, a CAP alert in JSON,
 a terminal receipt), so it goes through validation and pseudonymisation like any other.
 
@@ -20,8 +20,10 @@ import random
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
+from schemas.events import Source
 from schemas.regions import Level, registry
 from streams import topics
 from streams.rule_tests import run_case
@@ -71,6 +73,61 @@ def injectable(rules: list[Any]) -> tuple[list[tuple[Any, dict[str, Any]]], list
                 continue
             keep.append((rule, case))
     return keep, skipped
+
+
+def off_case_streets(incidents: list[Incident], rules: list[Any]) -> Callable[[tuple[Any, ...]], bool]:
+    """Whether a background input may stay: not one that a case's rule (or a rule it chains
+    from) would take, in or covering the case's street, from a window before the case to a
+    window after it. Otherwise the city itself would rewrite the ground truth: a grid worker's
+    real visit answers a "no visit" case (the quality bench found one at 5% of the volume), a
+    real third dispute completes a decoy. The rest of the background stays whole, there too,
+    and what it raises is counted apart, as from background."""
+    by_id = {r.id: r for r in rules}
+    quiet = []
+    for i in incidents:
+        involved = _chained_from(by_id[i.rule_id], rules)
+        span = max(r.window for r in involved)
+        quiet.append((i.street[:9], involved, i.start - span, i.due + span))
+    admitted: dict[tuple[str, Source, str], bool] = {}
+
+    def keep(record: tuple[Any, ...]) -> bool:
+        at, (source, category, regions) = record[0], _what(record[1], record[3])
+        for street, involved, since, until in quiet:
+            if since <= at <= until and any(_meets(r, street) for r in regions):
+                key = (involved[0].id, source, category)
+                if key not in admitted:
+                    admitted[key] = any(rule.admits(source, category) for rule in involved)
+                if admitted[key]:
+                    return False
+        return True
+
+    return keep
+
+
+def _chained_from(rule: Any, rules: list[Any]) -> list[Any]:
+    """The rule and every rule whose signals it takes, directly or through others."""
+    found = [rule]
+    for r in found:
+        found += [g for g in rules if g not in found and r.admits(Source.signal, f"signal.{g.id}")]
+    return found
+
+
+def _what(topic: str, value: dict[str, Any]) -> tuple[Source, str, list[str]]:
+    """A raw input's source, category (as the normalised event will have it) and regions."""
+    if topic == topics.GRID_REPORTS.name:
+        return Source.grid_report, value["category"], [value["location"]["region_code"]]
+    if topic == topics.DEPT_ALERTS.name:
+        return Source.dept_alert, f"{value['department']}.{value['category']}", [value["location"]["region_code"]]
+    if topic == topics.EMERGENCY_BROADCASTS.name:
+        return Source.broadcast, f"broadcast.{value['msgType'].lower()}", [
+            g["value"] for info in value.get("info", []) for a in info["area"] for g in a["geocode"]]
+    return Source.broadcast_receipt, "broadcast.receipt", [value["region_code"]]
+
+
+def _meets(region: str, street: str) -> bool:
+    """Whether a 12-digit region lies in the 9-digit street, or covers it (a county, the street)."""
+    prefix = region[:6] if region[6:] == "000000" else region[:9] if region[9:] == "000" else region
+    return prefix.startswith(street) or street.startswith(prefix)
 
 
 class Injector:

@@ -262,7 +262,9 @@ class CityTimeline:
             "broadcast_identifier": cap["identifier"], "region_code": region, "terminals_total": 40,
             "terminals_played": 40, "occurred_at": when.isoformat()}
 
-    def merged(self, injected: list[tuple[datetime, str, bytes, dict[str, Any]]]
+    def merged(self, injected: list[tuple[datetime, str, bytes, dict[str, Any]]],
+               keep: Callable[[tuple[datetime, str, bytes, dict[str, Any]]], bool] = lambda record: True
                ) -> Iterator[tuple[datetime, str, bytes, dict[str, Any]]]:
-        """Background and injected inputs, in time order."""
-        return heapq.merge(self.background(), sorted(injected, key=lambda x: x[0]), key=lambda x: x[0])
+        """Background inputs (those ``keep`` keeps) and injected ones, in time order."""
+        background = (record for record in self.background() if keep(record))
+        return heapq.merge(background, sorted(injected, key=lambda x: x[0]), key=lambda x: x[0])

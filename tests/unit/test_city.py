@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from schemas.events import BEIJING
+from schemas.events import BEIJING, Source
 from streams import topics
 from streams.identity import Pseudonymiser
-from streams.incidents import Incident, Injector, injectable, score
+from streams.incidents import Incident, Injector, injectable, off_case_streets, score
 from streams.ruleset import load_rules
 from streams.simulator import CityModel, CityTimeline
 from streams.validation import DeadLetter, Origin, Validator
@@ -20,10 +20,11 @@ MONDAY = datetime(2026, 11, 16, tzinfo=BEIJING)
 
 
 def week(seed: int = 3, scale: float = 0.01) -> tuple[list, list[Incident]]:
-    cases, _ = injectable(load_rules())
+    rules = load_rules()
+    cases, _ = injectable(rules)
     incidents, _ = Injector("2102", seed).plan(cases, MONDAY, MONDAY + timedelta(days=7))
     timeline = CityTimeline(MONDAY, 7, scale=scale, seed=seed)
-    return list(timeline.merged([x for i in incidents for x in i.inputs])), incidents
+    return list(timeline.merged([x for i in incidents for x in i.inputs], off_case_streets(incidents, rules))), incidents
 
 
 def test_the_same_seed_gives_the_same_city_and_another_seed_another():
@@ -107,3 +108,28 @@ def test_scoring_counts_found_missed_decoys_background_and_chained_signals():
     assert (d.recall, round(d.precision, 2)) == (1.0, 0.67)
     assert d.decoys_joined_by_background == 1  # q0005: a background report completed it
     assert (got["group_petition"].found, got["group_petition"].recall) == (1, 1.0)  # through the chained signal, listed first
+
+
+def test_the_background_keeps_off_a_case_what_its_rule_would_take():
+    """Else a real visit in the simulated city would answer a "no visit" case (the quality bench
+    found one at 5% of the volume), or a real third dispute complete a decoy."""
+    rules = {r.id: r for r in load_rules()}
+    records, incidents = week(scale=0.05)
+    injected = {id(x) for i in incidents for x in i.inputs}
+    background = [r for r in records if id(r) not in injected and r[1] == topics.GRID_REPORTS.name]
+    near = 0
+    for i in incidents:
+        rule = rules[i.rule_id]
+        for at, _, _, report in background:
+            if report["location"]["region_code"][:9] == i.street[:9]:
+                taken = rule.admits(Source.grid_report, report["category"])
+                if i.start - rule.window <= at <= i.due + rule.window:
+                    assert not taken, (i.rule_id, i.case, report["category"])
+                    near += 1
+    assert near, "what the case's rule does not take still happens around it"
+    whole = CityTimeline(MONDAY, 7, scale=0.05, seed=3)
+    assert len(background) > 0.9 * whole_count(whole)  # the city is otherwise whole
+
+
+def whole_count(timeline: CityTimeline) -> int:
+    return sum(1 for r in timeline.background() if r[1] == topics.GRID_REPORTS.name)
