@@ -70,7 +70,7 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
         if args.simulate:
             simulator = CitySimulator(stack.bootstrap_servers, city=args.city, rate=args.rate)
             sim_task = asyncio.create_task(simulator.run(sim_stop))
-        watchdog = asyncio.create_task(stack.watch_broker(stop))
+        watchdog = asyncio.create_task(stack.watch(stop))
         try:
             await asyncio.wait_for(stop.wait(), timeout=args.duration)
         except asyncio.TimeoutError:
@@ -83,6 +83,7 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
             except asyncio.TimeoutError:
                 print("the simulator did not stop within 10 s", file=sys.stderr)
         broker_ok = stack.broker is None or stack.broker.alive
+        steps_ok = stack.pipeline is None or stack.pipeline.alive
         drained = await stack.drain(timeout=30.0) if args.duration is not None and broker_ok else False
         summary = stack.summary()
         summary["drained"] = drained
@@ -99,7 +100,10 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
     if not broker_ok:
         print("fengqiao up: stopped because the embedded broker exited; see broker.log in the data dir",
               file=sys.stderr)
-    return 0 if broker_ok else 1
+    if not steps_ok:
+        print("fengqiao up: stopped because a step of the worker stopped working; see the log above",
+              file=sys.stderr)
+    return 0 if broker_ok and steps_ok else 1
 
 
 async def serve(role: str, settings: Settings) -> int:
@@ -119,8 +123,11 @@ async def serve(role: str, settings: Settings) -> int:
             reload_on_sighup(stack)
         print(f"fengqiao {role} ready: {where}, Kafka {stack.bootstrap_servers}, "
               f"metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics", flush=True)
+        watchdog = asyncio.create_task(stack.watch(stop))
         await stop.wait()
-    return 0
+        watchdog.cancel()
+        healthy = stack.alive()
+    return 0 if healthy else 1
 
 
 def sql(args: argparse.Namespace, settings: Settings) -> int:

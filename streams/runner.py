@@ -3,8 +3,8 @@
 Each step of the worker (validate, correlate, a sink…) is a consumer group of its own over its
 topics. Its runner fetches what is there (a batch), hands it to the step, and commits the
 batch's offsets only once the step has returned: by then what the batch produced is on the
-broker and what it stored is in ClickHouse. Nothing is committed for a batch that failed; its
-partitions are read again from its first offset over state rebuilt from the changelog.
+broker and what it stored is in ClickHouse. Nothing is committed for a batch that failed: the
+step's partitions start over from what was done, over state rebuilt from the changelog.
 
 A rebalance waits for the batch in hand: the revoke callback takes the runner's lock, which the
 loop holds from the moment a fetch returns until the batch is committed. A step that is waiting
@@ -22,7 +22,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -262,7 +261,11 @@ class Runner:
             delay = min(0.2 * 2 ** min(self._failures, 8), RETRY_MAX_SECONDS)
             log.exception("%s: a batch of %d records failed; read again in %.1fs", self.step.name,
                           sum(len(r) for r in records.values()), delay)
-            await self._start_over()
+            try:
+                await self._start_over()
+            except Exception:  # positions unknown: this step cannot go on (the stack stops, to be restarted)
+                log.exception("%s: its partitions could not start over; the step stops", self.step.name)
+                raise
             await asyncio.sleep(delay)
             return
         self._failures = 0
@@ -359,7 +362,7 @@ class Runner:
         sends no heartbeat until it has: a recovery longer than the session timeout inside it
         would cost the membership, and start the rebalance over.)"""
         async with self.lock:
-            self.step.revoked(self.ready)
+            self.step.revoked(set(self.ready))
             self.ready.clear()  # all of it afresh: this member may have been out of the group a while
             for table in self.step.tables:
                 table.drop(set(table.partitions))

@@ -156,13 +156,16 @@ class Stack:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def watch_broker(self, stop: asyncio.Event) -> None:
-        """Set ``stop`` if the embedded broker dies: the stack cannot work without it."""
-        while self.broker and not stop.is_set():
-            if not self.broker.alive:
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Set ``stop`` if the embedded broker dies, or a step of the worker stops working: the
+        stack cannot do its work without them, and a supervisor restarts a process that exits."""
+        while not stop.is_set():
+            if self.broker and not self.broker.alive:
                 log.error("the embedded broker exited (code %s); stopping", self.broker.process.returncode)
                 stop.set()
-                return
+            elif self.pipeline and not self.pipeline.alive:
+                log.error("a step of the worker stopped working (see above); stopping")
+                stop.set()
             await asyncio.sleep(0.5)
 
     async def lag(self) -> int:
