@@ -9,11 +9,9 @@ to restart it, rather than running on without it.
 from __future__ import annotations
 
 import asyncio
-import json
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from schemas.signals import RiskSignal
 from streams import topics
@@ -23,17 +21,9 @@ from streams.stack import Stack
 
 from tests.helpers import COMMUNITY, grid_report
 from tests.integration.test_ingestion import read_all
+from tests.integration.test_restart import publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-
-async def publish(bootstrap: str, *reports: dict) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    for report in reports:
-        await producer.send_and_wait(topics.GRID_REPORTS.name, json.dumps(report, ensure_ascii=False).encode(),
-                                     key=report["grid_code"].encode())
-    await producer.stop()
 
 
 async def test_a_batch_whose_outputs_fail_is_read_again_and_nothing_is_lost(tmp_path, monkeypatch):
