@@ -127,21 +127,24 @@ async def drained(bootstrap_servers: str, groups: Groups, timeout: float) -> flo
 
 
 async def partition_lag(bootstrap_servers: str, groups: Groups) -> dict[tuple[str, TopicPartition], int]:
-    """Per (group, partition), the messages the consumer group has not committed yet."""
+    """Per (group, partition), the messages the consumer group has not committed yet.
+
+    The groups' commits are read before the topics' ends. A step commits only after what it
+    produced is on the broker, so read in this order the lag of a step downstream can never
+    look like nothing while its upstream has just produced and committed: read the other way
+    round, the ends would be from before that output and the commit from after it (a drained
+    stack that was not, found by the scale-out test)."""
     admin = kafka.admin(bootstrap_servers)
     consumer = kafka.consumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
         wanted = {g: [TopicPartition(t.name, p) for t in specs for p in range(t.partitions)] for g, specs in groups.items()}
+        # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
+        committed = {g: await admin.list_consumer_group_offsets(g, partitions=tps) for g, tps in wanted.items()}
         ends = await end_offsets(consumer, sorted({tp for tps in wanted.values() for tp in tps}))
-        lag = {}
-        for group, tps in wanted.items():
-            # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
-            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-            for tp in tps:
-                lag[(group, tp)] = max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0))
-        return lag
+        return {(g, tp): max(0, ends[tp] - max(0, committed[g][tp].offset if tp in committed[g] else 0))
+                for g, tps in wanted.items() for tp in tps}
     finally:
         await consumer.stop()
         await admin.close()
