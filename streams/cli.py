@@ -84,7 +84,10 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
                 print("the simulator did not stop within 10 s", file=sys.stderr)
         broker_ok = stack.broker is None or stack.broker.alive
         steps_ok = stack.pipeline is None or stack.pipeline.alive
-        drained = await stack.drain(timeout=30.0) if args.duration is not None and broker_ok else False
+        # Everything in flight is finished first (the embedded broker forgets what is left when it
+        # stops): all of it after a timed run, up to 10 s after Ctrl-C.
+        drained = await stack.drain(timeout=30.0 if args.duration is not None else 10.0) \
+            if broker_ok and steps_ok else False
         summary = stack.summary()
         summary["drained"] = drained
         summary["broker_ok"] = broker_ok
