@@ -15,6 +15,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -103,6 +104,16 @@ class Output:
             for partition, key, value in table.changes():
                 outbox.add(table.changelog, key, value, partition=partition)
         await outbox.send()
+
+
+@dataclass
+class Raised:
+    """A signal a batch raised or updated, with the notices it sent for it."""
+
+    signal: RiskSignal
+    new: bool
+    notices: list[CentreNotice]
+    cause: NormalisedEvent | None
 
 
 class PartitionStates:
@@ -249,7 +260,7 @@ class Correlate(Step):
 
     async def process(self, batch: Batch) -> None:
         p = self.pipeline
-        outbox = p.output.outbox()
+        outbox, raised = p.output.outbox(), []
         now = p.clock()
         for r in batch:
             doc = orjson.loads(r.value)
@@ -267,58 +278,67 @@ class Correlate(Step):
             else:  # most events: no rule takes them, they only move the watermark on
                 occurred = to_ms(datetime.fromisoformat(doc["occurred_at"]))
                 outcomes = self.correlator.pass_by(r.partition, source, occurred, states, now)
-            for outcome in outcomes:
-                self._raise(outbox, outcome, event, r.partition, now)
+            raised += [self._raise(outbox, outcome, event, r.partition, now) for outcome in outcomes]
             if wider and event is not None:
                 for key in p.regional.regroup_keys(event):  # 重分区: once per city-wide group
                     outbox.add(topics.REGIONAL_EVENTS.name, key.encode(), r.value)
         await outbox.send()
+        self._announce(raised, now)
         await p.output.flush(self.tables)
 
     def _raise(self, outbox: Outbox, outcome: Outcome, cause: NormalisedEvent | None, partition: int,
-               now: datetime) -> None:
+               now: datetime) -> Raised:
         """A raised or updated signal, its notices (``cause`` is the event that completed it, if
         an event did: a due absence has none) and, for a red one, a draft broadcast."""
         p = self.pipeline
-        signal, new, escalated = outcome.signal, outcome.previous_level is None, outcome.escalated
+        signal, escalated = outcome.signal, outcome.escalated
         assert signal is not None
-        p.metrics.signals.labels(signal.rule_id, signal.level.value, "new" if new else "update").inc()
         outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
-        p.observer.on_signal(signal, new)
+        raised = Raised(signal, outcome.previous_level is None, [], cause)
         last = self.notified.of(partition).get(signal.signal_id)
         update_of = None
         if not escalated:
             # More evidence for a signal the centres have: its notices are updated in place, at
             # most once per repeat interval, and page no one (Alertmanager's grouping).
             if last is None or to_ms(now) - last["t"] < p.settings.notice_repeat_interval * 1000:
-                return
+                return raised
             update_of = (datetime.fromisoformat(last["ack"]), datetime.fromisoformat(last["close"]))
-        notices = route(signal, now, p.policy, update_of)
-        self.notified.put(partition, signal.signal_id, {
-            "t": to_ms(now), "ack": notices[0].ack_due.isoformat(), "close": notices[0].close_due.isoformat()})
-        for notice in notices:
+        raised.notices = route(signal, now, p.policy, update_of)
+        self.notified.put(partition, signal.signal_id, {"t": to_ms(now), "ack": raised.notices[0].ack_due.isoformat(),
+                                                        "close": raised.notices[0].close_due.isoformat()})
+        for notice in raised.notices:
             # Drills go to their own channel: no live centre is paged, streamed or supervised.
             spec = topics.DRILL_NOTICES if notice.drill else topics.CENTRE_NOTICES
             outbox.add(spec.name, notice.centre_code.encode(), notice.model_dump_json().encode())
-            p.metrics.notices.labels(spec.name, notice.centre_level.value).inc()
-            if cause is not None:
-                p.metrics.notice_latency.observe(max(0.0, (now - cause.ingested_at).total_seconds()))
-                p.metrics.notice_latency_event_time.observe(max(0.0, (now - cause.occurred_at).total_seconds()))
-            p.observer.on_notice(notice)
         if wants_release(signal) and not update_of:
             request = broadcast_request(signal, now)
             outbox.add(topics.BROADCAST_REQUESTS.name, signal.signal_id.encode(),
                        request.model_dump_json(by_alias=True, exclude_none=True).encode())
+        return raised
+
+    def _announce(self, raised: list[Raised], now: datetime) -> None:
+        """Once the broker has them: signals and notices counted, and shown to whoever watches."""
+        m, observer = self.pipeline.metrics, self.pipeline.observer
+        for r in raised:
+            m.signals.labels(r.signal.rule_id, r.signal.level.value, "new" if r.new else "update").inc()
+            observer.on_signal(r.signal, r.new)
+            for notice in r.notices:
+                channel = topics.DRILL_NOTICES if notice.drill else topics.CENTRE_NOTICES
+                m.notices.labels(channel.name, notice.centre_level.value).inc()
+                if r.cause is not None:
+                    m.notice_latency.observe(max(0.0, (now - r.cause.ingested_at).total_seconds()))
+                    m.notice_latency_event_time.observe(max(0.0, (now - r.cause.occurred_at).total_seconds()))
+                observer.on_notice(notice)
 
     async def maintain(self, partitions: Partitions) -> None:
         """Absences that fell due while no event came; and, hourly, notifications of signals
         long closed forgotten (a signal stops updating when its windows close; the longest is
         far shorter than NOTIFIED_KEPT_MS)."""
         p, now, held = self.pipeline, self.pipeline.clock(), partitions.held
-        outbox = p.output.outbox()
+        outbox, raised = p.output.outbox(), []
         for tp in held:
             for outcome in self.correlator.advance(tp.partition, PartitionStates(self.windows, tp.partition), now):
-                self._raise(outbox, outcome, None, tp.partition, now)
+                raised.append(self._raise(outbox, outcome, None, tp.partition, now))
         if time.monotonic() - self._swept >= FORGET_EVERY * 60:
             self._swept = time.monotonic()
             cutoff = to_ms(now) - NOTIFIED_KEPT_MS
@@ -326,6 +346,7 @@ class Correlate(Step):
                 for key in [k for k, v in self.notified.of(tp.partition).items() if v["t"] < cutoff]:
                     self.notified.delete(tp.partition, key)
         await outbox.send()
+        self._announce(raised, now)
         await p.output.flush(self.tables)
 
 

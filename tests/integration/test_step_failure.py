@@ -1,7 +1,7 @@
 """A step that fails keeps nothing it did not finish, and one that cannot go on stops the process.
 
 A batch whose outputs cannot be sent is not committed: its partition is read again, over state
-rebuilt from the changelog, and the signal comes once the fault is gone. A step that cannot even
+rebuilt from the changelog, and the signal comes (and is counted) once the fault is gone. A step that cannot even
 start over reports the process unhealthy (/healthz 503) and the stack stops, for its supervisor
 to restart it, rather than running on without it.
 """
@@ -46,6 +46,8 @@ async def test_a_batch_whose_outputs_fail_is_read_again_and_nothing_is_lost(tmp_
         signals = [RiskSignal.model_validate_json(r.value) for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)]
         cluster = [s for s in signals if s.rule_id == "dispute_cluster"]
         assert [s.entity for s in cluster] == [COMMUNITY]  # raised once, after the refusals, not lost
+        m = stack.metrics  # and counted once: what a refused batch raised was never announced
+        assert m.total(m.signals, rule="dispute_cluster", kind="new") == 1
         assert sorted(e.uid for e in cluster[0].evidence) == ["grid:t-000001", "grid:t-000002", "grid:t-000003"]
 
 
