@@ -33,7 +33,6 @@ class Outbox:
         self._open: dict[tuple[str, int], Any] = {}
         self._full: list[tuple[tuple[str, int], Any]] = []
         self._spread = 0
-        self.count = 0
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers = (),
             partition: int | None = None) -> None:
@@ -53,7 +52,6 @@ class Outbox:
             builder = self._open[where] = self.producer.create_batch()
             if builder.append(timestamp=None, key=key, value=value, headers=list(headers)) is None:
                 raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch for {topic}")
-        self.count += 1
 
     async def send(self) -> None:
         """Send everything queued and wait until the broker has acknowledged all of it; raises if
@@ -62,5 +60,4 @@ class Outbox:
         self._open = {}
         sent = [await self.producer.send_batch(builder, topic, partition=partition)
                 for (topic, partition), builder in queued]
-        self.count = 0
         await asyncio.gather(*sent)

@@ -9,10 +9,10 @@ a rebalance or a stop meanwhile gives the batch up, uncommitted, to be read agai
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
-import logging
 
 import orjson
 from aiokafka.structs import ConsumerRecord
