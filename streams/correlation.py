@@ -1,7 +1,7 @@
 """Correlation (研判): sliding event-time windows per rule and group, and the signals they raise.
 
-The state of one (rule, group) is a small JSON document kept in the worker's state table, so it survives a
-worker restart through the table's changelog. Everything here is pure: the same events in the
+The state of one (rule, group) is a small JSON document kept in the worker's state table, so it
+survives a worker restart through the table's changelog. Everything here is pure: the same events in the
 same order give the same states and the same signal ids, which is what makes a replay or a
 restart safe. Absence deadlines fire on each partition's event-time watermark (the latest event
 time seen there), never on the wall clock, for the same reason. A raised signal re-enters the
@@ -248,7 +248,8 @@ def signal_as_event(signal: RiskSignal, now: datetime) -> NormalisedEvent:
 
 # -- the rule pack over a store of states ------------------------------------------------------
 class States(Protocol):
-    """Where window states live: a dict in tests, a partition of the worker's state table in production."""
+    """Where window states live: a dict in tests, a partition of the worker's state table in
+    production."""
 
     def get(self, key: str) -> dict[str, Any] | None: ...
 

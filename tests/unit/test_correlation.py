@@ -155,3 +155,22 @@ def test_an_expected_event_read_before_its_trigger_still_answers_it():
     fired = [o.signal.rule_id for n, spec in enumerate(events)
              for o in correlator.process(make_event(n, spec), 0, states, T0) if o.signal]
     assert "broadcast_coverage_gap" not in fired
+
+
+def test_an_absence_falls_due_once_its_sources_fall_silent_without_another_event():
+    """The last input of a replay is a broadcast nobody confirmed: no later event moves the
+    watermark, so ``advance`` does, once the sources holding it back have been silent."""
+    from streams.rule_tests import make_event
+
+    wall = [0.0]
+    correlator, states = Correlator(load_rules(), source_idle=30, wallclock=lambda: wall[0]), DictStates()
+    broadcast = {"source": "broadcast", "category": "broadcast.alert", "region": "210202000000", "at": "0m",
+                 "attributes": {"broadcast": "dalian-ebs,B1"}}
+    late = {"category": "environment.sanitation", "region": "210202001001", "at": "2h"}
+    wall[0] = 31
+    assert not correlator.process(make_event(0, broadcast), 0, states, T0)
+    assert not correlator.process(make_event(1, late), 0, states, T0)  # the broadcast source still holds it
+    assert correlator.advance(0, states, T0) == []  # both sources spoke a moment ago
+    wall[0] = 62  # both silent for more than 30 s: the watermark moves to the latest time seen, 2 h
+    assert [o.signal.rule_id for o in correlator.advance(0, states, T0)] == ["broadcast_coverage_gap"]
+    assert correlator.advance(0, states, T0) == []  # once
