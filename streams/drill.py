@@ -80,9 +80,9 @@ def account(store: Store, sim: CitySimulator) -> tuple[int, int, str]:
     return lost, duplicated, f"{len(signals)} signals; incidents found {len(incidents) - missed}/{len(incidents)}"
 
 
-async def drained(bootstrap: str, group: str, timeout: float) -> float | None:
-    """Seconds until every step of the worker ``group`` names has committed everything it consumes, or None."""
-    return await topics.drained(bootstrap, groups(group), timeout)
+async def drained(bootstrap: str, app_id: str, timeout: float) -> float | None:
+    """Seconds until every step of the worker ``app_id`` has committed everything it consumes, or None."""
+    return await topics.drained(bootstrap, groups(app_id), timeout)
 
 
 class Worker:
