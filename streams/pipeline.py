@@ -281,9 +281,7 @@ class Correlate(Step):
             if wider and event is not None:
                 for key in p.regional.regroup_keys(event):  # 重分区: once per city-wide group
                     outbox.add(topics.REGIONAL_EVENTS.name, key.encode(), r.value)
-        await outbox.send()
-        self._announce(raised, now)
-        await p.output.flush(self.tables)
+        await self._settle(outbox, raised, now)
 
     def _raise(self, outbox: Outbox, outcome: Outcome, cause: NormalisedEvent | None, partition: int,
                now: datetime) -> Raised:
@@ -315,6 +313,13 @@ class Correlate(Step):
                        request.model_dump_json(by_alias=True, exclude_none=True).encode())
         return raised
 
+    async def _settle(self, outbox: Outbox, raised: list[Raised], now: datetime) -> None:
+        """In this order: the outputs on the broker, then counted and shown, then the state that
+        accounts for them on its changelog."""
+        await outbox.send()
+        self._announce(raised, now)
+        await self.pipeline.output.flush(self.tables)
+
     def _announce(self, raised: list[Raised], now: datetime) -> None:
         """Once the broker has them: signals and notices counted, and shown to whoever watches."""
         m, observer = self.pipeline.metrics, self.pipeline.observer
@@ -344,9 +349,7 @@ class Correlate(Step):
             for tp in held:
                 for key in [k for k, v in self.notified.of(tp.partition).items() if v["t"] < cutoff]:
                     self.notified.delete(tp.partition, key)
-        await outbox.send()
-        self._announce(raised, now)
-        await p.output.flush(self.tables)
+        await self._settle(outbox, raised, now)
 
 
 class Pipeline:

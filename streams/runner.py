@@ -115,9 +115,6 @@ class Batch:
         for records in self.records.values():
             yield from records
 
-    def __len__(self) -> int:
-        return sum(len(r) for r in self.records.values())
-
     def keep(self, tp: TopicPartition) -> None:
         """The step keeps some of ``tp``'s records for later: it says how far it got with
         ``Partitions.processed``, and only that much is committed."""
@@ -158,7 +155,6 @@ class Runner:
         self.step = step
         self.timer = metrics.step_seconds.labels(step.name)
         self.bootstrap_servers = bootstrap_servers
-        self.group = group
         session = settings.session_timeout
         self.consumer = kafka.consumer(
             bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False,
