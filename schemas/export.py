@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.actions import DispatchAction
-from schemas.alerts import DepartmentAlert
-from schemas.broadcasts import BroadcastReceipt, EmergencyBroadcast
-from schemas.events import GridReport, NormalisedEvent
-from schemas.signals import CentreNotice, RiskSignal
+from schemas.contracts.actions import DispatchAction
+from schemas.contracts.alerts import DepartmentAlert
+from schemas.contracts.broadcasts import BroadcastReceipt, EmergencyBroadcast
+from schemas.contracts.events import GridReport, NormalisedEvent
+from schemas.contracts.signals import CentreNotice, RiskSignal
 
 # file stem -> (model, mode): what publishers send is validated; what fengqiao emits is serialised.
 CONTRACTS: dict[str, tuple[type[BaseModel], str]] = {

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from streams import kafka
+from streams.runtime import kafka
 from streams.config import Settings
 
 log = logging.getLogger(__name__)

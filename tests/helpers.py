@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.events import BEIJING
-from streams.identity import check_digit
+from schemas.contracts.events import BEIJING
+from streams.intake.identity import check_digit
 
 COMMUNITY = "210202001001"  # 大连市中山区 模拟街道01 模拟社区01 (synthetic)
 OTHER_COMMUNITY = "210202001002"

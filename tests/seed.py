@@ -22,15 +22,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from schemas.events import BEIJING, GridReport
-from schemas.levels import RiskLevel
-from schemas.regions import Level
-from schemas.signals import Evidence, RiskSignal
-from streams.identity import Pseudonymiser
-from streams.sinks import event_rows, notice_rows, signal_rows
-from streams.routing import route
-from streams.store import EmbeddedStore, Store, load_regions, migrate
-from streams.validation import Origin, Validator
+from schemas.contracts.events import BEIJING, GridReport
+from schemas.contracts.levels import RiskLevel
+from schemas.reference.regions import Level
+from schemas.contracts.signals import Evidence, RiskSignal
+from streams.intake.identity import Pseudonymiser
+from streams.worker.sinks import event_rows, notice_rows, signal_rows
+from streams.notify.routing import route
+from streams.store.clickhouse import EmbeddedStore, Store, load_regions, migrate
+from streams.intake.validation import Origin, Validator
 
 from tests.helpers import dept_alert, grid_report, id_number
 

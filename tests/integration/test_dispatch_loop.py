@@ -14,13 +14,13 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from schemas.broadcasts import EmergencyBroadcast
-from schemas.signals import CentreNotice, NoticeRole
+from schemas.contracts.broadcasts import EmergencyBroadcast
+from schemas.contracts.signals import CentreNotice, NoticeRole
 from streams import topics
 from streams.config import Settings
-from streams.keys import KeyStore
-from streams.ruleset import load_rules
-from streams.stack import Stack
+from streams.api.keys import KeyStore
+from streams.detection.ruleset import load_rules
+from streams.app import Stack
 
 from tests.helpers import COMMUNITY, T0, cap_xml, dept_alert
 from tests.integration.test_walking_skeleton import read_topic
@@ -194,7 +194,7 @@ async def test_a_restarted_desk_keeps_the_cases_and_sends_no_supervision_twice(w
     stack, *_ = world
     old = stack.desk
     await old.stop()
-    from streams.desk import DispatchDesk
+    from streams.dispatch.desk import DispatchDesk
 
     desk = DispatchDesk(stack.bootstrap_servers, old.keys, old.pseudonymiser, stack.metrics, old.clock, tick=0.2)
     await desk.start()

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from streams.drill import SCENARIOS
+from streams.tools.drill import SCENARIOS
 
 from tests.integration.test_up_command import FENGQIAO
 

@@ -11,8 +11,8 @@ import pytest_asyncio
 
 from streams import topics
 from streams.config import Settings
-from streams.keys import KeyStore
-from streams.stack import Stack
+from streams.api.keys import KeyStore
+from streams.app import Stack
 
 from tests.helpers import cap_xml, dept_alert, grid_report
 from tests.integration.test_walking_skeleton import read_topic

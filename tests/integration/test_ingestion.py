@@ -19,11 +19,11 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas.broadcasts import EmergencyBroadcast
-from schemas.cap import parse_cap
+from schemas.contracts.broadcasts import EmergencyBroadcast
+from schemas.contracts.cap import parse_cap
 from streams import topics
 from streams.config import Settings
-from streams.stack import Stack
+from streams.app import Stack
 
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, cap_xml, dept_alert, grid_report, id_number
 from tests.unit.test_contracts import BILLION_LAUGHS, XXE

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from streams.identity import ID_NUMBER, MOBILE, valid_id_number
-from streams.simulator import GIVEN, SURNAMES
+from streams.intake.identity import ID_NUMBER, MOBILE, valid_id_number
+from streams.tools.simulator import GIVEN, SURNAMES
 
 from tests.integration.test_up_command import FENGQIAO, env_for
 

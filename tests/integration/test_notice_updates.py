@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.signals import CentreNotice
+from schemas.contracts.signals import CentreNotice
 from streams import topics
 from streams.config import Settings
-from streams.stack import Stack
+from streams.app import Stack
 
 from tests.helpers import COMMUNITY, T0, grid_report
 from tests.integration.test_dispatch_loop import Clock

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from streams.config import Settings
-from streams.dashboards import health_dashboard
-from streams.simulator import CitySimulator
-from streams.stack import Stack
+from streams.reports.dashboards import health_dashboard
+from streams.tools.simulator import CitySimulator
+from streams.app import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 PROMETHEUS = shutil.which("prometheus")

@@ -17,9 +17,9 @@ from collections import Counter
 import pytest
 
 from streams import topics
-from streams.broker import EmbeddedBroker
-from streams.quality import run_week
-from streams.replay import read
+from streams.runtime.broker import EmbeddedBroker
+from streams.tools.quality import run_week
+from streams.tools.replay import read
 
 from tests.integration.test_ingestion import read_all
 from tests.integration.test_up_command import FENGQIAO

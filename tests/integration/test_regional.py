@@ -10,11 +10,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from schemas.signals import CentreNotice, RiskSignal
+from schemas.contracts.signals import CentreNotice, RiskSignal
 from streams import topics
 from streams.config import Settings
-from streams.ruleset import load_rules
-from streams.stack import Stack
+from streams.detection.ruleset import load_rules
+from streams.app import Stack
 
 from tests.helpers import grid_report
 from tests.integration.test_walking_skeleton import read_topic

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.config import Settings
-from streams.stack import Stack
+from streams.app import Stack
 
 from tests.helpers import COMMUNITY, dept_alert, grid_report
 from tests.integration.test_ingestion import read_all

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.signals import RiskSignal
+from schemas.contracts.signals import RiskSignal
 from streams import topics
-from streams.broker import EmbeddedBroker
-from streams.pipeline import groups
+from streams.runtime.broker import EmbeddedBroker
+from streams.worker.pipeline import groups
 
 from tests.helpers import COMMUNITY, T0, grid_report
 from tests.integration.test_ingestion import read_all

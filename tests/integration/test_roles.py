@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.keys import KeyStore
+from streams.runtime.broker import EmbeddedBroker
+from streams.api.keys import KeyStore
 
 from tests.integration.test_restart import FENGQIAO
 

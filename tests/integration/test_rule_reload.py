@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.config import Settings
-from streams.stack import Stack
+from streams.app import Stack
 
 from tests.helpers import grid_report
 from tests.integration.test_ingestion import read_all
@@ -39,7 +39,7 @@ async def reloads(stack: Stack, result: str, want: int) -> None:
 
 async def test_file_changes_reload_the_pack_and_unchanged_rules_keep_their_windows(tmp_path):
     rules = tmp_path / "rules"
-    shutil.copytree(Path(str(resources.files("streams").joinpath("rules"))), rules)
+    shutil.copytree(Path(str(resources.files("streams.detection").joinpath("rules"))), rules)
     settings = Settings(data_dir=tmp_path / "data", rules_dir=rules, gateway_port=0, metrics_port=0,
                         app_id="fq-reload")
     async with Stack(settings, gateway=False) as stack:

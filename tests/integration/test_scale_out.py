@@ -14,11 +14,11 @@ import signal
 
 import pytest
 
-from schemas.signals import RiskSignal
+from schemas.contracts.signals import RiskSignal
 from streams import topics
-from streams.broker import EmbeddedBroker
-from streams.pipeline import groups
-from streams.store import EmbeddedStore
+from streams.runtime.broker import EmbeddedBroker
+from streams.worker.pipeline import groups
+from streams.store.clickhouse import EmbeddedStore
 
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, grid_report
 from tests.integration.test_ingestion import read_all

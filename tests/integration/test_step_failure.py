@@ -13,11 +13,11 @@ import asyncio
 import aiohttp
 import pytest
 
-from schemas.signals import RiskSignal
+from schemas.contracts.signals import RiskSignal
 from streams import topics
 from streams.config import Settings
-from streams.outbox import Outbox
-from streams.stack import Stack
+from streams.runtime.outbox import Outbox
+from streams.app import Stack
 
 from tests.helpers import COMMUNITY, grid_report
 from tests.integration.test_ingestion import read_all

@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.config import Settings
-from streams.pipeline import groups
-from streams.stack import Stack
+from streams.worker.pipeline import groups
+from streams.app import Stack
 
 from tests.helpers import grid_report
 

@@ -15,11 +15,11 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas.signals import CentreNotice, NoticeRole, RiskSignal
+from schemas.contracts.signals import CentreNotice, NoticeRole, RiskSignal
 from streams import topics
 from streams.config import Settings
-from streams.keys import KeyStore
-from streams.stack import Stack
+from streams.api.keys import KeyStore
+from streams.app import Stack
 
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, grid_report, id_number
 

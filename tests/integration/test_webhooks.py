@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas.signals import CentreNotice
+from schemas.contracts.signals import CentreNotice
 from streams import topics
 from streams.config import Settings
-from streams.stack import Stack
-from streams.webhooks import sign
+from streams.app import Stack
+from streams.notify.webhooks import sign
 
 from tests.helpers import grid_report
 

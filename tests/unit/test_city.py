@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from schemas.events import BEIJING, Source
+from schemas.contracts.events import BEIJING, Source
 from streams import topics
-from streams.identity import Pseudonymiser
-from streams.incidents import Incident, Injector, injectable, off_case_streets, score
-from streams.ruleset import load_rules
-from streams.simulator import CityModel, CityTimeline
-from streams.validation import DeadLetter, Origin, Validator
+from streams.intake.identity import Pseudonymiser
+from streams.tools.incidents import Incident, Injector, injectable, off_case_streets, score
+from streams.detection.ruleset import load_rules
+from streams.tools.simulator import CityModel, CityTimeline
+from streams.intake.validation import DeadLetter, Origin, Validator
 
 MONDAY = datetime(2026, 11, 16, tzinfo=BEIJING)
 

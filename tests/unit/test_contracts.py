@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from schemas.broadcasts import EmergencyBroadcast
-from schemas.cap import parse_cap
-from schemas.levels import RiskLevel
-from streams.identity import Pseudonymiser
-from streams.validation import Accepted, DeadLetter, Origin, Validator
+from schemas.contracts.broadcasts import EmergencyBroadcast
+from schemas.contracts.cap import parse_cap
+from schemas.contracts.levels import RiskLevel
+from streams.intake.identity import Pseudonymiser
+from streams.intake.validation import Accepted, DeadLetter, Origin, Validator
 
 from tests.helpers import COMMUNITY, T0, cap_xml, dept_alert, id_number
 

@@ -1,11 +1,11 @@
 from datetime import timedelta
 
-from schemas.events import NormalisedEvent
-from schemas.levels import RiskLevel
-from streams.correlation import Correlator, DictStates, WindowState, observe
-from streams.identity import Pseudonymiser
-from streams.ruleset import load_rules
-from streams.validation import Validator
+from schemas.contracts.events import NormalisedEvent
+from schemas.contracts.levels import RiskLevel
+from streams.detection.correlation import Correlator, DictStates, WindowState, observe
+from streams.intake.identity import Pseudonymiser
+from streams.detection.ruleset import load_rules
+from streams.intake.validation import Validator
 
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, T0, grid_report
 
@@ -14,7 +14,7 @@ RULE = {r.id: r for r in load_rules()}["dispute_cluster"]
 
 
 def event(n: int, **kw) -> NormalisedEvent:
-    from schemas.events import GridReport
+    from schemas.contracts.events import GridReport
 
     return V.normalise_grid_report(GridReport.model_validate(grid_report(n, **kw)), T0)
 
@@ -116,14 +116,14 @@ def test_a_source_running_ahead_does_not_make_an_absence_fire_early():
     """A welfare visit (grid report) still in its topic while department alerts run days ahead:
     the watermark waits for the grid source, so the visit arrives in time and nothing fires;
     once the grid source falls silent, the department's time moves the watermark alone."""
-    from streams.ruleset import load_rules
+    from streams.detection.ruleset import load_rules
 
     pack = load_rules()
     wall = [0.0]
     correlator, states = Correlator(pack, source_idle=30, wallclock=lambda: wall[0]), DictStates()
 
     def feed(spec: dict, n: int) -> list:
-        from streams.rule_tests import make_event
+        from streams.detection.cases import make_event
         return [o.signal.rule_id for o in correlator.process(make_event(n, spec), 0, states, T0) if o.signal]
 
     wall[0] = 31  # past the start-up grace
@@ -141,8 +141,8 @@ def test_a_source_running_ahead_does_not_make_an_absence_fire_early():
 
 def test_an_expected_event_read_before_its_trigger_still_answers_it():
     """The terminals' receipt read before the broadcast it confirms (receipts ran ahead)."""
-    from streams.ruleset import load_rules
-    from streams.rule_tests import make_event
+    from streams.detection.ruleset import load_rules
+    from streams.detection.cases import make_event
 
     correlator, states = Correlator(load_rules()), DictStates()
     events = [
@@ -160,7 +160,7 @@ def test_an_expected_event_read_before_its_trigger_still_answers_it():
 def test_an_absence_falls_due_once_its_sources_fall_silent_without_another_event():
     """The last input of a replay is a broadcast nobody confirmed: no later event moves the
     watermark, so ``advance`` does, once the sources holding it back have been silent."""
-    from streams.rule_tests import make_event
+    from streams.detection.cases import make_event
 
     wall = [0.0]
     correlator, states = Correlator(load_rules(), source_idle=30, wallclock=lambda: wall[0]), DictStates()

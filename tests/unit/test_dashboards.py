@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from schemas.events import BEIJING
-from streams.dashboards import CENTRE_VARIABLE, DIRECTORY, all_dashboards, expand, render
+from schemas.contracts.events import BEIJING
+from streams.reports.dashboards import CENTRE_VARIABLE, DIRECTORY, all_dashboards, expand, render
 
 from tests.seed import seeded_store
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from schemas.ddl import cluster_statements, migrations, script
-from streams.jurisdiction import TABLES, access_statements
-from streams.store import EmbeddedStore, migrate
+from schemas.clickhouse.ddl import cluster_statements, migrations, script
+from streams.store.jurisdiction import TABLES, access_statements
+from streams.store.clickhouse import EmbeddedStore, migrate
 
 DEPLOYED = Path(__file__).parents[2] / "deploy" / "clickhouse" / "cluster.sql"
 

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
-from schemas.actions import ActionKind as K
-from schemas.levels import RiskLevel
-from streams.dispatch import Case, CaseState, centres_above
+from schemas.contracts.actions import ActionKind as K
+from schemas.contracts.levels import RiskLevel
+from streams.dispatch.case import Case, CaseState, centres_above
 
 from tests.helpers import COMMUNITY, T0
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.cap import parse_cap
-from streams.identity import Pseudonymiser
-from streams.validation import DeadLetter, Origin, Validator
+from schemas.contracts.cap import parse_cap
+from streams.intake.identity import Pseudonymiser
+from streams.intake.validation import DeadLetter, Origin, Validator
 
 from tests.helpers import T0, cap_xml, dept_alert, grid_report
 

@@ -1,4 +1,4 @@
-from streams.identity import MOBILE, Pseudonymiser, check_digit, valid_id_number
+from streams.intake.identity import MOBILE, Pseudonymiser, check_digit, valid_id_number
 
 from tests.helpers import id_number
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from schemas.cap import parse_cap
+from schemas.contracts.cap import parse_cap
 from schemas.export import DIRECTORY, rendered
 
 from tests.helpers import cap_xml, dept_alert, grid_report

@@ -7,8 +7,8 @@ import pytest
 from pydantic import SecretStr
 
 from streams.config import Settings
-from streams import kafka
-from streams.kafka import security_options
+from streams.runtime import kafka
+from streams.runtime.kafka import security_options
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,9 @@ def test_sasl_over_tls_with_a_ca_and_a_client_certificate(ca):
 
 async def test_every_client_of_the_worker_speaks_the_configured_security(ca, monkeypatch):
     """The steps' consumers, the outbox's producer and the lag probes are all made by streams.kafka."""
-    from streams.pipeline import Pipeline
+    from streams.worker.pipeline import Pipeline
     from streams.metrics import Metrics
-    from streams.ruleset import load_rules
+    from streams.detection.ruleset import load_rules
 
     monkeypatch.setenv("FENGQIAO_KAFKA_SECURITY_PROTOCOL", "SSL")
     monkeypatch.setenv("FENGQIAO_KAFKA_SSL_CAFILE", str(ca / "ca.pem"))

@@ -2,7 +2,7 @@
 
 import logging
 
-from streams.logs import Redact, redact
+from streams.api.logs import Redact, redact
 
 from tests.helpers import id_number
 

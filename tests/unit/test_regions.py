@@ -1,6 +1,6 @@
 import pytest
 
-from schemas.regions import CENTRE_LEVELS, Level, UnknownRegion, level_of_centre, registry
+from schemas.reference.regions import CENTRE_LEVELS, Level, UnknownRegion, level_of_centre, registry
 
 
 def test_real_district_codes_of_the_four_cities():

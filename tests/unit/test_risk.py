@@ -2,11 +2,11 @@
 
 from datetime import timedelta
 
-from schemas.levels import RiskLevel
-from streams import risk
-from streams.correlation import Correlator, DictStates
-from streams.rule_tests import make_event
-from streams.ruleset import load_rules
+from schemas.contracts.levels import RiskLevel
+from streams.detection import risk
+from streams.detection.correlation import Correlator, DictStates
+from streams.detection.cases import make_event
+from streams.detection.ruleset import load_rules
 
 PACK = load_rules()
 C = "210202001001"

@@ -2,10 +2,10 @@ from datetime import timedelta
 
 import pytest
 
-from schemas.levels import RiskLevel
-from schemas.regions import Level
-from schemas.signals import NoticeRole
-from streams.routing import route
+from schemas.contracts.levels import RiskLevel
+from schemas.reference.regions import Level
+from schemas.contracts.signals import NoticeRole
+from streams.notify.routing import route
 
 from tests.unit.test_correlation import run, event
 from tests.helpers import T0
@@ -51,7 +51,7 @@ def test_notice_ids_are_stable():
 
 
 def test_a_routing_file_replaces_the_table_and_a_wrong_one_is_refused(tmp_path):
-    from streams.routing import DEFAULT_POLICY, load_policy
+    from streams.notify.routing import DEFAULT_POLICY, load_policy
 
     good = tmp_path / "routing.yaml"
     good.write_text("""

@@ -1,8 +1,8 @@
 import pytest
 
-from schemas.levels import RiskLevel
-from streams.rule_tests import make_event, run_all, run_case
-from streams.ruleset import RuleError, load_rules, parse_duration
+from schemas.contracts.levels import RiskLevel
+from streams.detection.cases import make_event, run_all, run_case
+from streams.detection.ruleset import RuleError, load_rules, parse_duration
 
 PACK = load_rules()
 BY_ID = {r.id: r for r in PACK}

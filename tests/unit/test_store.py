@@ -5,15 +5,15 @@ import json
 
 import pytest
 
-from schemas.events import GridReport
-from streams.correlation import Correlator, DictStates
-from streams.identity import Pseudonymiser
-from streams.sinks import event_rows, notice_rows, signal_rows
-from streams.routing import route
-from streams.ruleset import load_rules
-from schemas.ddl import DATABASE, migrations
-from streams.store import EmbeddedStore, apply_retention, json_lines, load_regions, migrate
-from streams.validation import Origin, Validator
+from schemas.contracts.events import GridReport
+from streams.detection.correlation import Correlator, DictStates
+from streams.intake.identity import Pseudonymiser
+from streams.worker.sinks import event_rows, notice_rows, signal_rows
+from streams.notify.routing import route
+from streams.detection.ruleset import load_rules
+from schemas.clickhouse.ddl import DATABASE, migrations
+from streams.store.clickhouse import EmbeddedStore, apply_retention, json_lines, load_regions, migrate
+from streams.intake.validation import Origin, Validator
 
 from tests.helpers import COMMUNITY, T0, grid_report
 

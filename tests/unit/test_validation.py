@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from schemas.events import NormalisedEvent, Source
-from streams.identity import Pseudonymiser
-from streams.validation import Accepted, DeadLetter, Origin, Validator
+from schemas.contracts.events import NormalisedEvent, Source
+from streams.intake.identity import Pseudonymiser
+from streams.intake.validation import Accepted, DeadLetter, Origin, Validator
 
 from tests.helpers import T0, grid_report, id_number
 

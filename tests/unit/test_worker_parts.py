@@ -8,9 +8,9 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams import topics
-from streams.alignment import Alignment
-from streams.outbox import partition_of
-from streams.state import StateTable
+from streams.runtime.alignment import Alignment
+from streams.runtime.outbox import partition_of
+from streams.runtime.state import StateTable
 
 
 

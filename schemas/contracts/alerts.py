@@ -1,0 +1,66 @@
+"""Department alerts (部门预警): what police, petitions, civil affairs, weather, fire IoT and
+other departments publish, each only within its own categories."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationInfo, field_validator
+
+from schemas.contracts.events import Contract, EventId, EventTime, Location, Party
+from schemas.contracts.levels import RiskLevel
+
+
+class Department(str, enum.Enum):
+    police = "police"  # 公安, including 110 police calls
+    petition = "petition"  # 信访
+    civil_affairs = "civil_affairs"  # 民政
+    emergency = "emergency"  # 应急管理
+    weather = "weather"  # 气象
+    health = "health"  # 卫生健康
+    fire = "fire"  # 消防, including IoT smoke and gas alarms
+    urban_mgmt = "urban_mgmt"  # 城市管理
+    market_regulation = "market_regulation"  # 市场监管
+    housing = "housing"  # 住房城乡建设
+
+
+@dataclass(frozen=True)
+class DepartmentInfo:
+    code: str
+    name: str
+    categories: dict[str, str]
+
+
+@cache
+def departments() -> dict[str, DepartmentInfo]:
+    doc = yaml.safe_load(resources.files("schemas.reference").joinpath("departments.yaml").read_text("utf-8"))
+    return {code: DepartmentInfo(code, d["name"], dict(d["categories"])) for code, d in doc["departments"].items()}
+
+
+class DepartmentAlert(Contract):
+    """部门预警: one alert from one department."""
+
+    schema_version: Literal[1] = 1
+    event_id: EventId
+    department: Department
+    category: str = Field(description="a category listed for the department in schemas/departments.yaml")
+    location: Location
+    subjects: list[Party] = Field(default_factory=list, max_length=50, description="people concerned")
+    severity: RiskLevel | None = None
+    text: str = Field(default="", max_length=4000)
+    attributes: dict[str, str] = Field(default_factory=dict, max_length=50,
+                                       description="e.g. device_id of an IoT alarm, call_id of a 110 call")
+    occurred_at: EventTime
+
+    @field_validator("category")
+    @classmethod
+    def category_of_department(cls, category: str, info: ValidationInfo) -> str:
+        department = info.data.get("department")
+        if department is not None and category not in departments()[department.value].categories:
+            raise ValueError("not_in_catalogue")
+        return category

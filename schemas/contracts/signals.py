@@ -1,0 +1,97 @@
+"""Risk signals (风险信号), their evidence, and centre notices (中心通知).
+
+Ids are deterministic: a signal id comes from (rule, entity, window anchor) and a notice id from
+(signal id, centre), so a replay or a restart produces the same ids and every sink is idempotent.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.contracts.events import Source
+from schemas.contracts.levels import RiskLevel
+from schemas.reference.regions import Level
+
+
+def stable_id(prefix: str, *parts: str) -> str:
+    """A short deterministic id: ``prefix-`` and 20 hex digits of SHA-256 over the parts."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
+    return f"{prefix}-{digest}"
+
+
+class Evidence(BaseModel):
+    """One event that contributed to a signal (证据)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uid: str
+    source: Source
+    category: str
+    occurred_at: datetime
+
+
+class RiskSignal(BaseModel):
+    """A correlated risk signal. A later version of the same id replaces the earlier one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = 1
+    signal_id: str
+    version: int = Field(ge=1, description="rises with every update: more evidence or a higher level")
+    rule_id: str
+    rule_name: str
+    level: RiskLevel
+    entity_level: Level = Field(description="the level the rule groups by, e.g. community")
+    entity: str = Field(description="the group value, e.g. a 12-digit community code")
+    region_code: str = Field(description="12-digit division code the signal is about")
+    window_start: datetime
+    window_end: datetime
+    raised_at: datetime
+    updated_at: datetime
+    evidence: list[Evidence]
+    summary: str = Field(description="a short Chinese summary for operators")
+    rule_chain: list[str] = Field(description="rules that produced it, first to last")
+    drill: bool = False
+
+    @staticmethod
+    def make_id(rule_id: str, entity: str, anchor: datetime) -> str:
+        return stable_id("sig", rule_id, entity, anchor.isoformat())
+
+
+class NoticeRole(str, enum.Enum):
+    handle = "handle"  # 承办: the lowest notified centre handles
+    inform = "inform"  # 知悉: higher centres are informed
+    supervise = "supervise"  # 督办: a deadline was missed below; the centre above follows it up
+
+
+class CentreNotice(BaseModel):
+    """What a centre is told about a signal. Keyed by centre code on ``centre-notices``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: Literal[1] = 1
+    notice_id: str
+    signal_id: str
+    signal_version: int
+    centre_code: str = Field(description="4, 6, 9 or 12 digits: city, county, street, community")
+    centre_level: Level
+    role: NoticeRole
+    level: RiskLevel
+    rule_id: str
+    region_code: str
+    summary: str
+    ack_due: datetime
+    close_due: datetime
+    created_at: datetime
+    drill: bool = False
+    is_update: bool = Field(default=False, description="more evidence for a notice already sent: update it "
+                                                       "in place, do not page again (更新，非新警情)")
+
+    @staticmethod
+    def make_id(signal_id: str, centre_code: str) -> str:
+        return stable_id("ntc", signal_id, centre_code)

@@ -1,0 +1,193 @@
+"""The whole platform in one process: broker, topics, store, worker, gateway, metrics.
+
+``Stack`` starts them in that order and stops them in reverse, so nothing is left behind:
+the embedded broker is a child that is terminated and waited for (and that the kernel kills
+should this process die first). A deployment runs the roles apart: ``pipeline`` (the worker:
+agents, sinks, and webhooks when configured) and ``gateway`` (the publishers' gateway and the
+dispatch desk); ``fengqiao up`` runs both with the embedded broker and chdb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from streams import topics
+
+from streams.runtime import kafka
+from streams.runtime.broker import EmbeddedBroker
+from streams.config import Settings
+from streams.api.keys import KeyStore
+from streams.metrics import Metrics
+from streams.api.monitor import Monitor
+from streams.dispatch.desk import DispatchDesk
+from streams.intake.identity import Pseudonymiser
+from streams.worker.pipeline import Observer, Pipeline, groups, now_beijing
+from streams.notify.routing import load_policy
+from streams.detection.ruleset import Rule, load_rules
+from streams.store.clickhouse import Store, open_store
+from streams.notify.webhooks import Notifier, Retry, load_hooks
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
+LAG_EVERY = 10.0  # seconds between measurements of the consumer lag
+
+
+class Stack:
+    def __init__(self, settings: Settings, observer: Observer | None = None,
+                 rules: list[Rule] | None = None, gateway: bool = True, pipeline: bool = True,
+                 clock: Callable[[], datetime] = now_beijing) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.observer = observer
+        self.rules = rules if rules is not None else load_rules(settings.rules_dir)
+        self.metrics = Metrics()
+        self.broker: EmbeddedBroker | None = None
+        self.store: Store | None = None
+        self.pipeline: Pipeline | None = None
+        self.gateway: Any = None
+        self.desk: DispatchDesk | None = None
+        self.notifier: Notifier | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.monitor: Monitor | None = None
+        self.bootstrap_servers = settings.kafka_bootstrap_servers or ""
+        self.metrics_port = settings.metrics_port
+        self.with_gateway = gateway
+        self.with_pipeline = pipeline
+        self.ready = False
+        self._lag_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        from streams.api.gateway import Gateway
+
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if s.embedded_kafka:
+            self.broker = EmbeddedBroker(log_path=s.data_dir / "broker.log")
+            self.broker.start()  # on this thread: its death signal is tied to the starting thread
+            self.bootstrap_servers = self.broker.bootstrap_servers
+        await topics.ensure_topics(self.bootstrap_servers, replication=s.kafka_replication_factor)
+        self.monitor = Monitor(self.metrics.registry, s.metrics_host, s.metrics_port, self.alive, lambda: self.ready)
+        await self.monitor.start()
+        self.metrics_port = self.monitor.port
+        pseudonymiser = Pseudonymiser(s.pseudonym_key.get_secret_value().encode())
+        policy = load_policy(s.routing_file)
+        if self.with_pipeline:
+            self.store = await asyncio.to_thread(open_store, s)
+            self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer,
+                                     clock=self.clock)
+            await self.pipeline.start()
+        if s.webhooks_file:
+            self.notifier = Notifier(self.bootstrap_servers, load_hooks(s.webhooks_file), self.metrics,
+                                     f"{s.app_id}-webhooks", Retry(attempts=s.webhook_attempts))
+            await self.notifier.start()
+        if self.with_gateway:
+            keys = KeyStore(s.keys_path)
+            self.desk = DispatchDesk(self.bootstrap_servers, keys, pseudonymiser, self.metrics, self.clock, policy,
+                                     tick=s.supervision_tick)
+            await self.desk.start()
+            self.producer = kafka.producer(self.bootstrap_servers, acks="all")
+            await self.producer.start()
+            self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port, self.desk.routes())
+            await self.gateway.start()
+        if self.with_pipeline:
+            self._lag_task = asyncio.create_task(self._measure_lag(), name="consumer-lag")
+        self.ready = True
+
+    async def _measure_lag(self) -> None:
+        """Each step's lag per topic and partition, for the metrics, every few seconds."""
+        prefix = f"{self.settings.app_id}-"
+        while True:
+            try:
+                lag = await topics.partition_lag(self.bootstrap_servers, groups(self.settings.app_id))
+                for (group, tp), value in lag.items():
+                    self.metrics.consumer_lag.labels(group.removeprefix(prefix), tp.topic, str(tp.partition)).set(value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker is busy or gone: the next round tries again
+                log.debug("consumer lag not measured: %s", exc)
+            await asyncio.sleep(LAG_EVERY)
+
+    def alive(self) -> bool:
+        """False once the embedded broker, without which nothing works, has died, or a step of
+        the worker has stopped working."""
+        return (self.broker is None or self.broker.alive) and (self.pipeline is None or self.pipeline.alive)
+
+    async def stop(self) -> None:
+        """Stop in reverse order; each part is stopped even if another fails or hangs."""
+        self.ready = False
+        if self._lag_task:
+            self._lag_task.cancel()
+            await asyncio.gather(self._lag_task, return_exceptions=True)
+        steps = [
+            ("gateway", self.gateway and self.gateway.stop),
+            ("dispatch desk", self.desk and self.desk.stop),
+            ("webhooks", self.notifier and self.notifier.stop),
+            ("producer", self.producer and self.producer.stop),
+            ("worker", self.pipeline and self.pipeline.stop),
+        ]
+        for name, stop in steps:
+            if stop:
+                try:
+                    await asyncio.wait_for(stop(), STOP_TIMEOUT)
+                except asyncio.TimeoutError:
+                    log.error("stopping the %s took over %ss; going on without it", name, STOP_TIMEOUT)
+                except Exception:
+                    log.exception("stopping the %s failed", name)
+        if self.monitor:
+            await self.monitor.stop()
+        if self.store:
+            await asyncio.to_thread(self.store.close)
+        if self.broker:
+            await asyncio.to_thread(self.broker.stop)
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Set ``stop`` if the embedded broker dies, or a step of the worker stops working: the
+        stack cannot do its work without them, and a supervisor restarts a process that exits."""
+        while not stop.is_set():
+            if self.broker and not self.broker.alive:
+                log.error("the embedded broker exited (code %s); stopping", self.broker.process.returncode)
+                stop.set()
+            elif self.pipeline and not self.pipeline.alive:
+                log.error("a step of the worker stopped working (see above); stopping")
+                stop.set()
+            await asyncio.sleep(0.5)
+
+    async def lag(self) -> int:
+        """Messages on the consumed topics that the worker's steps have not yet committed."""
+        return await topics.group_lag(self.bootstrap_servers, groups(self.settings.app_id))
+
+    async def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until every step has committed everything on its topics (sinks included)."""
+        return await topics.drained(self.bootstrap_servers, groups(self.settings.app_id), timeout) is not None
+
+    def summary(self) -> dict[str, Any]:
+        m = self.metrics
+        assert self.store is not None
+        return {
+            "events_in": m.total(m.events_in),
+            "events_valid": m.total(m.events_valid),
+            "events_dlq": m.total(m.events_dead_lettered),
+            "events_duplicate": m.total(m.duplicates),
+            "signals": m.total(m.signals, kind="new"),
+            "signal_updates": m.total(m.signals, kind="update"),
+            "notices": sum(m.total(m.notices, channel=t.name) for t in (topics.CENTRE_NOTICES, topics.DRILL_NOTICES)),
+            "clickhouse_rows": {t: self.store.count(t) for t in self.store.tables()},
+        }

@@ -1,0 +1,127 @@
+"""The dispatch loop (调度、分办、协同、督办) as pure logic: a case per signal and its state machine.
+
+A case opens when the handling centre (承办) is notified. It must be acknowledged (签收) within
+the level's acknowledgement time and closed (办结) within its closure time. In between it may be
+assigned to departments (分办), get co-handling departments (协同) and feedback (处置反馈); a
+closed case may be reopened (重新办理), which opens it again with fresh deadlines.
+
+A missed deadline is supervised (督办) by the centre above the handling one; if another period of
+the same length passes, by the centre above that, up to the city (Dalian art. 12, 22).
+Only a centre whose jurisdiction holds the signal's region may act on it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from schemas.contracts.actions import ActionKind
+from schemas.contracts.levels import RiskLevel
+from schemas.reference.regions import CENTRE_LEVELS, level_of_centre
+
+
+class CaseState(str, enum.Enum):
+    open = "open"  # 待签收
+    acknowledged = "acknowledged"  # 已签收
+    assigned = "assigned"  # 已分办
+    closed = "closed"  # 已办结
+
+
+LABEL = {CaseState.open: "待签收", CaseState.acknowledged: "已签收", CaseState.assigned: "已分办",
+         CaseState.closed: "已办结"}
+
+# kind -> (states it is allowed in, state after); None keeps the state.
+TRANSITIONS: dict[ActionKind, tuple[frozenset[CaseState], CaseState | None]] = {
+    ActionKind.acknowledge: (frozenset({CaseState.open}), CaseState.acknowledged),
+    ActionKind.assign: (frozenset({CaseState.acknowledged, CaseState.assigned}), CaseState.assigned),
+    ActionKind.coordinate: (frozenset({CaseState.assigned}), None),
+    ActionKind.feedback: (frozenset({CaseState.acknowledged, CaseState.assigned}), None),
+    ActionKind.close: (frozenset({CaseState.acknowledged, CaseState.assigned}), CaseState.closed),
+    ActionKind.reopen: (frozenset({CaseState.closed}), CaseState.open),
+}
+HINT = {
+    CaseState.open: "acknowledge it first (先签收)",
+    CaseState.acknowledged: "assign it to a department first (先分办)",
+    CaseState.closed: "reopen it first (先重新办理)",
+    CaseState.assigned: "",
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int  # 403 outside the jurisdiction, 409 not allowed in this state
+    reason: str
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """A missed deadline to be followed up by ``centre`` (督办)."""
+
+    key: str  # unique per case, deadline, round and centre: recorded so it is sent once
+    deadline: str  # "ack" or "close"
+    centre: str
+    due: datetime
+
+
+@dataclass
+class Case:
+    signal_id: str
+    region_code: str
+    handler: str  # the handling centre's code
+    level: RiskLevel
+    rule_id: str
+    summary: str
+    ack_within: timedelta
+    close_within: timedelta
+    ack_due: datetime
+    close_due: datetime
+    state: CaseState = CaseState.open
+    departments: list[str] = field(default_factory=list)
+    round: int = 0  # reopenings so far
+    supervised: set[str] = field(default_factory=set)
+    applied: set[str] = field(default_factory=set)  # action ids
+
+    def refuse(self, kind: ActionKind, centre: str) -> Refusal | None:
+        """Why ``centre`` may not do ``kind`` now, or None when it may."""
+        if not self.region_code.startswith(centre):
+            return Refusal(403, f"{self.region_code} is outside the jurisdiction of centre {centre}")
+        allowed, _ = TRANSITIONS[kind]
+        if self.state not in allowed:
+            hint = HINT[self.state] if kind is not ActionKind.acknowledge else "it is acknowledged already"
+            return Refusal(409, f"cannot {kind.value} a case that is {self.state.value} ({LABEL[self.state]}); "
+                                f"{hint}".rstrip("; "))
+        return None
+
+    def apply(self, action_id: str, kind: ActionKind, departments: list[str], at: datetime) -> None:
+        """Apply an accepted action decided at ``at``."""
+        self.applied.add(action_id)
+        _, after = TRANSITIONS[kind]
+        if kind in (ActionKind.assign, ActionKind.coordinate):
+            self.departments += [d for d in departments if d not in self.departments]
+        if kind is ActionKind.reopen:
+            self.round += 1
+            self.ack_due, self.close_due = at + self.ack_within, at + self.close_within
+        if after is not None:
+            self.state = after
+
+    def due_supervisions(self, now: datetime) -> list[Supervision]:
+        """Supervisions due by ``now`` that were not sent yet, lowest centre first."""
+        if self.state is CaseState.closed:
+            return []
+        deadline, due, step = (("ack", self.ack_due, self.ack_within) if self.state is CaseState.open
+                               else ("close", self.close_due, self.close_within))
+        out = []
+        for n, centre in enumerate(centres_above(self.handler)):
+            at = due + n * step
+            key = f"{deadline}:{self.round}:{centre}"
+            if now >= at and key not in self.supervised:
+                out.append(Supervision(key, deadline, centre, at))
+        return out
+
+
+def centres_above(centre: str) -> list[str]:
+    """The centres above ``centre``, nearest first: a community's street, district and city."""
+    level = level_of_centre(centre)
+    higher = CENTRE_LEVELS[CENTRE_LEVELS.index(level) + 1:]
+    return [centre[: lv.digits] for lv in higher]

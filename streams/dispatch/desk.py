@@ -1,0 +1,333 @@
+"""The dispatch desk (调度台): the centres' actions API, supervision timers and live notice streams.
+
+State lives in Kafka, not here: at start the desk reads ``centre-notices`` (a case opens with its
+handling notice) and ``dispatch-actions`` (every decided action, and every supervision already
+sent) from the beginning, and it follows both afterwards. So cases, deadlines and the record of
+supervisions survive a restart, and no supervision is sent twice. One desk runs per deployment.
+
+HTTP, under the gateway, with a centre's key (``fengqiao keys add centre:CODE``):
+
+- ``POST /v1/centres/{code}/actions``: acknowledge, assign, coordinate, feedback, close, reopen.
+  202 accepted; 401 no key; 403 another centre's key or a signal outside the jurisdiction;
+  404 no such signal; 409 not allowed in the case's state, with the reason; 422 a bad field.
+  Accepted or refused, every action is put on ``dispatch-actions`` first: the audit row.
+- ``GET /v1/centres/{code}/cases``: the cases in the jurisdiction, open first.
+- ``GET /v1/centres/{code}/stream``: Server-Sent Events, the centre's own notices as they come;
+  ``?channel=drill`` the drill channel instead (演练), which is all that drills ever reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from schemas.contracts.actions import ActionKind, ActionRecord, DispatchAction
+from schemas.reference.regions import level_of_centre
+from schemas.contracts.signals import CentreNotice, NoticeRole, stable_id
+from streams import topics
+from streams.runtime import kafka
+from streams.dispatch.case import Case, CaseState, Supervision
+from streams.api.gateway import bearer, invalid
+from streams.intake.identity import Pseudonymiser
+from streams.api.keys import KeyStore, centre_of
+from streams.metrics import Metrics
+from streams.notify.routing import DEFAULT_POLICY, Policy
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "fengqiao"
+STREAM_BUFFER = 1000  # notices a slow stream client may fall behind before it is asked to reconnect
+FOLLOWED = (topics.CENTRE_NOTICES, topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS)
+
+
+class DispatchDesk:
+    def __init__(self, bootstrap_servers: str, keys: KeyStore, pseudonymiser: Pseudonymiser, metrics: Metrics,
+                 clock: Callable[[], datetime], policy: dict[Any, Policy] = DEFAULT_POLICY,
+                 tick: float = 1.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.keys = keys
+        self.pseudonymiser = pseudonymiser
+        self.metrics = metrics
+        self.clock = clock
+        self.policy = policy
+        self.tick = tick
+        self.cases: dict[str, Case] = {}
+        # Records read before their case's notice: the two topics are not ordered with each other.
+        self._early: defaultdict[str, list[ActionRecord]] = defaultdict(list)
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._streams: defaultdict[tuple[str, bool], set[asyncio.Queue]] = defaultdict(set)  # (centre, drill)
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # -- life ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Read both topics to their end (the state), then follow them and run the timers."""
+        self._producer = kafka.producer(self.bootstrap_servers, acks="all")
+        await self._producer.start()
+        self._consumer = kafka.consumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        await self._consumer.start()
+        tps = [TopicPartition(t.name, p) for t in FOLLOWED for p in range(t.partitions)]
+        ends = await self._end_offsets(tps)
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        while await self._behind(tps, ends):
+            await self._read(timeout_ms=500)
+        log.info("dispatch desk holds %d cases", len(self.cases))
+        self._tasks = [asyncio.create_task(self._follow(), name="desk-follow"),
+                       asyncio.create_task(self._supervise_forever(), name="desk-supervise")]
+
+    async def _behind(self, tps: list[TopicPartition], ends: dict[TopicPartition, int]) -> bool:
+        assert self._consumer is not None
+        return any([await self._consumer.position(tp) < ends[tp] for tp in tps])
+
+    async def _end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        consumer = kafka.consumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            return await topics.end_offsets(consumer, tps)
+        finally:
+            await consumer.stop()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for queues in self._streams.values():
+            for q in queues:
+                q.put_nowait(None)
+        for client in (self._consumer, self._producer):
+            if client:
+                await kafka.stop(client)
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self._read(timeout_ms=1000, live=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatch desk could not read its topics; retrying")
+                await asyncio.sleep(1)
+
+    async def _read(self, timeout_ms: int, live: bool = False) -> None:
+        assert self._consumer is not None
+        for tp, records in (await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)).items():
+            for record in records:
+                if tp.topic in (topics.CENTRE_NOTICES.name, topics.DRILL_NOTICES.name):
+                    notice = CentreNotice.model_validate_json(record.value)
+                    if not notice.drill:
+                        self._on_notice(notice)  # a drill opens no case and is never supervised
+                    if live:
+                        self._publish(notice)
+                else:
+                    self._on_record(ActionRecord.model_validate_json(record.value))
+
+    # -- state from the topics --------------------------------------------------------------
+    def _on_notice(self, notice: CentreNotice) -> None:
+        """A handling notice opens a case, or raises its level when the signal was upgraded."""
+        if notice.role is not NoticeRole.handle:
+            return
+        policy = self.policy[notice.level]
+        case = self.cases.get(notice.signal_id)
+        if case is None:
+            self.cases[notice.signal_id] = Case(
+                signal_id=notice.signal_id, region_code=notice.region_code, handler=notice.centre_code,
+                level=notice.level, rule_id=notice.rule_id, summary=notice.summary,
+                ack_within=policy.ack_within, close_within=policy.close_within,
+                ack_due=notice.ack_due, close_due=notice.close_due)
+            for record in self._early.pop(notice.signal_id, []):
+                self._on_record(record)
+        elif notice.level > case.level:
+            case.level, case.summary = notice.level, notice.summary
+            case.ack_within, case.close_within = policy.ack_within, policy.close_within
+            case.ack_due, case.close_due = min(case.ack_due, notice.ack_due), min(case.close_due, notice.close_due)
+
+    def _on_record(self, record: ActionRecord) -> None:
+        if record.outcome != "accepted":
+            return
+        case = self.cases.get(record.signal_id)
+        if case is None:
+            self._early[record.signal_id].append(record)
+            return
+        if record.action_id in case.applied:
+            return
+        if record.kind is ActionKind.supervise:
+            case.applied.add(record.action_id)
+            case.supervised.add(record.note)
+        else:
+            case.apply(record.action_id, record.kind, [d.value for d in record.departments], record.recorded_at)
+
+    # -- deciding an action -----------------------------------------------------------------
+    async def act(self, centre: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Decide one action by ``centre``; it is on the audit topic before the answer."""
+        now = self.clock()
+        body = {"action_id": f"act-{uuid.uuid4().hex[:20]}", "occurred_at": now.isoformat(), **body,
+                "centre_code": centre}
+        try:
+            action = DispatchAction.model_validate(body)
+        except ValidationError as exc:
+            return 422, {"error": "invalid", "errors": [
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]}
+        if action.kind is ActionKind.supervise:
+            return 422, {"error": "invalid", "errors": [
+                {"field": "kind", "message": "supervise is recorded by the desk, never sent by a centre"}]}
+        async with self._locks[action.signal_id]:
+            case = self.cases.get(action.signal_id)
+            if case is not None and action.action_id in case.applied:
+                return 200, self._view(case) | {"action_id": action.action_id, "repeated": True}
+            refusal = (case.refuse(action.kind, centre) if case is not None else None)
+            status, reason = (404, f"no signal {action.signal_id}") if case is None else (
+                (refusal.status, refusal.reason) if refusal else (202, ""))
+            record = ActionRecord(
+                **action.model_dump(mode="json", exclude={"note", "schema_version"}),
+                note=self.pseudonymiser.mask_text(action.note), region_code=case.region_code if case else "",
+                centre_level=level_of_centre(centre), recorded_at=now,
+                outcome="accepted" if status == 202 else "refused", reason=reason)
+            await self._record(record)
+            self.metrics.dispatch_actions.labels(action.kind.value, record.outcome).inc()
+            if status != 202:
+                return status, {"error": reason} | (self._view(case) if case else {})
+            case.apply(action.action_id, action.kind, [d.value for d in action.departments], now)
+            return 202, self._view(case) | {"action_id": action.action_id}
+
+    async def _record(self, record: ActionRecord) -> None:
+        assert self._producer is not None
+        await self._producer.send_and_wait(topics.DISPATCH_ACTIONS.name, record.model_dump_json().encode(),
+                                           key=record.signal_id.encode())
+
+    @staticmethod
+    def _view(case: Case) -> dict[str, Any]:
+        return {"signal_id": case.signal_id, "state": case.state.value, "level": case.level.value,
+                "region_code": case.region_code, "handler": case.handler, "departments": case.departments,
+                "ack_due": case.ack_due.isoformat(), "close_due": case.close_due.isoformat(),
+                "rule_id": case.rule_id, "summary": case.summary}
+
+    # -- supervision (督办) --------------------------------------------------------------------
+    async def _supervise_forever(self) -> None:
+        while True:
+            try:
+                await self.supervise()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("supervision round failed; retrying")
+            await asyncio.sleep(self.tick)
+
+    async def supervise(self) -> int:
+        """Send every supervision now due: the notice first, then the record that it was sent."""
+        now, sent = self.clock(), 0
+        for case in list(self.cases.values()):
+            async with self._locks[case.signal_id]:
+                for due in case.due_supervisions(now):
+                    await self._supervision(case, due, now)
+                    sent += 1
+        return sent
+
+    async def _supervision(self, case: Case, due: Supervision, now: datetime) -> None:
+        assert self._producer is not None
+        what = "签收" if due.deadline == "ack" else "办结"
+        notice = CentreNotice(
+            notice_id=stable_id("sup", case.signal_id, due.key), signal_id=case.signal_id, signal_version=0,
+            centre_code=due.centre, centre_level=level_of_centre(due.centre), role=NoticeRole.supervise,
+            level=case.level, rule_id=case.rule_id, region_code=case.region_code,
+            summary=f"督办：{case.handler}未在{due.due:%m-%d %H:%M}前{what}。{case.summary}",
+            ack_due=now + case.ack_within, close_due=case.close_due, created_at=now)
+        await self._producer.send_and_wait(topics.CENTRE_NOTICES.name, notice.model_dump_json().encode(),
+                                           key=due.centre.encode())
+        await self._record(ActionRecord(
+            action_id=stable_id("act", case.signal_id, due.key), signal_id=case.signal_id, centre_code=due.centre,
+            kind=ActionKind.supervise, note=due.key, actor=SYSTEM_ACTOR, occurred_at=now.isoformat(),
+            region_code=case.region_code, centre_level=level_of_centre(due.centre), recorded_at=now,
+            outcome="accepted", reason=f"{case.handler} missed the {due.deadline} deadline {due.due.isoformat()}"))
+        case.supervised.add(due.key)
+        self.metrics.supervisions.labels(due.deadline, level_of_centre(due.centre).value).inc()
+        log.info("supervision of %s by %s: %s deadline missed", case.signal_id, due.centre, due.deadline)
+
+    # -- live streams (SSE) ---------------------------------------------------------------------
+    def _publish(self, notice: CentreNotice) -> None:
+        """To the centre's live streams, or for a drill to its drill streams only."""
+        channel = (notice.centre_code, notice.drill)
+        for queue in list(self._streams.get(channel, ())):
+            try:
+                queue.put_nowait(notice)
+            except asyncio.QueueFull:  # too far behind: end its stream, it reconnects
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(None)
+                self._streams[channel].discard(queue)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/centres/{code}/actions", self._post_action),
+                web.get("/v1/centres/{code}/cases", self._get_cases),
+                web.get("/v1/centres/{code}/stream", self._get_stream)]
+
+    def _centre(self, request: web.Request) -> str | web.Response:
+        """The centre of the URL if the request's key is that centre's, or the refusal."""
+        code = request.match_info["code"]
+        key = self.keys.authenticate(bearer(request))
+        if key is None:
+            return web.json_response({"error": "a valid centre key is required"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        if centre_of(key.publisher) != code:
+            return web.json_response({"error": f"key {key.id} may not act as centre {code}"}, status=403)
+        return code
+
+    async def _post_action(self, request: web.Request) -> web.Response:
+        centre = self._centre(request)
+        if isinstance(centre, web.Response):
+            return centre
+        try:
+            body = await request.json()
+        except ValueError:
+            return invalid([{"field": "", "message": "the body is not JSON"}])
+        if not isinstance(body, dict):
+            return invalid([{"field": "", "message": "the body is a JSON object"}])
+        status, answer = await self.act(centre, body)
+        return web.json_response(answer, status=status)
+
+    async def _get_cases(self, request: web.Request) -> web.Response:
+        centre = self._centre(request)
+        if isinstance(centre, web.Response):
+            return centre
+        mine = [c for c in self.cases.values() if c.region_code.startswith(centre)]
+        mine.sort(key=lambda c: (c.state is CaseState.closed, c.close_due))
+        return web.json_response({"cases": [self._view(c) for c in mine]})
+
+    async def _get_stream(self, request: web.Request) -> web.StreamResponse:
+        centre = self._centre(request)
+        if isinstance(centre, web.Response):
+            return centre
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue(STREAM_BUFFER)
+        channel = (centre, request.query.get("channel") == "drill")
+        self._streams[channel].add(queue)
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                try:
+                    notice = await asyncio.wait_for(queue.get(), 15)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if notice is None:  # stopping, or this client fell too far behind: reconnect
+                    break
+                data = json.dumps(notice.model_dump(mode="json"), ensure_ascii=False)
+                await response.write(f"id: {notice.notice_id}\nevent: {notice.role.value}\ndata: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._streams[channel].discard(queue)
+        return response

@@ -1,0 +1,102 @@
+"""Routing (分级推送): which centres a signal reaches, who handles, and by when.
+
+Defaults from the design's policy table; the lowest notified centre handles (承办), the ones
+above are informed (知悉). A deployment may set its own table (``FENGQIAO_ROUTING_FILE``)::
+
+    red:    {centres: [community, township, county, city], ack_within: 15m, close_within: 12h}
+    orange: {centres: [community, township, county], ack_within: 30m, close_within: 24h}
+    ...
+
+Every level must be there; centres are listed lowest first and must be adjacent levels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from schemas.contracts.levels import RiskLevel
+from schemas.reference.regions import CENTRE_LEVELS, Level, cut, registry
+from schemas.contracts.signals import CentreNotice, NoticeRole, RiskSignal
+
+
+@dataclass(frozen=True)
+class Policy:
+    centres: tuple[Level, ...]  # lowest first
+    ack_within: timedelta
+    close_within: timedelta
+
+
+DEFAULT_POLICY: dict[RiskLevel, Policy] = {
+    RiskLevel.blue: Policy(CENTRE_LEVELS[:1], timedelta(hours=24), timedelta(days=7)),
+    RiskLevel.yellow: Policy(CENTRE_LEVELS[:2], timedelta(hours=2), timedelta(hours=72)),
+    RiskLevel.orange: Policy(CENTRE_LEVELS[:3], timedelta(minutes=30), timedelta(hours=24)),
+    RiskLevel.red: Policy(CENTRE_LEVELS[:4], timedelta(minutes=15), timedelta(hours=12)),
+}
+
+
+def load_policy(path: Path | None) -> dict[RiskLevel, Policy]:
+    """The routing table from ``path``, or the design's default; a wrong table stops the start."""
+    if path is None:
+        return DEFAULT_POLICY
+    from streams.detection.ruleset import parse_duration
+
+    raw = yaml.safe_load(path.read_text("utf-8")) or {}
+    table = {}
+    for level in RiskLevel:
+        entry = raw.get(level.value)
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: {level.value}: missing; every level needs centres, ack_within, close_within")
+        try:
+            centres = tuple(Level(c) for c in entry["centres"])
+            policy = Policy(centres, parse_duration(entry["ack_within"]), parse_duration(entry["close_within"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: {level.value}: {exc}") from None
+        if not centres or centres != CENTRE_LEVELS[:len(centres)]:
+            raise ValueError(f"{path}: {level.value}: centres must be the lowest levels in order, from community")
+        table[level] = policy
+    return table
+
+
+def notified_levels(region_code: str, policy: Policy) -> tuple[Level, ...]:
+    """The policy's centres that hold the region: a district-wide or city-wide signal has no
+    community or street to handle it, so the lowest centre holding all of it handles."""
+    region = registry().get(region_code).level if region_code in registry() else Level.community
+    levels = tuple(lv for lv in policy.centres if lv.digits <= region.digits)
+    if levels:
+        return levels
+    holding = [lv for lv in CENTRE_LEVELS if lv.digits <= region.digits]
+    return holding[:1] if holding else ()
+
+
+def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = DEFAULT_POLICY,
+          update_of: tuple[datetime, datetime] | None = None) -> list[CentreNotice]:
+    """One notice per notified centre; deadlines run from ``now``. ``update_of`` is the (ack, close)
+    deadlines of the notices already sent, which an update keeps: more evidence moves no deadline."""
+    rule = policy[signal.level]
+    notices = []
+    for i, level in enumerate(notified_levels(signal.region_code, rule)):
+        centre = cut(signal.region_code, level)
+        notices.append(
+            CentreNotice(
+                notice_id=CentreNotice.make_id(signal.signal_id, centre),
+                signal_id=signal.signal_id,
+                signal_version=signal.version,
+                centre_code=centre,
+                centre_level=level,
+                role=NoticeRole.handle if i == 0 else NoticeRole.inform,
+                level=signal.level,
+                rule_id=signal.rule_id,
+                region_code=signal.region_code,
+                summary=signal.summary,
+                ack_due=update_of[0] if update_of else now + rule.ack_within,
+                close_due=update_of[1] if update_of else now + rule.close_within,
+                created_at=now,
+                drill=signal.drill,
+                is_update=update_of is not None,
+            )
+        )
+    return notices

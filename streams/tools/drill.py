@@ -1,0 +1,349 @@
+"""Reliability drills (可靠性演练): crashes, a store outage, a burst, hostile input and failing
+webhooks, each run against the real parts and accounted against a ledger of what was sent.
+
+``make drill`` (``fengqiao drill``) prints one row per scenario: events sent, lost (sent and valid
+but not in ClickHouse after FINAL), duplicated (in ClickHouse more than once after FINAL), and the
+recovery time. Every scenario starts from nothing: its own broker, data directory and group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from schemas.reference.regions import Level, registry
+from streams import topics
+from streams.runtime import kafka
+from streams.tools.bench import progress
+from streams.runtime.broker import EmbeddedBroker
+from streams.config import Settings
+from streams.api.keys import KeyStore
+from streams.tools.simulator import CitySimulator
+from streams.worker.pipeline import groups
+from streams.app import Stack
+from streams.store.clickhouse import EmbeddedStore, Store
+from streams.notify.webhooks import Retry
+
+FENGQIAO = str(Path(sys.executable).with_name("fengqiao"))
+RESTART_AFTER = 5.0  # seconds: the worker's session timeout (3 s) and a margin
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    events: int
+    lost: int
+    duplicated: int
+    recovery_s: float | None
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.lost == 0 and self.duplicated == 0
+
+
+def feed(bootstrap: str, seed: int, rate: float, incident_every: float = 3.0) -> CitySimulator:
+    """The city simulator keeping a ledger: the uid of every report it sends."""
+    sim = CitySimulator(bootstrap, rate=rate, seed=seed, incident_every=incident_every)
+    sim.ledger = []
+    return sim
+
+
+async def send(sim: CitySimulator, seconds: float) -> None:
+    await sim.run(first_incident_after=0, seconds=seconds)
+
+
+def account(store: Store, sim: CitySimulator) -> tuple[int, int, str]:
+    """(lost, duplicated, detail) of what the simulator sent: events, signals and incidents."""
+    stored = {r["uid"] for r in store.query("SELECT uid FROM fengqiao.events FINAL")}
+    rows = store.count("events", final=True)
+    signals = store.query("SELECT entity, rule_id FROM fengqiao.signals FINAL")
+    doubled = store.query("SELECT count() - uniqExact(signal_id) AS n FROM fengqiao.signals FINAL")[0]["n"]
+    found = {s["entity"] for s in signals if s["rule_id"] == "dispute_cluster"}
+    incidents = set(sim.incidents)
+    missed = len(incidents - found)
+    notices = store.query("SELECT count() - uniqExact(notice_id) AS n FROM fengqiao.notices FINAL")[0]["n"]
+    lost = len(set(sim.ledger or ()) - stored) + missed
+    duplicated = rows - len(stored) + int(doubled) + int(notices)
+    return lost, duplicated, f"{len(signals)} signals; incidents found {len(incidents) - missed}/{len(incidents)}"
+
+
+async def drained(bootstrap: str, app_id: str, timeout: float) -> float | None:
+    """Seconds until every step of the worker ``app_id`` has committed everything it consumes, or None."""
+    return await topics.drained(bootstrap, groups(app_id), timeout)
+
+
+class Worker:
+    """A ``fengqiao worker`` process on the drill's broker, killable like a real one."""
+
+    def __init__(self, bootstrap: str, data_dir: Path, group: str) -> None:
+        self.bootstrap, self.data_dir, self.group = bootstrap, data_dir, group
+        self.proc: subprocess.Popen | None = None
+        self.peak_rss_kb = 0
+
+    def start(self) -> float:
+        """Start one; returns the seconds until it is ready."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FENGQIAO_")}
+        env.update(FENGQIAO_KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, FENGQIAO_DATA_DIR=str(self.data_dir),
+                   FENGQIAO_APP_ID=self.group, FENGQIAO_KAFKA_SESSION_TIMEOUT="3", FENGQIAO_METRICS_PORT="0")
+        log = self.data_dir / "worker.log"
+        started = time.monotonic()
+        with log.open("a") as out:
+            self.proc = subprocess.Popen([FENGQIAO, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        mark = log.stat().st_size
+        while time.monotonic() - started < 120 and self.proc.poll() is None:
+            with log.open(errors="replace") as f:
+                f.seek(mark)
+                if "fengqiao worker ready" in f.read():
+                    return time.monotonic() - started
+            time.sleep(0.2)
+        raise RuntimeError("the worker did not start:\n" + log.read_text(errors="replace")[-2000:])
+
+    def sample_rss(self, current: bool = False) -> None:
+        """Keep the peak resident memory: the kernel's high-water mark, or (``current``) the
+        resident size now, for peaks within a stretch of the run."""
+        if self.proc and self.proc.poll() is None:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+            field = "VmRSS" if current else "VmHWM"
+            kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field))
+            self.peak_rss_kb = max(self.peak_rss_kb, kb)
+
+    def kill(self) -> None:
+        assert self.proc
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=90)
+
+
+async def with_worker(name: str,
+                      body: Callable[[str, Worker], Awaitable[tuple[CitySimulator, float | None, str]]]) -> Outcome:
+    """Run ``body`` with a broker and a worker process; account for its feed in the worker's store."""
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix=f"drill-{name}-") as tmp:
+        await topics.ensure_topics(broker.bootstrap_servers)
+        worker = Worker(broker.bootstrap_servers, Path(tmp), f"drill-{name}")
+        worker.start()
+        try:
+            sim, recovery, note = await body(broker.bootstrap_servers, worker)
+            if await drained(broker.bootstrap_servers, worker.group, 180) is None:
+                note += "; not drained within 180 s"
+        finally:
+            worker.stop()
+        store = EmbeddedStore(str(Path(tmp) / "clickhouse"))
+        try:
+            lost, duplicated, detail = account(store, sim)
+        finally:
+            store.close()
+    return Outcome(name, sim.sent, lost, duplicated, recovery, "; ".join(x for x in (note, detail) if x))
+
+
+async def crash(quick: bool) -> Outcome:
+    """SIGKILL the worker at random moments while the simulator runs, and start another."""
+    async def body(bootstrap: str, worker: Worker) -> tuple[CitySimulator, float | None, str]:
+        sim, rng = feed(bootstrap, seed=101, rate=60), random.Random(101)
+        seconds = 20 if quick else 45
+        feeding = asyncio.create_task(send(sim, seconds))
+        recoveries, loop = [], asyncio.get_running_loop()
+        start = loop.time()
+        for at in sorted(rng.uniform(3, seconds - 5) for _ in range(2)):
+            await asyncio.sleep(max(0.0, start + at - loop.time()))
+            worker.kill()
+            killed = loop.time()
+            progress(f"  crash: worker killed after {at:.1f}s; another starts after the session timeout")
+            # Like a supervisor's restart back-off. The embedded broker (tansu) does not rebalance a
+            # group when a dead member expires, so a replacement that joins before the expiry keeps
+            # a partial assignment and the rest is never read (this drill found it; Kafka does
+            # rebalance). README, "Known limits".
+            await asyncio.sleep(RESTART_AFTER)
+            await asyncio.to_thread(worker.start)
+            recoveries.append(loop.time() - killed)
+        await feeding
+        return sim, max(recoveries), (f"2 SIGKILLs; a new worker ready {', '.join(f'{r:.1f}s' for r in recoveries)} "
+                                       f"after each kill (restarted {RESTART_AFTER:.0f}s after it)")
+
+    return await with_worker("crash", body)
+
+
+async def burst(quick: bool) -> Outcome:
+    """Ten times the normal rate for a minute (in quick mode, for 10 s); the worker's peak RSS."""
+    async def body(bootstrap: str, worker: Worker) -> tuple[CitySimulator, float | None, str]:
+        normal, seconds = 20, (10 if quick else 60)
+        sim = feed(bootstrap, seed=202, rate=normal)
+        await send(sim, 5)
+        sampling = asyncio.create_task(_sample(worker))
+        sim.rate = normal * 10
+        await send(sim, seconds)
+        catch_up = await drained(bootstrap, worker.group, 180)
+        sampling.cancel()
+        worker.sample_rss()
+        return sim, catch_up, f"{normal * 10}/s for {seconds}s; peak RSS {worker.peak_rss_kb / 1024:.0f} MiB"
+
+    return await with_worker("burst", body)
+
+
+async def _sample(worker: Worker) -> None:
+    while True:
+        worker.sample_rss()
+        await asyncio.sleep(0.5)
+
+
+async def store_outage(quick: bool) -> Outcome:
+    """ClickHouse refuses (the events table detached) for 30 s (8 s quick) while reports flow."""
+    outage = 8 if quick else 30
+    with tempfile.TemporaryDirectory(prefix="drill-outage-") as tmp:
+        settings = Settings(data_dir=Path(tmp), gateway_port=0, metrics_port=0, app_id="drill-outage")
+        async with Stack(settings, gateway=False) as stack:
+            assert stack.store is not None
+            sim = feed(stack.bootstrap_servers, seed=303, rate=40)
+            feeding = asyncio.create_task(send(sim, outage + 10))
+            await asyncio.sleep(3)
+            await stack.store.run(stack.store.execute, "DETACH TABLE fengqiao.events")
+            await asyncio.sleep(outage)
+            await stack.store.run(stack.store.execute, "ATTACH TABLE fengqiao.events")
+            recovered = time.monotonic()
+            await feeding
+            done = await drained(stack.bootstrap_servers, settings.app_id, 180)
+            recovery = time.monotonic() - recovered if done is not None else None
+            retries = stack.metrics.total(stack.metrics.sink_retries)
+            lost, duplicated, detail = account(stack.store, sim)
+    return Outcome("store outage", sim.sent, lost, duplicated, recovery,
+                   f"{outage}s without the events table, {retries} insert retries; {detail}")
+
+
+HOSTILE_KAFKA = [b"", b"\x00\xff\xfe garbage", b"{", b"[]", b'{"event_id": 1}', b"\xff" * 64, b"a" * 200_000,
+                 b'{"event_id": "x", "grid_code": {"nested": [1, 2]}}']
+XXE = (b'<?xml version="1.0"?><!DOCTYPE alert [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+       b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>&x;</identifier></alert>')
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">'
+          b'<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;">]><alert>&lol3;</alert>')
+
+
+async def hostile(quick: bool) -> Outcome:
+    """Hostile input on every path: each input topic and the gateway; every byte kept with a reason."""
+    with tempfile.TemporaryDirectory(prefix="drill-hostile-") as tmp:
+        settings = Settings(data_dir=Path(tmp), gateway_port=0, metrics_port=0, app_id="drill-hostile")
+        keys = KeyStore(settings.keys_path)
+        tokens = {p: keys.add(p)[1] for p in ("grid", "police", "broadcast")}
+        async with Stack(settings) as stack:
+            producer = kafka.producer(stack.bootstrap_servers, acks="all", max_request_size=1 << 20)
+            await producer.start()
+            sent = 0
+            for spec in topics.INPUTS:
+                for raw in [*HOSTILE_KAFKA, XXE, LAUGHS]:
+                    await producer.send_and_wait(spec.name, raw)
+                    sent += 1
+            await producer.stop()
+            gateway = [("grid-reports", "grid", b"{not json"), ("dept-alerts", "police", b'{"department": 7}'),
+                       ("emergency-broadcasts", "broadcast", XXE), ("emergency-broadcasts", "broadcast", LAUGHS),
+                       ("broadcast-receipts", "broadcast", b"[1, 2, 3]")]
+            async with aiohttp.ClientSession() as http:
+                for kind, who, body in gateway:
+                    async with http.post(f"http://127.0.0.1:{stack.gateway.port}/v1/{kind}", data=body,
+                                         headers={"Authorization": f"Bearer {tokens[who]}"}) as r:
+                        assert r.status == 422, (kind, r.status)
+            sent += len(gateway)
+            done = await drained(stack.bootstrap_servers, settings.app_id, 120)
+            assert stack.store is not None
+            kept = stack.store.query("SELECT count() AS n, countIf(reason = '') AS unexplained "
+                                     "FROM fengqiao.dead_letters FINAL")[0]
+            alive = stack.pipeline is not None and stack.pipeline.running
+    lost = sent - int(kept["n"])
+    return Outcome("hostile input", sent, max(lost, 0), max(-lost, 0), done,
+                   f"{len(topics.INPUTS)} topics and the gateway; {kept['n']} dead letters, "
+                   f"{kept['unexplained']} without a reason; worker {'running' if alive else 'STOPPED'}")
+
+
+async def webhooks(quick: bool) -> Outcome:
+    """Receivers that answer 500, time out, or hang: retried, then dead-lettered; the rate holds."""
+    async def failing(request: web.Request) -> web.Response:
+        return web.Response(status=500)
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response(status=204)
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.Event().wait()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/500", failing)
+    app.router.add_post("/slow", slow)
+    app.router.add_post("/hang", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="drill-webhooks-") as tmp:
+            communities = [r.prefix for r in registry().of_level(Level.community) if r.code.startswith("2102")]
+            hooks = Path(tmp) / "hooks.yaml"
+            hooks.write_text("hooks:\n" + "".join(f"  - {{centre: '{c}', url: '{base}/{path}', secret: drill}}\n"
+                                                  for c in communities for path in ("500", "slow", "hang")))
+            settings = Settings(data_dir=Path(tmp) / "data", gateway_port=0, metrics_port=0, app_id="drill-webhooks",
+                                webhooks_file=hooks)
+            async with Stack(settings, gateway=False) as stack:
+                assert stack.notifier is not None and stack.store is not None
+                stack.notifier.retry = Retry(attempts=3, first_delay=0.2, max_delay=1.0, timeout=1.0)
+                m = stack.metrics
+                sim = feed(stack.bootstrap_servers, seed=404, rate=40, incident_every=1.5)
+                await send(sim, 10 if quick else 30)
+                done = await drained(stack.bootstrap_servers, settings.app_id, 120)
+                processed = m.total(m.events_valid)
+                expected = 3 * m.total(m.notices, channel=topics.CENTRE_NOTICES.name, centre_level="community")
+
+                def settled() -> int:  # delivered (the slow receiver may answer in time) or dead-lettered
+                    return m.total(m.notices, channel="webhook") + m.total(m.webhook_dead_letters)
+
+                deadline = time.monotonic() + 60
+                while settled() < expected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                letters, settled_now = m.total(m.webhook_dead_letters), settled()
+                lost, duplicated, detail = account(stack.store, sim)
+    finally:
+        await runner.cleanup()
+    return Outcome("webhooks failing", sim.sent, lost + max(0, expected - settled_now), duplicated, done,
+                   f"receivers answer 500, time out, hang: {settled_now} of {expected} deliveries settled, "
+                   f"{letters} dead-lettered after 3 attempts; the pipeline processed {processed} of "
+                   f"{sim.sent} fed and drained {0 if done is None else done:.1f}s after; {detail}")
+
+
+SCENARIOS: dict[str, Callable[[bool], Awaitable[Outcome]]] = {
+    "crash": crash, "store outage": store_outage, "burst": burst, "hostile input": hostile, "webhooks": webhooks,
+}
+
+
+async def run(quick: bool = False, only: list[str] | None = None) -> list[Outcome]:
+    outcomes = []
+    for name, scenario in SCENARIOS.items():
+        if only and name not in only:
+            continue
+        progress(f"drill: {name}")
+        outcomes.append(await scenario(quick))
+        progress(f"  {outcomes[-1]}")
+    return outcomes
+
+
+def table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    return [{"scenario": o.scenario, "events": o.events, "lost": o.lost, "duplicated": o.duplicated,
+             "recovery (s)": "-" if o.recovery_s is None else f"{o.recovery_s:.1f}",
+             "result": "pass" if o.passed else "FAIL", "detail": o.detail} for o in outcomes]
+
+
