@@ -1,10 +1,14 @@
-"""The whole platform in one process: broker, topics, store, worker, gateway, metrics.
+"""The composition root (组装): the whole process built from ``Settings``, in one place.
 
-``Stack`` starts them in that order and stops them in reverse, so nothing is left behind:
-the embedded broker is a child that is terminated and waited for (and that the kernel kills
-should this process die first). A deployment runs the roles apart: ``pipeline`` (the worker:
-agents, sinks, and webhooks when configured) and ``gateway`` (the publishers' gateway and the
-dispatch desk); ``fengqiao up`` runs both with the embedded broker and chdb.
+``build(settings)`` makes a ``Stack``: broker (embedded tansu unless Kafka is configured),
+topics, store, worker, gateway and dispatch desk, webhooks, metrics. The Kafka clients, the
+pseudonymiser and the routing policy are made here once and handed to the parts that need them;
+nothing below reads the environment. ``Stack`` starts the parts in that order and stops them in
+reverse, so nothing is left behind: the embedded broker is a child that is terminated and waited
+for (and that the kernel kills should this process die first). A deployment runs the roles
+apart: the worker (``fengqiao worker``: the pipeline's steps, and webhooks when configured) and
+the gateway (``fengqiao gateway``: publishers' gateway and the dispatch desk); ``fengqiao up``
+runs both with the embedded broker and chdb.
 """
 
 from __future__ import annotations
@@ -18,25 +22,46 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from streams import topics
-
-from streams.runtime import kafka
-from streams.runtime.broker import EmbeddedBroker
-from streams.config import Settings
+from streams.api.centres import CentreRoutes
+from streams.api.gateway import Gateway
 from streams.api.keys import KeyStore
-from streams.metrics import Metrics
 from streams.api.monitor import Monitor
+from streams.config import Settings
+from streams.detection.ruleset import Rule, load_rules
 from streams.dispatch.desk import DispatchDesk
 from streams.intake.identity import Pseudonymiser
-from streams.worker.pipeline import Observer, Pipeline, groups, now_beijing
+from streams.metrics import Metrics
 from streams.notify.routing import load_policy
-from streams.detection.ruleset import Rule, load_rules
+from streams.notify.webhooks import Retry, load_hooks
+from streams.runtime.broker import EmbeddedBroker
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import drained, ensure_topics, group_lag, partition_lag
 from streams.store.clickhouse import Store, open_store
-from streams.notify.webhooks import Notifier, Retry, load_hooks
+from streams.worker.correlate import Observer
+from streams.worker.notifier import Notifier
+from streams.worker.pipeline import Pipeline, groups, now_beijing
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
 LAG_EVERY = 10.0  # seconds between measurements of the consumer lag
+
+
+def build(settings: Settings, observer: Observer | None = None, rules: list[Rule] | None = None,
+          gateway: bool = True, pipeline: bool = True, clock: Callable[[], datetime] = now_beijing) -> Stack:
+    """The process for ``settings``: the worker and/or the gateway, not started yet."""
+    return Stack(settings, observer, rules, gateway, pipeline, clock)
+
+
+def pseudonymiser(settings: Settings) -> Pseudonymiser:
+    return Pseudonymiser(settings.pseudonym_key.get_secret_value().encode())
+
+
+def worker_pipeline(settings: Settings, cluster: Cluster, store: Store, rules: list[Rule], metrics: Metrics,
+                    observer: Observer | None = None) -> Pipeline:
+    """A worker alone, with no gateway (the benchmarks'), its parts made as the stack makes them."""
+    return Pipeline(settings, cluster, store, rules, metrics, pseudonymiser(settings), load_policy(settings.routing_file),
+                    observer)
 
 
 class Stack:
@@ -48,6 +73,9 @@ class Stack:
         self.observer = observer
         self.rules = rules if rules is not None else load_rules(settings.rules_dir)
         self.metrics = Metrics()
+        self.pseudonymiser = pseudonymiser(settings)
+        self.policy = load_policy(settings.routing_file)
+        self.cluster: Cluster | None = None if settings.embedded_kafka else Cluster.of(settings)
         self.broker: EmbeddedBroker | None = None
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
@@ -56,45 +84,46 @@ class Stack:
         self.notifier: Notifier | None = None
         self.producer: AIOKafkaProducer | None = None
         self.monitor: Monitor | None = None
-        self.bootstrap_servers = settings.kafka_bootstrap_servers or ""
         self.metrics_port = settings.metrics_port
         self.with_gateway = gateway
         self.with_pipeline = pipeline
         self.ready = False
         self._lag_task: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        from streams.api.gateway import Gateway
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.cluster.bootstrap_servers if self.cluster else ""
 
+    async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        if s.embedded_kafka:
+        if self.cluster is None:
             self.broker = EmbeddedBroker(log_path=s.data_dir / "broker.log")
             self.broker.start()  # on this thread: its death signal is tied to the starting thread
-            self.bootstrap_servers = self.broker.bootstrap_servers
-        await topics.ensure_topics(self.bootstrap_servers, replication=s.kafka_replication_factor)
+            self.cluster = Cluster.of(s, self.broker.bootstrap_servers)
+        cluster = self.cluster
+        await ensure_topics(cluster, topics.ALL)
         self.monitor = Monitor(self.metrics.registry, s.metrics_host, s.metrics_port, self.alive, lambda: self.ready)
         await self.monitor.start()
         self.metrics_port = self.monitor.port
-        pseudonymiser = Pseudonymiser(s.pseudonym_key.get_secret_value().encode())
-        policy = load_policy(s.routing_file)
         if self.with_pipeline:
             self.store = await asyncio.to_thread(open_store, s)
-            self.pipeline = Pipeline(s, self.bootstrap_servers, self.store, self.rules, self.metrics, self.observer,
-                                     clock=self.clock)
+            self.pipeline = Pipeline(s, cluster, self.store, self.rules, self.metrics, self.pseudonymiser,
+                                     self.policy, self.observer, clock=self.clock)
             await self.pipeline.start()
         if s.webhooks_file:
-            self.notifier = Notifier(self.bootstrap_servers, load_hooks(s.webhooks_file), self.metrics,
+            self.notifier = Notifier(cluster, load_hooks(s.webhooks_file), self.metrics,
                                      f"{s.app_id}-webhooks", Retry(attempts=s.webhook_attempts))
             await self.notifier.start()
         if self.with_gateway:
             keys = KeyStore(s.keys_path)
-            self.desk = DispatchDesk(self.bootstrap_servers, keys, pseudonymiser, self.metrics, self.clock, policy,
+            self.desk = DispatchDesk(cluster, self.pseudonymiser, self.metrics, self.clock, self.policy,
                                      tick=s.supervision_tick)
             await self.desk.start()
-            self.producer = kafka.producer(self.bootstrap_servers, acks="all")
+            self.producer = cluster.producer(acks="all")
             await self.producer.start()
-            self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port, self.desk.routes())
+            self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port,
+                                   CentreRoutes(self.desk, keys).routes())
             await self.gateway.start()
         if self.with_pipeline:
             self._lag_task = asyncio.create_task(self._measure_lag(), name="consumer-lag")
@@ -105,7 +134,8 @@ class Stack:
         prefix = f"{self.settings.app_id}-"
         while True:
             try:
-                lag = await topics.partition_lag(self.bootstrap_servers, groups(self.settings.app_id))
+                assert self.cluster is not None
+                lag = await partition_lag(self.cluster, groups(self.settings.app_id))
                 for (group, tp), value in lag.items():
                     self.metrics.consumer_lag.labels(group.removeprefix(prefix), tp.topic, str(tp.partition)).set(value)
             except asyncio.CancelledError:
@@ -172,11 +202,13 @@ class Stack:
 
     async def lag(self) -> int:
         """Messages on the consumed topics that the worker's steps have not yet committed."""
-        return await topics.group_lag(self.bootstrap_servers, groups(self.settings.app_id))
+        assert self.cluster is not None
+        return await group_lag(self.cluster, groups(self.settings.app_id))
 
     async def drain(self, timeout: float = 60.0) -> bool:
         """Wait until every step has committed everything on its topics (sinks included)."""
-        return await topics.drained(self.bootstrap_servers, groups(self.settings.app_id), timeout) is not None
+        assert self.cluster is not None
+        return await drained(self.cluster, groups(self.settings.app_id), timeout) is not None
 
     def summary(self) -> dict[str, Any]:
         m = self.metrics

@@ -23,13 +23,15 @@ class Settings(BaseSettings):
     partition_scale: int = Field(
         default=1, ge=1, le=64, description="multiplies every topic's partitions: 1 city, 2 province, 8 country"
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="SSL, SASL_PLAINTEXT or SASL_SSL for a production Kafka, for every client")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism")
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password")
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for the brokers' certificates")
     kafka_ssl_certfile: Path | None = Field(default=None, description="client certificate, for mutual TLS")
-    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="the client certificate's key")
     kafka_replication_factor: int = Field(default=1, ge=1, description="copies of each topic created; 3 in production")
     clickhouse_url: str | None = Field(
         default=None, description="http(s)://user:password@host:8123/; unset: chdb under the data dir"
@@ -40,14 +42,14 @@ class Settings(BaseSettings):
     clickhouse_cluster: str | None = Field(
         default=None, description="a server cluster's name: tables are Replicated with Distributed over them"
     )
-    data_dir: Path = Field(default=Path(".fengqiao"))
+    data_dir: Path = Field(default=Path(".fengqiao"), description="chdb files, the API keys, the broker log")
     log_level: str = Field(default="WARNING", description="DEBUG, INFO, WARNING or ERROR")
-    gateway_host: str = "127.0.0.1"
+    gateway_host: str = Field(default="127.0.0.1", description="the HTTP gateway's address")
     gateway_port: int = Field(default=8470, ge=0, le=65535, description="0: any free port")
-    metrics_host: str = "127.0.0.1"
+    metrics_host: str = Field(default="127.0.0.1", description="the metrics endpoint's address")
     metrics_port: int = Field(default=9470, ge=0, le=65535, description="0: any free port")
     api_keys_file: Path | None = Field(default=None, description="publishers' hashed API keys; unset: <data dir>/api-keys.json")
-    rules_dir: Path | None = Field(default=None, description="a rule pack directory; unset: the bundled streams/rules")
+    rules_dir: Path | None = Field(default=None, description="a rule pack directory; unset: the bundled streams/detection/rules")
     app_id: str = Field(default="fengqiao", description="names the steps' consumer groups (<app id>-<step>) and state changelogs")
     # The embedded broker completes a group join only after the session timeout, so it is
     # kept short there; a real Kafka uses the usual longer value.
@@ -72,8 +74,8 @@ class Settings(BaseSettings):
     webhooks_file: Path | None = Field(default=None, description="centres' webhooks (YAML); unset: none")
     webhook_attempts: int = Field(default=8, ge=1, description="deliveries tried before a notice is dead-lettered")
     supervision_tick: float = Field(default=1.0, gt=0, description="seconds between checks of the deadlines")
-    sink_batch_size: int = Field(default=2000, ge=1)
-    sink_batch_seconds: float = Field(default=0.5, gt=0)
+    sink_batch_size: int = Field(default=2000, ge=1, description="rows per ClickHouse insert, at most")
+    sink_batch_seconds: float = Field(default=0.5, gt=0, description="seconds a sink waits to fill an insert")
     input_alignment_seconds: float = Field(
         default=300.0, ge=0, description="seconds of event time an input partition may run ahead of another "
         "that has more to read (a backlog is emitted in event-time order); 0: no alignment")

@@ -24,14 +24,13 @@ from typing import Any
 
 from schemas.contracts.events import BEIJING, GridReport
 from schemas.contracts.levels import RiskLevel
-from schemas.reference.regions import Level
 from schemas.contracts.signals import Evidence, RiskSignal
+from schemas.reference.regions import Level
 from streams.intake.identity import Pseudonymiser
-from streams.worker.sinks import event_rows, notice_rows, signal_rows
+from streams.intake.validation import Origin, Validator
 from streams.notify.routing import route
 from streams.store.clickhouse import EmbeddedStore, Store, load_regions, migrate
-from streams.intake.validation import Origin, Validator
-
+from streams.worker.sinks import dead_letter_row, event_rows, notice_rows, signal_rows
 from tests.helpers import dept_alert, grid_report, id_number
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=BEIJING)
@@ -131,7 +130,7 @@ def actions(s: dict[str, list[RiskSignal]]) -> list[dict[str, Any]]:
 
 def dead_letter() -> dict[str, Any]:
     letter = V.grid_report(b'{"event_id": "broken"', Origin("grid-reports", 0, 42), NOW)
-    return letter.row(V.pseudonymiser, NOW - H)
+    return dead_letter_row(letter, V.pseudonymiser, NOW - H)
 
 
 def seed(store: Store) -> dict[str, Any]:

@@ -24,24 +24,19 @@ from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+
 from schemas.contracts.alerts import DepartmentAlert
 from schemas.contracts.broadcasts import EmergencyBroadcast
-from streams.api.keys import KeyStore, may_publish
 from streams import topics
+from streams.api.http import bearer, invalid
+from streams.api.keys import KeyStore, may_publish
 from streams.intake.kinds import KINDS, Invalid, Kind, parse_document
-from streams.intake.validation import Origin
+from streams.runtime.deadletter import Origin
 
 log = logging.getLogger(__name__)
 MAX_BODY = 8 << 20
 MAX_BATCH = 10_000
 JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
-
-
-def bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.headers.get("X-API-Key")
 
 
 class Gateway:
@@ -131,10 +126,6 @@ class Gateway:
             except Invalid as exc:
                 errors.extend(e if n is None else {**e, "line": n} for e in exc.errors)
         return docs, errors
-
-
-def invalid(errors: list[dict[str, Any]]) -> web.Response:
-    return web.json_response({"error": "invalid", "errors": errors}, status=422)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from schemas.contracts.alerts import Department
 from streams import topics
+from streams.store.jurisdiction import check_centre
 
 GRID = "grid"  # 网格 back-end
 BROADCAST = "broadcast"  # 广电: the emergency broadcast system and its terminals
@@ -38,8 +39,6 @@ def known_holder(name: str) -> bool:
     code = centre_of(name)
     if code is None:
         return False
-    from streams.store.jurisdiction import check_centre  # the registry loads on first use
-
     try:
         check_centre(code)
     except (KeyError, ValueError):

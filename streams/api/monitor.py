@@ -3,7 +3,7 @@
 - ``GET /metrics``: the process's own registry, in Prometheus' text format;
 - ``GET /healthz``: liveness, answered by the event loop itself (a blocked loop answers nothing),
   503 once a part the process cannot work without has died (the embedded broker);
-- ``GET /readyz``: readiness, 200 once every part has started (the worker's agents, the dispatch
+- ``GET /readyz``: readiness, 200 once every part has started (the worker's steps, the dispatch
   desk caught up with its topics) and until the process begins to stop.
 """
 

@@ -16,8 +16,8 @@ from typing import Any
 from tqdm import tqdm
 
 from schemas.contracts.cap import looks_like_xml
-from streams.runtime import kafka
 from streams.intake.kinds import KINDS, Invalid, guess_kind, parse_document
+from streams.runtime.kafka import Cluster
 
 
 @dataclass
@@ -44,11 +44,11 @@ def documents(path: Path, kind: str | None) -> tuple[str, list[tuple[int, bytes]
     return kind, lines
 
 
-async def publish(bootstrap: str, path: Path, kind_name: str | None = None, progress: bool = True) -> PublishSummary:
+async def publish(cluster: Cluster, path: Path, kind_name: str | None = None, progress: bool = True) -> PublishSummary:
     kind_name, docs = documents(path, kind_name)
     kind = KINDS[kind_name]
     summary = PublishSummary(kind.topic.name)
-    producer = kafka.producer(bootstrap, acks="all", linger_ms=10)
+    producer = cluster.producer(acks="all", linger_ms=10)
     await producer.start()
     try:
         pending = []

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.contracts.events import BEIJING, NormalisedEvent, Source
-from schemas.contracts.levels import RiskLevel
+from schemas.contracts.events import BEIJING, NormalisedEvent
 from schemas.contracts.signals import RiskSignal
-from streams.detection.correlation import Correlator, DictStates
-from streams.detection.ruleset import parse_duration
+from streams.detection.correlator import Correlator, DictStates
+from streams.detection.ruleset import CaseEvent, RuleCase
 
 BASE = datetime(2026, 11, 20, 8, 0, tzinfo=BEIJING)
 
@@ -34,36 +33,38 @@ class CaseResult:
         return self.expected == self.got
 
 
-def make_event(n: int, spec: dict[str, Any]) -> NormalisedEvent:
-    source = Source(spec.get("source", "grid_report"))
+def make_event(n: int, spec: CaseEvent | dict[str, Any]) -> NormalisedEvent:
+    """The ``n``-th event of a case, from its typed form or as the YAML writes it."""
+    if isinstance(spec, dict):
+        spec = CaseEvent.model_validate(spec)
     return NormalisedEvent(
-        event_id=spec.get("id", f"case-{n}"),
-        publisher=spec.get("publisher", source.value),
-        source=source,
-        category=spec["category"],
-        region_code=spec["region"],
-        occurred_at=BASE + parse_duration(spec.get("at", "0s")),
+        event_id=spec.id or f"case-{n}",
+        publisher=spec.publisher or spec.source.value,
+        source=spec.source,
+        category=spec.category,
+        region_code=spec.region,
+        occurred_at=BASE + spec.at,
         ingested_at=BASE,
-        level=RiskLevel(spec["level"]) if spec.get("level") else None,
-        subjects=spec.get("subjects", []),
-        attributes={k: str(v) for k, v in spec.get("attributes", {}).items()},
-        drill=spec.get("drill", False),
+        level=spec.level,
+        subjects=list(spec.subjects),
+        attributes=dict(spec.attributes),
+        drill=spec.drill,
     )
 
 
-def run_case(rules: list[Any], rule: Any, case: dict[str, Any]) -> tuple[CaseResult, list[RiskSignal]]:
-    events = [make_event(n, spec) for n, spec in enumerate(case["events"])]
-    if "until" in case:  # a neutral event that only moves event time on
+def run_case(rules: list[Any], rule: Any, case: RuleCase) -> tuple[CaseResult, list[RiskSignal]]:
+    events = [make_event(n, spec) for n, spec in enumerate(case.events)]
+    if case.until is not None:  # a neutral event that only moves event time on
         last = events[-1]
-        events.append(make_event(len(events), {"category": "environment.sanitation", "region": last.region_code,
-                                                "at": case["until"], "id": "watermark"}))
+        events.append(make_event(len(events), CaseEvent(category="environment.sanitation", region=last.region_code,
+                                                        at=case.until, id="watermark")))
     correlator, states, signals = Correlator(rules), DictStates(), {}
     for event in events:
         for outcome in correlator.process(event, 0, states, event.occurred_at):
             signals[outcome.signal.signal_id] = outcome.signal
     got = sorted((s.level.value, s.entity) for s in signals.values() if s.rule_id == rule.id)
-    expected = sorted((e["level"], str(e["entity"])) for e in case.get("expect", []))
-    return CaseResult(rule.id, case["name"], expected, got), list(signals.values())
+    expected = sorted((e.level.value, e.entity) for e in case.expect)
+    return CaseResult(rule.id, case.name, expected, got), list(signals.values())
 
 
 def run_all(rules: list[Any]) -> list[CaseResult]:

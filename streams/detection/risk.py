@@ -17,14 +17,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.contracts.events import Source
 from schemas.contracts.levels import RiskLevel
-from schemas.reference.regions import Level, pad, registry
 from schemas.contracts.signals import Evidence, RiskSignal
+from schemas.reference.regions import Level, pad, registry
+from streams.detection.windows import STATE_FORMAT, from_ms, state_format
 
 RULE_ID = "entity_risk"
+
+
+class Contribution(NamedTuple):
+    """One rule's score added to an object by one signal (a JSON array in the state)."""
+
+    at_ms: int
+    rule: str
+    score: float
+    signal_id: str
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,9 @@ def objects(rule: Any, group: str, region_code: str) -> list[tuple[str, str]]:
     return out
 
 
-def decayed(contributions: list[list[Any]], at_ms: int, policy: RiskPolicy) -> float:
-    """The total score at a time: each [t_ms, rule, score, signal_id] halves every half-life,
-    and each rule's sum is capped."""
+def decayed(contributions: list[Contribution], at_ms: int, policy: RiskPolicy) -> float:
+    """The total score at a time: each contribution halves every half-life, and each rule's sum
+    is capped."""
     half = policy.half_life.total_seconds() * 1000
     by_rule: dict[str, float] = {}
     for t, rule, score, _ in contributions:
@@ -68,13 +78,17 @@ def add(state: dict[str, Any] | None, signal: RiskSignal, score: float, at_ms: i
         ) -> tuple[dict[str, Any], float, RiskLevel | None, RiskLevel | None]:
     """Add one contribution; returns the new state, the score, and the levels before and after.
     The score is taken at the latest contribution's time, so it does not depend on their order."""
-    state = dict(state or {"contributions": [], "level": None, "anchor_ms": None, "version": 0})
+    if state:
+        state_format(state)
+    state = {**(state or {"contributions": [], "level": None, "anchor_ms": None, "version": 0}), "format": STATE_FORMAT}
     before = RiskLevel(state["level"]) if state["level"] else None
-    latest = max([at_ms, *(c[0] for c in state["contributions"])])  # a late contribution is not "now"
+    contributions = [Contribution._make(c) for c in state["contributions"]]
+    latest = max([at_ms, *(c.at_ms for c in contributions)])  # a late contribution is not "now"
     horizon = latest - int(policy.half_life.total_seconds() * 1000 * 8)  # < 0.4% of the score is left
-    kept = [c for c in state["contributions"] if c[0] >= horizon and c[3] != signal.signal_id]
-    state["contributions"] = [*kept, [at_ms, signal.rule_id, score, signal.signal_id]]
-    total = decayed(state["contributions"], latest, policy)
+    kept = [c for c in contributions if c.at_ms >= horizon and c.signal_id != signal.signal_id]
+    contributions = [*kept, Contribution(at_ms, signal.rule_id, score, signal.signal_id)]
+    state["contributions"] = [list(c) for c in contributions]
+    total = decayed(contributions, latest, policy)
     after = policy.level(total)
     if after is None:  # the episode ends; its day and version stay, for a reopening the same day
         state.update(level=None, anchor_ms=None)
@@ -91,19 +105,16 @@ def add(state: dict[str, Any] | None, signal: RiskSignal, score: float, at_ms: i
 
 def opened_on(at_ms: int) -> str:
     """The local (Beijing) day an object's risk opened: the day in its signal id."""
-    from streams.detection.correlation import from_ms
-
     return from_ms(at_ms).date().isoformat()
 
 
 def risk_signal(kind: str, key: str, state: dict[str, Any], total: float, level: RiskLevel,
                 names: dict[str, str], drill: bool, now: datetime) -> RiskSignal:
-    from streams.detection.correlation import from_ms
-
     region = pad(key.split("|", 1)[0])
     place = registry().full_name(region) if region in registry() else region
+    contributions = [Contribution._make(c) for c in state["contributions"]]
     by_rule: dict[str, float] = {}
-    for _, rule, score, _ in state["contributions"]:
+    for _, rule, score, _ in contributions:
         by_rule[rule] = by_rule.get(rule, 0.0) + score
     explained = "、".join(f"{names.get(r, r)}({s:g})" for r, s in sorted(by_rule.items()))
     what = {"community": "社区", "address": "楼栋/地址", "person": "当事人"}[kind]
@@ -119,11 +130,11 @@ def risk_signal(kind: str, key: str, state: dict[str, Any], total: float, level:
         entity=f"{kind}:{key}",
         region_code=region,
         window_start=anchor,
-        window_end=from_ms(state["contributions"][-1][0]),
+        window_end=from_ms(contributions[-1].at_ms),
         raised_at=anchor,
         updated_at=now,
-        evidence=[Evidence(uid=f"signal:{sid}", source=Source.signal, category=f"signal.{rule}",
-                           occurred_at=from_ms(t)) for t, rule, _, sid in state["contributions"]],
+        evidence=[Evidence(uid=f"signal:{c.signal_id}", source=Source.signal, category=f"signal.{c.rule}",
+                           occurred_at=from_ms(c.at_ms)) for c in contributions],
         summary=f"{place}：{what}风险累积{total:.0f}分，由{explained}构成",
         rule_chain=[*sorted(by_rule), RULE_ID],
         drill=drill,

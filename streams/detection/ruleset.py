@@ -153,6 +153,45 @@ def _group_list(value: Any) -> Any:
     return value if isinstance(value, list) else [value]
 
 
+def _text(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) else value  # YAML's 7, 2.5, true as the text they were
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+
+
+class CaseEvent(Strict):
+    """One event of a rule case, ``at`` a time after the case's base time."""
+
+    at: Duration = timedelta(0)
+    source: Source = Source.grid_report
+    category: str
+    region: Text
+    id: str | None = None
+    publisher: str | None = None
+    level: RiskLevel | None = None
+    subjects: tuple[Text, ...] = ()
+    attributes: dict[str, Text] = Field(default_factory=dict)
+    drill: bool = False
+
+
+class ExpectedSignal(Strict):
+    """A signal a case expects of its rule, by level and entity."""
+
+    level: RiskLevel
+    entity: Text
+
+
+class RuleCase(Strict):
+    """A rule's test case (规则用例): events in, the signals of its own rule expected (none: a near
+    miss). ``until`` moves event time on past the last event, so that absence deadlines fall due."""
+
+    name: str
+    events: list[CaseEvent] = Field(min_length=1)
+    until: Duration | None = None
+    expect: list[ExpectedSignal] = Field(default_factory=list)
+
+
 class RuleBase(Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: str = Field(min_length=1, description="Chinese name operators read")
@@ -167,7 +206,7 @@ class RuleBase(Strict):
     max_evidence: int = Field(default=50, ge=1)
     risk_score: int = Field(default=0, ge=0, le=100, description="added to its risk objects per signal")
     sensitive: bool = Field(default=False, description="minimal detail in notices (e.g. 心理危机)")
-    tests: list[dict[str, Any]] = Field(default_factory=list, description="cases for fengqiao rules test")
+    tests: list[RuleCase] = Field(default_factory=list, description="cases for fengqiao rules test")
 
     @property
     def window_ms(self) -> int:

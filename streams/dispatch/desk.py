@@ -1,25 +1,17 @@
-"""The dispatch desk (调度台): the centres' actions API, supervision timers and live notice streams.
+"""The dispatch desk (调度台): centres' actions decided, supervision timers, live notice streams.
 
 State lives in Kafka, not here: at start the desk reads ``centre-notices`` (a case opens with its
 handling notice) and ``dispatch-actions`` (every decided action, and every supervision already
 sent) from the beginning, and it follows both afterwards. So cases, deadlines and the record of
 supervisions survive a restart, and no supervision is sent twice. One desk runs per deployment.
 
-HTTP, under the gateway, with a centre's key (``fengqiao keys add centre:CODE``):
-
-- ``POST /v1/centres/{code}/actions``: acknowledge, assign, coordinate, feedback, close, reopen.
-  202 accepted; 401 no key; 403 another centre's key or a signal outside the jurisdiction;
-  404 no such signal; 409 not allowed in the case's state, with the reason; 422 a bad field.
-  Accepted or refused, every action is put on ``dispatch-actions`` first: the audit row.
-- ``GET /v1/centres/{code}/cases``: the cases in the jurisdiction, open first.
-- ``GET /v1/centres/{code}/stream``: Server-Sent Events, the centre's own notices as they come;
-  ``?channel=drill`` the drill channel instead (演练), which is all that drills ever reach.
+Accepted or refused, every action is put on ``dispatch-actions`` before it is answered: the
+audit row (留痕). The centres reach the desk over HTTP (``streams.api.centres``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections import defaultdict
@@ -27,21 +19,20 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from schemas.contracts.actions import ActionKind, ActionRecord, DispatchAction
-from schemas.reference.regions import level_of_centre
 from schemas.contracts.signals import CentreNotice, NoticeRole, stable_id
+from schemas.reference.regions import level_of_centre
 from streams import topics
-from streams.runtime import kafka
 from streams.dispatch.case import Case, CaseState, Supervision
-from streams.api.gateway import bearer, invalid
 from streams.intake.identity import Pseudonymiser
-from streams.api.keys import KeyStore, centre_of
 from streams.metrics import Metrics
 from streams.notify.routing import DEFAULT_POLICY, Policy
+from streams.runtime import kafka
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +42,10 @@ FOLLOWED = (topics.CENTRE_NOTICES, topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS
 
 
 class DispatchDesk:
-    def __init__(self, bootstrap_servers: str, keys: KeyStore, pseudonymiser: Pseudonymiser, metrics: Metrics,
+    def __init__(self, cluster: Cluster, pseudonymiser: Pseudonymiser, metrics: Metrics,
                  clock: Callable[[], datetime], policy: dict[Any, Policy] = DEFAULT_POLICY,
                  tick: float = 1.0) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.keys = keys
+        self.cluster = cluster
         self.pseudonymiser = pseudonymiser
         self.metrics = metrics
         self.clock = clock
@@ -73,11 +63,11 @@ class DispatchDesk:
     # -- life ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Read both topics to their end (the state), then follow them and run the timers."""
-        self._producer = kafka.producer(self.bootstrap_servers, acks="all")
+        self._producer = self.cluster.producer(acks="all")
         await self._producer.start()
-        self._consumer = kafka.consumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        self._consumer = self.cluster.consumer(enable_auto_commit=False)
         await self._consumer.start()
-        tps = [TopicPartition(t.name, p) for t in FOLLOWED for p in range(t.partitions)]
+        tps = self.cluster.topic_partitions(*FOLLOWED)
         ends = await self._end_offsets(tps)
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
@@ -92,10 +82,10 @@ class DispatchDesk:
         return any([await self._consumer.position(tp) < ends[tp] for tp in tps])
 
     async def _end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        consumer = kafka.consumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+        consumer = self.cluster.consumer(enable_auto_commit=False)
         await consumer.start()
         try:
-            return await topics.end_offsets(consumer, tps)
+            return await end_offsets(consumer, tps)
         finally:
             await consumer.stop()
 
@@ -267,67 +257,19 @@ class DispatchDesk:
                 queue.put_nowait(None)
                 self._streams[channel].discard(queue)
 
-    # -- HTTP ----------------------------------------------------------------------------------
-    def routes(self) -> list[web.RouteDef]:
-        return [web.post("/v1/centres/{code}/actions", self._post_action),
-                web.get("/v1/centres/{code}/cases", self._get_cases),
-                web.get("/v1/centres/{code}/stream", self._get_stream)]
-
-    def _centre(self, request: web.Request) -> str | web.Response:
-        """The centre of the URL if the request's key is that centre's, or the refusal."""
-        code = request.match_info["code"]
-        key = self.keys.authenticate(bearer(request))
-        if key is None:
-            return web.json_response({"error": "a valid centre key is required"}, status=401,
-                                     headers={"WWW-Authenticate": "Bearer"})
-        if centre_of(key.publisher) != code:
-            return web.json_response({"error": f"key {key.id} may not act as centre {code}"}, status=403)
-        return code
-
-    async def _post_action(self, request: web.Request) -> web.Response:
-        centre = self._centre(request)
-        if isinstance(centre, web.Response):
-            return centre
-        try:
-            body = await request.json()
-        except ValueError:
-            return invalid([{"field": "", "message": "the body is not JSON"}])
-        if not isinstance(body, dict):
-            return invalid([{"field": "", "message": "the body is a JSON object"}])
-        status, answer = await self.act(centre, body)
-        return web.json_response(answer, status=status)
-
-    async def _get_cases(self, request: web.Request) -> web.Response:
-        centre = self._centre(request)
-        if isinstance(centre, web.Response):
-            return centre
+    # -- what the centres see ------------------------------------------------------------------
+    def cases_of(self, centre: str) -> list[dict[str, Any]]:
+        """The cases in a centre's jurisdiction, open first, then by closure deadline."""
         mine = [c for c in self.cases.values() if c.region_code.startswith(centre)]
         mine.sort(key=lambda c: (c.state is CaseState.closed, c.close_due))
-        return web.json_response({"cases": [self._view(c) for c in mine]})
+        return [self._view(c) for c in mine]
 
-    async def _get_stream(self, request: web.Request) -> web.StreamResponse:
-        centre = self._centre(request)
-        if isinstance(centre, web.Response):
-            return centre
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
+    def follow(self, centre: str, drill: bool) -> asyncio.Queue:
+        """A queue of the centre's notices as they come (its drill channel with ``drill``); a
+        ``None`` in it ends the stream: the desk stops, or the reader fell too far behind."""
         queue: asyncio.Queue = asyncio.Queue(STREAM_BUFFER)
-        channel = (centre, request.query.get("channel") == "drill")
-        self._streams[channel].add(queue)
-        try:
-            await response.write(b": connected\n\n")
-            while True:
-                try:
-                    notice = await asyncio.wait_for(queue.get(), 15)
-                except asyncio.TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if notice is None:  # stopping, or this client fell too far behind: reconnect
-                    break
-                data = json.dumps(notice.model_dump(mode="json"), ensure_ascii=False)
-                await response.write(f"id: {notice.notice_id}\nevent: {notice.role.value}\ndata: {data}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self._streams[channel].discard(queue)
-        return response
+        self._streams[(centre, drill)].add(queue)
+        return queue
+
+    def unfollow(self, centre: str, drill: bool, queue: asyncio.Queue) -> None:
+        self._streams[(centre, drill)].discard(queue)

@@ -7,7 +7,6 @@ share the parsing, the reasons and the identity protection.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,76 +19,10 @@ from schemas.contracts.broadcasts import BroadcastReceipt, CapMsgType, Emergency
 from schemas.contracts.cap import CapError, looks_like_xml, parse_cap
 from schemas.contracts.events import GridReport, Location, NormalisedEvent, Party, Source
 from streams.intake.identity import Pseudonymiser
+from streams.runtime.deadletter import DeadLetter, Origin
 
 GRID_PUBLISHER = "grid"
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """Input that failed validation, kept whole with its reason."""
-
-    raw: bytes
-    source_topic: str
-    partition: int
-    offset: int
-    # invalid_encoding | invalid_json | invalid_xml | xml_forbidden | not_cap | not_in_catalogue |
-    # unknown_region | unresolved_reference | invalid_field; and webhook_undeliverable for a notice
-    # no attempt could deliver (its field is the hook's URL)
-    reason: str
-    field: str
-    message: str
-
-    @property
-    def dlq_id(self) -> str:
-        return f"{self.source_topic}/{self.partition}/{self.offset}"
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers carried beside the original bytes on the dead-letters topic."""
-        return [
-            ("fq.source.topic", self.source_topic.encode()),
-            ("fq.source.partition", str(self.partition).encode()),
-            ("fq.source.offset", str(self.offset).encode()),
-            ("fq.reason", self.reason.encode()),
-            ("fq.field", self.field.encode()),
-            ("fq.message", self.message.encode()),
-        ]
-
-    @classmethod
-    def from_headers(cls, raw: bytes, headers: Mapping[str, bytes]) -> DeadLetter:
-        def h(name: str) -> str:
-            return headers.get(name, b"").decode("utf-8", "replace")
-
-        return cls(raw, h("fq.source.topic"), int(h("fq.source.partition") or -1),
-                   int(h("fq.source.offset") or -1), h("fq.reason"), h("fq.field"), h("fq.message"))
-
-    def row(self, pseudonymiser: Pseudonymiser, received_at: datetime) -> dict[str, object]:
-        """The ClickHouse row: a hash and a masked preview, never identifiers in clear."""
-        preview = self.raw[:512].decode("utf-8", "replace")
-        return {
-            "dlq_id": self.dlq_id,
-            "source_topic": self.source_topic,
-            "partition": self.partition,
-            "offset": self.offset,
-            "reason": self.reason,
-            "field": self.field,
-            "message": pseudonymiser.mask_raw(self.message),
-            "raw_sha256": hashlib.sha256(self.raw).hexdigest(),
-            "raw_preview": pseudonymiser.mask_raw(preview),
-            "received_at": received_at,
-        }
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where an input message came from."""
-
-    topic: str
-    partition: int
-    offset: int
-
-    def dead(self, raw: bytes, reason: str, field: str, message: str) -> DeadLetter:
-        return DeadLetter(raw, self.topic, self.partition, self.offset, reason, field, message)
 
 
 def reason_of(error: Mapping[str, Any]) -> str:

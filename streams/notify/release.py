@@ -12,8 +12,8 @@ from datetime import datetime
 
 from schemas.contracts.broadcasts import EmergencyBroadcast
 from schemas.contracts.levels import RiskLevel
-from schemas.reference.regions import registry
 from schemas.contracts.signals import RiskSignal, stable_id
+from schemas.reference.regions import registry
 
 SENDER = "fengqiao"
 SEVERITY = {RiskLevel.red: "Extreme", RiskLevel.orange: "Severe", RiskLevel.yellow: "Moderate", RiskLevel.blue: "Minor"}

@@ -19,8 +19,9 @@ from pathlib import Path
 import yaml
 
 from schemas.contracts.levels import RiskLevel
-from schemas.reference.regions import CENTRE_LEVELS, Level, cut, registry
 from schemas.contracts.signals import CentreNotice, NoticeRole, RiskSignal
+from schemas.reference.regions import CENTRE_LEVELS, Level, cut, registry
+from streams.detection.ruleset import parse_duration
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,6 @@ def load_policy(path: Path | None) -> dict[RiskLevel, Policy]:
     """The routing table from ``path``, or the design's default; a wrong table stops the start."""
     if path is None:
         return DEFAULT_POLICY
-    from streams.detection.ruleset import parse_duration
-
     raw = yaml.safe_load(path.read_text("utf-8")) or {}
     table = {}
     for level in RiskLevel:

@@ -1,10 +1,10 @@
 """Kafka clients (客户端), made in one place so that every one of them speaks the deployment's
 security: plaintext on the embedded broker, TLS and/or SASL on a production Kafka.
 
-``FENGQIAO_KAFKA_SECURITY_PROTOCOL`` is PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; SASL takes
-``FENGQIAO_KAFKA_SASL_MECHANISM`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) with a user name and
-password; TLS takes a CA file (and a client certificate and key for mutual TLS). The settings
-are read once per process: every client of a process talks to the same Kafka.
+A ``Cluster`` is the Kafka one process talks to: its address, the security every client is
+given, the topology of its topics (partition scale, replication) and the consumer timings. The
+composition root builds it once from ``Settings`` (``Cluster.of``); nothing here reads the
+environment, so two clusters in one process (a test, a drill) never share a cached setting.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from functools import cache
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
+from streams.runtime.topics import TopicSpec, Topology
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +43,45 @@ def security_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-@cache
-def _options() -> dict[str, Any]:
-    return security_options(Settings())
+@dataclass(frozen=True)
+class Cluster:
+    """One Kafka as this process sees it; every client of the process is made here."""
 
+    bootstrap_servers: str
+    security: dict[str, Any] = field(default_factory=lambda: {"security_protocol": "PLAINTEXT"})
+    topology: Topology = Topology()
+    session_timeout: float = 30.0  # seconds, for consumer groups
+    fetch_max_wait_ms: int = 100
 
-def producer(bootstrap_servers: str, **kwargs: Any) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **_options(), **kwargs)
+    @classmethod
+    def of(cls, settings: Settings, bootstrap_servers: str | None = None) -> Cluster:
+        """The configured Kafka (or ``bootstrap_servers``, an embedded broker's address)."""
+        address = bootstrap_servers or settings.kafka_bootstrap_servers
+        if not address:
+            raise ValueError("no Kafka: set FENGQIAO_KAFKA_BOOTSTRAP_SERVERS or start the embedded broker")
+        return cls(address, security_options(settings),
+                   Topology(settings.partition_scale, settings.kafka_replication_factor),
+                   settings.session_timeout, settings.kafka_fetch_max_wait_ms)
 
+    def at(self, bootstrap_servers: str) -> Cluster:
+        """The same settings for another address (the embedded broker, once it listens)."""
+        return replace(self, bootstrap_servers=bootstrap_servers)
 
-def consumer(*topic_names: str, bootstrap_servers: str, **kwargs: Any) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(*topic_names, bootstrap_servers=bootstrap_servers, **_options(), **kwargs)
+    def partitions(self, spec: TopicSpec) -> int:
+        return self.topology.partitions(spec)
 
+    def topic_partitions(self, *specs: TopicSpec) -> list[TopicPartition]:
+        """Every partition of the topics, as this deployment's topology has them."""
+        return [TopicPartition(s.name, p) for s in specs for p in range(self.partitions(s))]
 
-def admin(bootstrap_servers: str) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **_options())
+    def producer(self, **kwargs: Any) -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, **self.security, **kwargs)
+
+    def consumer(self, *topic_names: str, **kwargs: Any) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(*topic_names, bootstrap_servers=self.bootstrap_servers, **self.security, **kwargs)
+
+    def admin(self) -> AIOKafkaAdminClient:
+        return AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **self.security)
 
 
 async def stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

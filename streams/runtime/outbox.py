@@ -9,12 +9,14 @@ client does (murmur2), so that a key lands where any other producer would put it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
+
+from streams.runtime.state import StateTable
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -61,3 +63,22 @@ class Outbox:
         sent = [await self.producer.send_batch(builder, topic, partition=partition)
                 for (topic, partition), builder in queued]
         await asyncio.gather(*sent)
+
+
+class Output:
+    """What a process's steps produce with: one producer, and the partition counts of its topics
+    (learnt from the broker at start)."""
+
+    def __init__(self, producer: AIOKafkaProducer, partitions: dict[str, int] | None = None) -> None:
+        self.producer, self.partitions = producer, partitions if partitions is not None else {}
+
+    def outbox(self) -> Outbox:
+        return Outbox(self.producer, self.partitions)
+
+    async def flush(self, tables: Iterable[StateTable]) -> None:
+        """Changed state to the changelogs, once per key: after the outputs it accounts for."""
+        outbox = self.outbox()
+        for table in tables:
+            for partition, key, value in table.changes():
+                outbox.add(table.changelog, key, value, partition=partition)
+        await outbox.send()

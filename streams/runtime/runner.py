@@ -22,17 +22,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from streams.runtime import kafka
-
-from streams.runtime import state
-from streams.config import Settings
-from streams.metrics import Metrics
+from streams.runtime import kafka, state
+from streams.runtime.kafka import Cluster
 from streams.runtime.state import StateTable
-from streams.topics import TopicSpec
+from streams.runtime.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +60,12 @@ class Step(abc.ABC):
 
     def tables_of(self, topic: str) -> list[StateTable]:
         return [t for t in self.tables if t.source.name == topic]
+
+
+class Timer(Protocol):
+    """Where a batch's time goes (a histogram of the step's)."""
+
+    def observe(self, amount: float) -> None: ...
 
 
 class Abandoned(Exception):
@@ -152,15 +156,14 @@ class _Rebalance(ConsumerRebalanceListener):
 class Runner:
     """Runs one step: its consumer, the loop of batches, commits, rebalances and recovery."""
 
-    def __init__(self, step: Step, bootstrap_servers: str, group: str, settings: Settings,
-                 metrics: Metrics) -> None:
+    def __init__(self, step: Step, cluster: Cluster, group: str, timer: Timer) -> None:
         self.step = step
-        self.timer = metrics.step_seconds.labels(step.name)
-        self.bootstrap_servers = bootstrap_servers
-        session = settings.session_timeout
-        self.consumer = kafka.consumer(
-            bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        self.timer = timer
+        self.cluster = cluster
+        session = cluster.session_timeout
+        self.consumer = cluster.consumer(
+            group_id=group, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=cluster.fetch_max_wait_ms,
             session_timeout_ms=int(session * 1000), heartbeat_interval_ms=int(min(3.0, session / 4) * 1000),
             max_partition_fetch_bytes=step.fetch_bytes)
         self.lock = asyncio.Lock()
@@ -182,8 +185,12 @@ class Runner:
 
     @property
     def alive(self) -> bool:
-        """False if the loop ended for any reason but a stop."""
-        return self._task is None or not self._task.done() or self.stopping
+        """False if the loop, or a recovery, ended for any reason but a stop."""
+        if self.stopping:
+            return True
+        recovery_failed = self._recovery is not None and self._recovery.done() and not self._recovery.cancelled() \
+            and self._recovery.exception() is not None
+        return not recovery_failed and (self._task is None or not self._task.done())
 
     async def stop(self) -> None:
         self.stopping = True
@@ -324,8 +331,11 @@ class Runner:
         delay = 0.5
         while True:
             try:
-                await state.recover(self.bootstrap_servers, tables)
+                await state.recover(self.cluster, tables)
                 break
+            except state.StateRefused:
+                log.critical("%s: its state cannot be read; the step stops", self.step.name, exc_info=True)
+                raise
             except Exception as exc:
                 if self.stopping:
                     raise

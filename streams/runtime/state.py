@@ -11,27 +11,34 @@ recovered state therefore never loses an output; what it repeats, deterministic 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
 
-from streams import topics
-
 from streams.runtime import kafka
-from streams.topics import TopicSpec
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import TopicSpec, end_offsets
 
 log = logging.getLogger(__name__)
 
 
+class StateRefused(Exception):
+    """A changelog holds state this process does not read (written by a newer version)."""
+
+
 class StateTable:
     """Partitioned state of one step, co-partitioned with ``source`` (the topic whose records
-    change it). Values are anything orjson writes; a deleted key is a tombstone in the changelog."""
+    change it). Values are anything orjson writes; a deleted key is a tombstone in the changelog.
+    ``check`` looks at each value recovered and raises ValueError for one it cannot read: the
+    step then stops rather than work on state it misreads."""
 
-    def __init__(self, name: str, source: TopicSpec, app_id: str) -> None:
+    def __init__(self, name: str, source: TopicSpec, app_id: str,
+                 check: Callable[[Any], object] | None = None) -> None:
         self.name = name
         self.source = source
+        self.check = check
         self.changelog = f"{app_id}-{name}-changelog"
         self.partitions: dict[int, dict[str, Any]] = {}
         self._changed: dict[int, set[str]] = {}
@@ -80,10 +87,16 @@ class StateTable:
         if value is None:
             held.pop(key.decode(), None)
         else:
-            held[key.decode()] = orjson.loads(value)
+            doc = orjson.loads(value)
+            if self.check is not None:
+                try:
+                    self.check(doc)
+                except ValueError as exc:
+                    raise StateRefused(f"{self.changelog} partition {partition}, key {key.decode()!r}: {exc}") from None
+            held[key.decode()] = doc
 
 
-async def recover(bootstrap_servers: str, tables: list[tuple[StateTable, int]]) -> int:
+async def recover(cluster: Cluster, tables: list[tuple[StateTable, int]]) -> int:
     """Rebuild each (table, partition) from its changelog, up to the end it had when asked (its
     owner is this process, so nothing is added meanwhile); returns the records read."""
     for table, p in tables:
@@ -92,11 +105,11 @@ async def recover(bootstrap_servers: str, tables: list[tuple[StateTable, int]]) 
     by_tp = {TopicPartition(t.changelog, p): (t, p) for t, p in tables}
     if not by_tp:
         return 0
-    consumer = kafka.consumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = cluster.consumer(enable_auto_commit=False)
     await consumer.start()
     read = 0
     try:
-        ends = await topics.end_offsets(consumer, list(by_tp))
+        ends = await end_offsets(consumer, list(by_tp))
         pending = {tp for tp, end in ends.items() if end > 0}
         if pending:
             consumer.assign(list(pending))

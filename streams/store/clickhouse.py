@@ -20,7 +20,9 @@ from typing import Any
 import orjson
 
 from schemas.clickhouse.ddl import DATABASE, cluster_form, migrations, migrations_table
+from schemas.reference.regions import registry
 from streams.config import Settings
+from streams.store.jurisdiction import table_filters
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +161,6 @@ class EmbeddedStore(Store):
 
     def scope_to(self, centre: str) -> None:
         """From now on read only ``centre``'s jurisdiction, read-only: settings cannot be changed back."""
-        from streams.store.jurisdiction import table_filters
-
         self.execute(f"SET additional_table_filters = {table_filters(centre)}")
         self.execute("SET readonly = 1")
 
@@ -257,8 +257,6 @@ def migrate(store: Store, upto: int | None = None, cluster: str | None = None) -
 
 def load_regions(store: Store, cluster: str | None = None) -> int:
     """Load the bundled region registry into the region dimension, once per registry version."""
-    from schemas.reference.regions import registry
-
     reg = registry()
     have = store.query(f"SELECT count() AS n FROM {DATABASE}.regions FINAL WHERE registry_version = {{v:String}}",
                        {"v": reg.version})

@@ -28,26 +28,26 @@ from typing import Any
 import orjson
 
 from streams import topics
-
-from streams.runtime import kafka
-from streams.runtime.broker import EmbeddedBroker
+from streams.app import worker_pipeline
 from streams.config import Settings
-from streams.metrics import Metrics
-from streams.worker.pipeline import Pipeline
 from streams.detection.ruleset import load_rules
-from streams.tools.simulator import CitySimulator
 from streams.intake.identity import Pseudonymiser
-from streams.store.clickhouse import JSON_INSERT_SETTINGS, EmbeddedStore, migrate, open_store, sql_literal
 from streams.intake.validation import Origin, Validator
+from streams.metrics import Metrics
+from streams.runtime.broker import EmbeddedBroker
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import ensure_topics
+from streams.store.clickhouse import JSON_INSERT_SETTINGS, EmbeddedStore, migrate, open_store, sql_literal
+from streams.tools.simulator import CitySimulator
 
 
 def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def produce_reports(bootstrap: str, n: int, seed: int = 11) -> None:
-    sim = CitySimulator(bootstrap, seed=seed)
-    producer = kafka.producer(bootstrap, acks="all", linger_ms=20)
+async def produce_reports(cluster: Cluster, n: int, seed: int = 11) -> None:
+    sim = CitySimulator(cluster, seed=seed)
+    producer = cluster.producer(acks="all", linger_ms=20)
     await producer.start()
     try:
         for i in range(n):
@@ -58,10 +58,9 @@ async def produce_reports(bootstrap: str, n: int, seed: int = 11) -> None:
         await producer.stop()
 
 
-async def raw_consume(bootstrap: str, n: int) -> float:
+async def raw_consume(cluster: Cluster, n: int) -> float:
     """The baseline: aiokafka getmany and json parsing, nothing else. Returns events per second."""
-    consumer = kafka.consumer(topics.GRID_REPORTS.name, bootstrap_servers=bootstrap, group_id="bench-raw",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = cluster.consumer(topics.GRID_REPORTS.name, group_id="bench-raw", auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
         seen, started = 0, None
@@ -77,15 +76,15 @@ async def raw_consume(bootstrap: str, n: int) -> float:
         await consumer.stop()
 
 
-async def pipeline_consume(bootstrap: str, n: int, data_dir: Path) -> tuple[float, float, float]:
+async def pipeline_consume(cluster: Cluster, n: int, data_dir: Path) -> tuple[float, float, float]:
     """The whole pipeline into chdb. Returns events per second, and per event in µs the worker
     process's CPU time (all its threads, ClickHouse's included) and its event loop's (the one
     thread every step shares, which bounds the rate): steadier than the rate on a shared machine."""
-    settings = Settings(data_dir=data_dir, kafka_bootstrap_servers=bootstrap, app_id="bench-pipeline",
+    settings = Settings(data_dir=data_dir, kafka_bootstrap_servers=cluster.bootstrap_servers, app_id="bench-pipeline",
                         kafka_session_timeout=3.0)  # the embedded broker's join waits this long
     store = open_store(settings)
     metrics = Metrics()
-    pipeline = Pipeline(settings, bootstrap, store, load_rules(), metrics)
+    pipeline = worker_pipeline(settings, Cluster.of(settings), store, load_rules(), metrics)
     try:
         await pipeline.start()
         started, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
@@ -100,13 +99,14 @@ async def pipeline_consume(bootstrap: str, n: int, data_dir: Path) -> tuple[floa
 
 async def throughput(n: int) -> dict[str, Any]:
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        await topics.ensure_topics(broker.bootstrap_servers)
+        cluster = Cluster(broker.bootstrap_servers)
+        await ensure_topics(cluster, topics.ALL)
         progress(f"putting {n} simulated grid reports on the embedded broker")
-        await produce_reports(broker.bootstrap_servers, n)
+        await produce_reports(cluster, n)
         progress("baseline: raw aiokafka consume-and-parse loop")
-        raw = await raw_consume(broker.bootstrap_servers, n)
+        raw = await raw_consume(cluster, n)
         progress(f"  {raw:,.0f} events/s; pipeline: validate, correlate, route, sinks into chdb")
-        pipe, cpu_us, loop_us = await pipeline_consume(broker.bootstrap_servers, n, Path(tmp))
+        pipe, cpu_us, loop_us = await pipeline_consume(cluster, n, Path(tmp))
         progress(f"  {pipe:,.0f} events/s, {cpu_us:,.0f} µs of CPU an event, {loop_us:,.0f} of them on the event loop")
     return {"events": n, "raw_per_s": round(raw), "pipeline_per_s": round(pipe), "ratio": round(pipe / raw, 4),
             "pipeline_cpu_us": round(cpu_us), "event_loop_us": round(loop_us)}
@@ -114,7 +114,7 @@ async def throughput(n: int) -> dict[str, Any]:
 
 def sink_rows(n: int, seed: int = 11) -> list[bytes]:
     """``n`` normalised events from the simulator, as JSON the way the events topic carries them."""
-    sim = CitySimulator("", seed=seed)
+    sim = CitySimulator(Cluster(""), seed=seed)
     validator, now = Validator(Pseudonymiser(b"bench")), datetime.now(timezone.utc)
     out = []
     for i in range(n):

@@ -9,11 +9,7 @@ recovery time. Every scenario starts from nothing: its own broker, data director
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -26,18 +22,20 @@ from aiohttp import web
 
 from schemas.reference.regions import Level, registry
 from streams import topics
-from streams.runtime import kafka
-from streams.tools.bench import progress
-from streams.runtime.broker import EmbeddedBroker
-from streams.config import Settings
 from streams.api.keys import KeyStore
+from streams.app import Stack
+from streams.config import Settings
+from streams.notify.webhooks import Retry
+from streams.runtime.broker import EmbeddedBroker
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import drained as wait_drained
+from streams.runtime.topics import ensure_topics
+from streams.store.clickhouse import EmbeddedStore, Store
+from streams.tools.bench import progress
+from streams.tools.processes import WorkerProcess
 from streams.tools.simulator import CitySimulator
 from streams.worker.pipeline import groups
-from streams.app import Stack
-from streams.store.clickhouse import EmbeddedStore, Store
-from streams.notify.webhooks import Retry
 
-FENGQIAO = str(Path(sys.executable).with_name("fengqiao"))
 RESTART_AFTER = 5.0  # seconds: the worker's session timeout (3 s) and a margin
 
 
@@ -55,9 +53,9 @@ class Outcome:
         return self.lost == 0 and self.duplicated == 0
 
 
-def feed(bootstrap: str, seed: int, rate: float, incident_every: float = 3.0) -> CitySimulator:
+def feed(cluster: Cluster, seed: int, rate: float, incident_every: float = 3.0) -> CitySimulator:
     """The city simulator keeping a ledger: the uid of every report it sends."""
-    sim = CitySimulator(bootstrap, rate=rate, seed=seed, incident_every=incident_every)
+    sim = CitySimulator(cluster, rate=rate, seed=seed, incident_every=incident_every)
     sim.ledger = []
     return sim
 
@@ -81,67 +79,22 @@ def account(store: Store, sim: CitySimulator) -> tuple[int, int, str]:
     return lost, duplicated, f"{len(signals)} signals; incidents found {len(incidents) - missed}/{len(incidents)}"
 
 
-async def drained(bootstrap: str, app_id: str, timeout: float) -> float | None:
+async def drained(cluster: Cluster, app_id: str, timeout: float) -> float | None:
     """Seconds until every step of the worker ``app_id`` has committed everything it consumes, or None."""
-    return await topics.drained(bootstrap, groups(app_id), timeout)
-
-
-class Worker:
-    """A ``fengqiao worker`` process on the drill's broker, killable like a real one."""
-
-    def __init__(self, bootstrap: str, data_dir: Path, group: str) -> None:
-        self.bootstrap, self.data_dir, self.group = bootstrap, data_dir, group
-        self.proc: subprocess.Popen | None = None
-        self.peak_rss_kb = 0
-
-    def start(self) -> float:
-        """Start one; returns the seconds until it is ready."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FENGQIAO_")}
-        env.update(FENGQIAO_KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, FENGQIAO_DATA_DIR=str(self.data_dir),
-                   FENGQIAO_APP_ID=self.group, FENGQIAO_KAFKA_SESSION_TIMEOUT="3", FENGQIAO_METRICS_PORT="0")
-        log = self.data_dir / "worker.log"
-        started = time.monotonic()
-        with log.open("a") as out:
-            self.proc = subprocess.Popen([FENGQIAO, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
-        mark = log.stat().st_size
-        while time.monotonic() - started < 120 and self.proc.poll() is None:
-            with log.open(errors="replace") as f:
-                f.seek(mark)
-                if "fengqiao worker ready" in f.read():
-                    return time.monotonic() - started
-            time.sleep(0.2)
-        raise RuntimeError("the worker did not start:\n" + log.read_text(errors="replace")[-2000:])
-
-    def sample_rss(self, current: bool = False) -> None:
-        """Keep the peak resident memory: the kernel's high-water mark, or (``current``) the
-        resident size now, for peaks within a stretch of the run."""
-        if self.proc and self.proc.poll() is None:
-            status = Path(f"/proc/{self.proc.pid}/status").read_text()
-            field = "VmRSS" if current else "VmHWM"
-            kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field))
-            self.peak_rss_kb = max(self.peak_rss_kb, kb)
-
-    def kill(self) -> None:
-        assert self.proc
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=90)
+    return await wait_drained(cluster, groups(app_id), timeout)
 
 
 async def with_worker(name: str,
-                      body: Callable[[str, Worker], Awaitable[tuple[CitySimulator, float | None, str]]]) -> Outcome:
+                      body: Callable[[Cluster, WorkerProcess], Awaitable[tuple[CitySimulator, float | None, str]]]) -> Outcome:
     """Run ``body`` with a broker and a worker process; account for its feed in the worker's store."""
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix=f"drill-{name}-") as tmp:
-        await topics.ensure_topics(broker.bootstrap_servers)
-        worker = Worker(broker.bootstrap_servers, Path(tmp), f"drill-{name}")
+        cluster = Cluster(broker.bootstrap_servers)
+        await ensure_topics(cluster, topics.ALL)
+        worker = WorkerProcess(cluster, Path(tmp), f"drill-{name}")
         worker.start()
         try:
-            sim, recovery, note = await body(broker.bootstrap_servers, worker)
-            if await drained(broker.bootstrap_servers, worker.group, 180) is None:
+            sim, recovery, note = await body(cluster, worker)
+            if await drained(cluster, worker.group, 180) is None:
                 note += "; not drained within 180 s"
         finally:
             worker.stop()
@@ -155,8 +108,8 @@ async def with_worker(name: str,
 
 async def crash(quick: bool) -> Outcome:
     """SIGKILL the worker at random moments while the simulator runs, and start another."""
-    async def body(bootstrap: str, worker: Worker) -> tuple[CitySimulator, float | None, str]:
-        sim, rng = feed(bootstrap, seed=101, rate=60), random.Random(101)
+    async def body(cluster: Cluster, worker: WorkerProcess) -> tuple[CitySimulator, float | None, str]:
+        sim, rng = feed(cluster, seed=101, rate=60), random.Random(101)
         seconds = 20 if quick else 45
         feeding = asyncio.create_task(send(sim, seconds))
         recoveries, loop = [], asyncio.get_running_loop()
@@ -182,14 +135,14 @@ async def crash(quick: bool) -> Outcome:
 
 async def burst(quick: bool) -> Outcome:
     """Ten times the normal rate for a minute (in quick mode, for 10 s); the worker's peak RSS."""
-    async def body(bootstrap: str, worker: Worker) -> tuple[CitySimulator, float | None, str]:
+    async def body(cluster: Cluster, worker: WorkerProcess) -> tuple[CitySimulator, float | None, str]:
         normal, seconds = 20, (10 if quick else 60)
-        sim = feed(bootstrap, seed=202, rate=normal)
+        sim = feed(cluster, seed=202, rate=normal)
         await send(sim, 5)
         sampling = asyncio.create_task(_sample(worker))
         sim.rate = normal * 10
         await send(sim, seconds)
-        catch_up = await drained(bootstrap, worker.group, 180)
+        catch_up = await drained(cluster, worker.group, 180)
         sampling.cancel()
         worker.sample_rss()
         return sim, catch_up, f"{normal * 10}/s for {seconds}s; peak RSS {worker.peak_rss_kb / 1024:.0f} MiB"
@@ -197,7 +150,7 @@ async def burst(quick: bool) -> Outcome:
     return await with_worker("burst", body)
 
 
-async def _sample(worker: Worker) -> None:
+async def _sample(worker: WorkerProcess) -> None:
     while True:
         worker.sample_rss()
         await asyncio.sleep(0.5)
@@ -210,7 +163,7 @@ async def store_outage(quick: bool) -> Outcome:
         settings = Settings(data_dir=Path(tmp), gateway_port=0, metrics_port=0, app_id="drill-outage")
         async with Stack(settings, gateway=False) as stack:
             assert stack.store is not None
-            sim = feed(stack.bootstrap_servers, seed=303, rate=40)
+            sim = feed(stack.cluster, seed=303, rate=40)
             feeding = asyncio.create_task(send(sim, outage + 10))
             await asyncio.sleep(3)
             await stack.store.run(stack.store.execute, "DETACH TABLE fengqiao.events")
@@ -218,7 +171,7 @@ async def store_outage(quick: bool) -> Outcome:
             await stack.store.run(stack.store.execute, "ATTACH TABLE fengqiao.events")
             recovered = time.monotonic()
             await feeding
-            done = await drained(stack.bootstrap_servers, settings.app_id, 180)
+            done = await drained(stack.cluster, settings.app_id, 180)
             recovery = time.monotonic() - recovered if done is not None else None
             retries = stack.metrics.total(stack.metrics.sink_retries)
             lost, duplicated, detail = account(stack.store, sim)
@@ -241,7 +194,7 @@ async def hostile(quick: bool) -> Outcome:
         keys = KeyStore(settings.keys_path)
         tokens = {p: keys.add(p)[1] for p in ("grid", "police", "broadcast")}
         async with Stack(settings) as stack:
-            producer = kafka.producer(stack.bootstrap_servers, acks="all", max_request_size=1 << 20)
+            producer = stack.cluster.producer(acks="all", max_request_size=1 << 20)
             await producer.start()
             sent = 0
             for spec in topics.INPUTS:
@@ -258,7 +211,7 @@ async def hostile(quick: bool) -> Outcome:
                                          headers={"Authorization": f"Bearer {tokens[who]}"}) as r:
                         assert r.status == 422, (kind, r.status)
             sent += len(gateway)
-            done = await drained(stack.bootstrap_servers, settings.app_id, 120)
+            done = await drained(stack.cluster, settings.app_id, 120)
             assert stack.store is not None
             kept = stack.store.query("SELECT count() AS n, countIf(reason = '') AS unexplained "
                                      "FROM fengqiao.dead_letters FINAL")[0]
@@ -303,9 +256,9 @@ async def webhooks(quick: bool) -> Outcome:
                 assert stack.notifier is not None and stack.store is not None
                 stack.notifier.retry = Retry(attempts=3, first_delay=0.2, max_delay=1.0, timeout=1.0)
                 m = stack.metrics
-                sim = feed(stack.bootstrap_servers, seed=404, rate=40, incident_every=1.5)
+                sim = feed(stack.cluster, seed=404, rate=40, incident_every=1.5)
                 await send(sim, 10 if quick else 30)
-                done = await drained(stack.bootstrap_servers, settings.app_id, 120)
+                done = await drained(stack.cluster, settings.app_id, 120)
                 processed = m.total(m.events_valid)
                 expected = 3 * m.total(m.notices, channel=topics.CENTRE_NOTICES.name, centre_level="community")
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from collections.abc import Callable
 from typing import Any
 
 from schemas.contracts.events import Source
 from schemas.reference.regions import Level, registry
 from streams import topics
 from streams.detection.cases import run_case
-from streams.detection.ruleset import parse_duration
+from streams.detection.ruleset import CaseEvent, RuleCase, parse_duration
 from streams.tools.simulator import synthetic_id_number
 
 LONG_VIEW = "60d"  # how far past its last event a case is judged when the stream goes on
@@ -58,18 +58,18 @@ class Skipped:
     reason: str
 
 
-def injectable(rules: list[Any]) -> tuple[list[tuple[Any, dict[str, Any]]], list[Skipped]]:
+def injectable(rules: list[Any]) -> tuple[list[tuple[Any, RuleCase]], list[Skipped]]:
     """The cases whose outcome holds when the stream goes on past their ``until``."""
     keep, skipped = [], []
     for rule in rules:
         for case in rule.tests:
-            if any(e.get("source") == "signal" for e in case["events"]):
-                skipped.append(Skipped(rule.id, case["name"], "its events are signals, not inputs"))
+            if any(e.source is Source.signal for e in case.events):
+                skipped.append(Skipped(rule.id, case.name, "its events are signals, not inputs"))
                 continue
             short, _ = run_case(rules, rule, case)
-            long, _ = run_case(rules, rule, {**case, "until": LONG_VIEW})
+            long, _ = run_case(rules, rule, case.model_copy(update={"until": parse_duration(LONG_VIEW)}))
             if bool(short.expected) != bool(long.got):
-                skipped.append(Skipped(rule.id, case["name"], "its outcome depends on the window not yet closing"))
+                skipped.append(Skipped(rule.id, case.name, "its outcome depends on the window not yet closing"))
                 continue
             keep.append((rule, case))
     return keep, skipped
@@ -141,7 +141,7 @@ class Injector:
         self.rng.shuffle(self.streets)
         self._n = 0
 
-    def plan(self, cases: list[tuple[Any, dict[str, Any]]], start: datetime, end: datetime,
+    def plan(self, cases: list[tuple[Any, RuleCase]], start: datetime, end: datetime,
              repeat: int = 1) -> tuple[list[Incident], list[Skipped]]:
         """Each case ``repeat`` times, each on a street of its own at a random time between
         ``start`` and ``end``, so that it is over (its signal due) before ``end``."""
@@ -149,18 +149,18 @@ class Injector:
         for n in range(repeat):
             for rule, case in cases:
                 if len(placed) == len(self.streets):
-                    skipped.append(Skipped(rule.id, case["name"], f"repeat {n + 1}: no street left"))
+                    skipped.append(Skipped(rule.id, case.name, f"repeat {n + 1}: no street left"))
                     continue
-                length = max(parse_duration(e.get("at", "0s")) for e in case["events"]) + _due_after(rule)
+                length = max(e.at for e in case.events) + _due_after(rule)
                 room = (end - start - length - timedelta(hours=2)).total_seconds()
                 if room < 0:
-                    skipped.append(Skipped(rule.id, case["name"], "longer than the simulated period"))
+                    skipped.append(Skipped(rule.id, case.name, "longer than the simulated period"))
                     continue
                 at = start + timedelta(hours=1, seconds=self.rng.random() * room)
                 placed.append(self.place(rule, case, at.replace(microsecond=0)))
         return placed, skipped
 
-    def place(self, rule: Any, case: dict[str, Any], start: datetime) -> Incident:
+    def place(self, rule: Any, case: RuleCase, start: datetime) -> Incident:
         """The case as raw inputs on a street of its own, from ``start``."""
         self._n += 1
         tag = f"q{self._n:04d}"
@@ -168,15 +168,15 @@ class Injector:
         where: dict[str, str] = {}
         people: dict[str, dict[str, str]] = {}
         inputs, last = [], start
-        for n, spec in enumerate(case["events"]):
-            at = start + parse_duration(spec.get("at", "0s"))
+        for n, spec in enumerate(case.events):
+            at = start + spec.at
             last = max(last, at)
-            region = self._region(spec["region"], street, where)
-            subjects = [self._person(token, people) for token in spec.get("subjects", [])]
+            region = self._region(spec.region, street, where)
+            subjects = [self._person(token, people) for token in spec.subjects]
             topic, key, value = self._raw(spec, f"{tag}-e{n}", tag, region, subjects, at)
             inputs.append((at, topic, key, value))
-        positive = bool(case.get("expect"))
-        return Incident(tag, rule.id, case["name"], positive, street, start, last + _due_after(rule), inputs)
+        positive = bool(case.expect)
+        return Incident(tag, rule.id, case.name, positive, street, start, last + _due_after(rule), inputs)
 
     def _region(self, code: str, street: str, where: dict[str, str]) -> str:
         """Each community of the case becomes one of the street's; wider regions become the street."""
@@ -195,10 +195,10 @@ class Injector:
             people[token] = {"name": name, "id_number": synthetic_id_number(self.rng, "210202")}
         return people[token]
 
-    def _raw(self, spec: dict[str, Any], event_id: str, tag: str, region: str, subjects: list[dict[str, str]],
+    def _raw(self, spec: CaseEvent, event_id: str, tag: str, region: str, subjects: list[dict[str, str]],
              at: datetime) -> tuple[str, bytes, dict[str, Any]]:
-        source = spec.get("source", "grid_report")
-        attributes = {k: str(v) for k, v in spec.get("attributes", {}).items()}
+        source = spec.source.value
+        attributes = dict(spec.attributes)
         address = attributes.pop("address", None)
         when = at.isoformat()
         if source == "grid_report":
@@ -206,18 +206,18 @@ class Injector:
             grid = f"{community}001"
             return topics.GRID_REPORTS.name, grid.encode(), {
                 "event_id": event_id, "grid_code": grid, "reporter": f"GW{grid[-7:]}",
-                "category": spec["category"], "parties": subjects,
+                "category": spec.category, "parties": subjects,
                 "location": {"region_code": community, **({"address": address} if address else {})},
                 "text": "网格员巡查登记。", "occurred_at": when}
         if source == "dept_alert":
-            department, _, category = spec["category"].partition(".")
+            department, _, category = spec.category.partition(".")
             return topics.DEPT_ALERTS.name, region.encode(), {
                 "event_id": event_id, "department": department, "category": category,
                 "location": {"region_code": region, **({"address": address} if address else {})},
                 "subjects": subjects, "attributes": attributes, "occurred_at": when}
         if source == "broadcast":
             sender, _, identifier = attributes["broadcast"].partition(",")
-            msg_type = spec["category"].removeprefix("broadcast.").capitalize()
+            msg_type = spec.category.removeprefix("broadcast.").capitalize()
             return topics.EMERGENCY_BROADCASTS.name, region.encode(), {
                 "identifier": f"{tag}-{identifier}", "sender": sender, "sent": when, "status": "Actual",
                 "msgType": msg_type, "scope": "Public",

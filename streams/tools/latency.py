@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
 
 from schemas.contracts.events import BEIJING
 from streams import topics
-from streams.runtime import kafka
-from streams.tools.bench import progress, raw_consume
 from streams.runtime.broker import EmbeddedBroker
-from streams.tools.drill import Worker
-from streams.worker.pipeline import groups
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import drained, end_offsets, ensure_topics, group_lag
+from streams.tools.bench import append_row, progress, raw_consume, stamp
+from streams.tools.processes import WorkerProcess
 from streams.tools.simulator import CitySimulator
+from streams.worker.pipeline import groups
 
 GROUP = "bench-loads"
 HOPS = groups(GROUP, ("validate", "correlate"))  # each report is one event on both
@@ -42,18 +42,18 @@ HOPS = groups(GROUP, ("validate", "correlate"))  # each report is one event on b
 class NoticeClock:
     """Reads signals and notices as they come; a notice's latency from its signal's latest evidence."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.consumer = kafka.consumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    def __init__(self, cluster: Cluster) -> None:
+        self.consumer = cluster.consumer(enable_auto_commit=False)
+        self.cluster = cluster
         self.latest_evidence: dict[tuple[str, int], datetime] = {}
         self.latencies: list[float] = []
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
         await self.consumer.start()
-        tps = [TopicPartition(spec.name, p) for spec in (topics.SIGNALS, topics.CENTRE_NOTICES)
-               for p in range(spec.partitions)]
+        tps = self.cluster.topic_partitions(topics.SIGNALS, topics.CENTRE_NOTICES)
         self.consumer.assign(tps)
-        for tp, end in (await topics.end_offsets(self.consumer, tps)).items():
+        for tp, end in (await end_offsets(self.consumer, tps)).items():
             self.consumer.seek(tp, end)
         self._task = asyncio.create_task(self._read())
 
@@ -91,22 +91,22 @@ def percentile(values: list[float], q: float) -> float | None:
 async def one_load(rate: float, seconds: float, seed: int, drain_limit: float = 120.0) -> dict[str, Any]:
     """One load on a fresh broker and worker, so that no load inherits another's backlog."""
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="fq-loads-") as tmp:
-        bootstrap = broker.bootstrap_servers
-        await topics.ensure_topics(bootstrap)
-        worker = Worker(bootstrap, Path(tmp), GROUP)
+        cluster = Cluster(broker.bootstrap_servers)
+        await ensure_topics(cluster, topics.ALL)
+        worker = WorkerProcess(cluster, Path(tmp), GROUP)
         worker.start()
-        clock = NoticeClock(bootstrap)
+        clock = NoticeClock(cluster)
         await clock.start()
         sampling = asyncio.create_task(_sample(worker))
         try:
-            sim = CitySimulator(bootstrap, rate=rate, seed=seed, incident_every=1.0)
+            sim = CitySimulator(cluster, rate=rate, seed=seed, incident_every=1.0)
             began = time.monotonic()
             await sim.run(first_incident_after=0.5, seconds=seconds)
             offered = sim.sent / (time.monotonic() - began)
             # each report is one event: what is left is what waits to be validated or correlated and stored
-            backlog = await topics.group_lag(bootstrap, HOPS)
-            drained_after = await topics.drained(bootstrap, HOPS, drain_limit)
-            left = 0 if drained_after is not None else await topics.group_lag(bootstrap, HOPS)
+            backlog = await group_lag(cluster, HOPS)
+            drained_after = await drained(cluster, HOPS, drain_limit)
+            left = 0 if drained_after is not None else await group_lag(cluster, HOPS)
             drained_after = drain_limit if drained_after is None else drained_after
             await asyncio.sleep(1.0)  # the last notices on their way
         finally:
@@ -114,7 +114,7 @@ async def one_load(rate: float, seconds: float, seed: int, drain_limit: float = 
             await clock.stop()
             worker.stop()
         progress(f"  baseline: raw aiokafka consume-and-parse loop over the {sim.sent:,} reports fed")
-        raw = await raw_consume(bootstrap, sim.sent)
+        raw = await raw_consume(cluster, sim.sent)
     latencies = clock.take()
     processed_per_s = (sim.sent - left) / (seconds + drained_after)
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
@@ -125,7 +125,7 @@ async def one_load(rate: float, seconds: float, seed: int, drain_limit: float = 
             "ratio_to_raw": round(processed_per_s / raw, 4), "peak_rss_mib": round(worker.peak_rss_kb / 1024)}
 
 
-async def _sample(worker: Worker) -> None:
+async def _sample(worker: WorkerProcess) -> None:
     while True:
         worker.sample_rss(current=True)
         await asyncio.sleep(0.25)
@@ -146,8 +146,6 @@ LOADS_HEADER = ("| date (UTC) | machine | command | load /s | offered /s | proce
 
 def record(results: list[dict[str, Any]], command: str, path: Path = Path("BENCHMARKS.md")) -> None:
     """One line per load in BENCHMARKS.md with the command, the machine and the date."""
-    from streams.tools.bench import append_row, stamp
-
     date, machine = stamp()
     for r in results:
         append_row(path, LOADS_HEADER,

@@ -20,16 +20,19 @@ import orjson
 
 from schemas.contracts.events import BEIJING
 from streams import topics
-from streams.runtime import kafka
-from streams.tools.bench import progress
-from streams.runtime.broker import EmbeddedBroker
+from streams.app import worker_pipeline
 from streams.config import Settings
-from streams.tools.incidents import Incident, Injector, RuleScore, Skipped, injectable, off_case_streets, score
-from streams.metrics import Metrics
-from streams.worker.pipeline import Correlate, Pipeline, groups
 from streams.detection.ruleset import load_rules
-from streams.tools.simulator import CityTimeline
+from streams.metrics import Metrics
+from streams.runtime.broker import EmbeddedBroker
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import drained, ensure_topics
 from streams.store.clickhouse import Store, open_store
+from streams.tools.bench import append_row, progress, stamp
+from streams.tools.incidents import Incident, Injector, RuleScore, Skipped, injectable, off_case_streets, score
+from streams.tools.simulator import CityTimeline
+from streams.worker.correlate import ABSENCES_EVERY
+from streams.worker.pipeline import groups
 
 APP_ID = "bench-quality"
 
@@ -43,8 +46,8 @@ def found_signals(store: Store) -> list[dict[str, Any]]:
         "WHERE NOT s.drill GROUP BY s.signal_id, s.rule_id, s.raised_at")
 
 
-async def put(bootstrap: str, records: list[tuple[datetime, str, bytes, dict[str, Any]]]) -> None:
-    producer = kafka.producer(bootstrap, acks="all", linger_ms=20, max_batch_size=1 << 18)
+async def put(cluster: Cluster, records: list[tuple[datetime, str, bytes, dict[str, Any]]]) -> None:
+    producer = cluster.producer(acks="all", linger_ms=20, max_batch_size=1 << 18)
     await producer.start()
     try:
         for n, (_, topic, key, value) in enumerate(records, 1):
@@ -69,26 +72,26 @@ async def run_week(days: float, scale: float, seed: int, repeat: int
     progress(f"simulated {days:g} days at {scale:g} of the city's volume: {len(records):,} inputs, "
              f"{sum(i.positive for i in incidents)} incidents and {sum(not i.positive for i in incidents)} decoys")
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="fq-quality-") as tmp:
-        bootstrap = broker.bootstrap_servers
-        await topics.ensure_topics(bootstrap)
-        await put(bootstrap, records)
-        # The week is on the broker before the worker starts, so each source's agent reads its
+        cluster = Cluster(broker.bootstrap_servers)
+        await ensure_topics(cluster, topics.ALL)
+        await put(cluster, records)
+        # The week is on the broker before the worker starts, so the validate step reads each source's
         # whole backlog at once: a source is counted silent after 2 s instead of 30.
-        settings = Settings(data_dir=Path(tmp), kafka_bootstrap_servers=bootstrap, app_id=APP_ID,
+        settings = Settings(data_dir=Path(tmp), kafka_bootstrap_servers=cluster.bootstrap_servers, app_id=APP_ID,
                             kafka_session_timeout=3.0, source_idle_seconds=2.0)
         store, metrics = open_store(settings), Metrics()
-        pipeline = Pipeline(settings, bootstrap, store, rules, metrics)
+        pipeline = worker_pipeline(settings, Cluster.of(settings), store, rules, metrics)
         try:
             progress("the pipeline processes the week (validate, correlate, route, store)")
             await pipeline.start()
             began = time.perf_counter()
-            done = await topics.drained(bootstrap, groups(APP_ID), timeout=3600) is not None
+            done = await drained(cluster, groups(APP_ID), timeout=3600) is not None
             seconds = time.perf_counter() - began
             # Then the sources fall silent, the watermarks move on to the end of the week, and the
             # absences still open fall due (a wait of fixed length, not counted above): what they
             # raise is drained in turn.
-            await asyncio.sleep(settings.source_idle_seconds + 2 * Correlate.maintain_every)
-            done = done and await topics.drained(bootstrap, groups(APP_ID), timeout=600) is not None
+            await asyncio.sleep(settings.source_idle_seconds + 2 * ABSENCES_EVERY)
+            done = done and await drained(cluster, groups(APP_ID), timeout=600) is not None
             signals = found_signals(store)
         finally:
             await pipeline.stop()
@@ -124,8 +127,6 @@ QUALITY_HEADER = ("| date (UTC) | machine | command | inputs | incidents | decoy
 
 def record(rows: list[dict[str, Any]], facts: dict[str, Any], command: str, path: Path = Path("BENCHMARKS.md")) -> None:
     """One line in BENCHMARKS.md: the run's overall figures and the rules below the targets."""
-    from streams.tools.bench import stamp, append_row
-
     date, machine = stamp()
     total = rows[-1]
     below = [r["rule"] for r in rows[:-1]

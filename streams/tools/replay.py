@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
-from streams.runtime import kafka
+from streams.runtime.kafka import Cluster
 
 
 def write(path: Path, records: Iterable[tuple[datetime, str, bytes, Any]]) -> int:
@@ -50,10 +50,10 @@ def read(path: Path) -> list[tuple[datetime, str, bytes, bytes]]:
     return out
 
 
-async def replay(bootstrap: str, path: Path, speed: float, progress: bool = True) -> int:
+async def replay(cluster: Cluster, path: Path, speed: float, progress: bool = True) -> int:
     """Send a recording's lines to their topics, ``speed`` times faster than recorded."""
     lines = read(path)
-    producer = kafka.producer(bootstrap, acks="all", linger_ms=5)
+    producer = cluster.producer(acks="all", linger_ms=5)
     await producer.start()
     loop = asyncio.get_running_loop()
     try:

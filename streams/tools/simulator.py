@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-
 from schemas.contracts.alerts import departments
 from schemas.contracts.events import BEIJING
 from schemas.reference.matters import catalogue
 from schemas.reference.regions import Level, registry
 from streams import topics
-from streams.runtime import kafka
 from streams.intake.identity import check_digit
 from streams.intake.validation import GRID_PUBLISHER
+from streams.runtime.kafka import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +56,10 @@ def synthetic_id_number(rng: random.Random, county: str) -> str:
 class CitySimulator:
     """Feeds the grid-reports topic of a city at ``rate`` reports per second."""
 
-    def __init__(self, bootstrap_servers: str, city: str = "2102", rate: float = 10.0,
+    def __init__(self, cluster: Cluster, city: str = "2102", rate: float = 10.0,
                  incident_every: float = 15.0, seed: int = 7,
                  clock: Callable[[], datetime] = lambda: datetime.now(BEIJING)) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.cluster = cluster
         self.rng = random.Random(seed)
         self.rate = rate
         self.incident_every = incident_every
@@ -121,7 +120,7 @@ class CitySimulator:
         import orjson
 
         stop = stop or asyncio.Event()
-        producer = kafka.producer(self.bootstrap_servers, acks="all", linger_ms=5)
+        producer = self.cluster.producer(acks="all", linger_ms=5)
         await producer.start()
         loop = asyncio.get_running_loop()
         start = loop.time()

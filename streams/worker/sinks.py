@@ -9,6 +9,7 @@ a rebalance or a stop meanwhile gives the batch up, uncommitted, to be read agai
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -18,12 +19,13 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 
 from schemas.contracts.signals import RiskSignal
+from streams import topics
 from streams.intake.identity import Pseudonymiser
 from streams.metrics import Metrics
+from streams.runtime.deadletter import DeadLetter
 from streams.runtime.runner import RETRY_MAX_SECONDS, Abandoned, Batch, Step
+from streams.runtime.topics import TopicSpec
 from streams.store.clickhouse import Store
-from streams.topics import TopicSpec
-from streams.intake.validation import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +58,47 @@ def action_rows(value: bytes) -> Rows:
     return [("dispatch_actions", value)]
 
 
-def dead_letter_rows(pseudonymiser: Pseudonymiser, clock: Callable[[], datetime]) -> Callable[[ConsumerRecord], Rows]:
-    """Dead letters as rows: a hash and a masked preview of the original bytes, never in clear."""
+def dead_letter_row(letter: DeadLetter, pseudonymiser: Pseudonymiser, received_at: datetime) -> dict[str, object]:
+    """A dead letter's ClickHouse row: a hash and a masked preview, never identifiers in clear
+    (the original bytes stay on the topic)."""
+    preview = letter.raw[:512].decode("utf-8", "replace")
+    return {
+        "dlq_id": letter.dlq_id,
+        "source_topic": letter.source_topic,
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "reason": letter.reason,
+        "field": letter.field,
+        "message": pseudonymiser.mask_raw(letter.message),
+        "raw_sha256": hashlib.sha256(letter.raw).hexdigest(),
+        "raw_preview": pseudonymiser.mask_raw(preview),
+        "received_at": received_at,
+    }
+
+
+def dead_letter_rows(pseudonymiser: Pseudonymiser, clock: Callable[[], datetime]) -> ToRows:
+    """Dead letters as rows, read back from their headers."""
     def rows(record: ConsumerRecord) -> Rows:
         letter = DeadLetter.from_headers(record.value, dict(record.headers or []))
-        return [("dead_letters", orjson.dumps(letter.row(pseudonymiser, clock())))]
+        return [("dead_letters", orjson.dumps(dead_letter_row(letter, pseudonymiser, clock())))]
     return rows
+
+
+ToRows = Callable[[ConsumerRecord], Rows]
+
+# The topics stored, each by its function from a record to rows.
+SUNK = (topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES, topics.DRILL_NOTICES,
+        topics.DISPATCH_ACTIONS)
+
+
+def rows_of(spec: TopicSpec, pseudonymiser: Pseudonymiser, clock: Callable[[], datetime]) -> ToRows:
+    """The rows of one of the ``SUNK`` topics' records."""
+    if spec is topics.DEAD_LETTERS:
+        return dead_letter_rows(pseudonymiser, clock)
+    by_value = {topics.EVENTS.name: event_rows, topics.SIGNALS.name: signal_rows,
+                topics.CENTRE_NOTICES.name: notice_rows, topics.DRILL_NOTICES.name: notice_rows,
+                topics.DISPATCH_ACTIONS.name: action_rows}[spec.name]
+    return lambda record: by_value(record.value)
 
 
 def dedup_token(records: Iterable[ConsumerRecord]) -> str:
@@ -76,7 +113,7 @@ def dedup_token(records: Iterable[ConsumerRecord]) -> str:
 class Sink(Step):
     """One topic into its ClickHouse table(s): insert, then return; a failed insert is retried."""
 
-    def __init__(self, spec: TopicSpec, to_rows: Callable[[ConsumerRecord], Rows], store: Store,
+    def __init__(self, spec: TopicSpec, to_rows: ToRows, store: Store,
                  metrics: Metrics, batch_size: int, batch_seconds: float) -> None:
         self.name = f"sink-{spec.name}"
         self.consumes = (spec,)

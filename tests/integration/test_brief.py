@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from streams.reports.brief import EVENT_COLOUR, HOTSPOT_COLOUR, LEVEL_COLOURS
-
 from tests.integration.test_up_command import FENGQIAO, env_for
 from tests.seed import seeded_data_dir
 

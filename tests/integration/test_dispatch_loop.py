@@ -17,11 +17,10 @@ from aiokafka import AIOKafkaProducer
 from schemas.contracts.broadcasts import EmergencyBroadcast
 from schemas.contracts.signals import CentreNotice, NoticeRole
 from streams import topics
-from streams.config import Settings
 from streams.api.keys import KeyStore
-from streams.detection.ruleset import load_rules
 from streams.app import Stack
-
+from streams.config import Settings
+from streams.detection.ruleset import load_rules
 from tests.helpers import COMMUNITY, T0, cap_xml, dept_alert
 from tests.integration.test_walking_skeleton import read_topic
 
@@ -196,7 +195,7 @@ async def test_a_restarted_desk_keeps_the_cases_and_sends_no_supervision_twice(w
     await old.stop()
     from streams.dispatch.desk import DispatchDesk
 
-    desk = DispatchDesk(stack.bootstrap_servers, old.keys, old.pseudonymiser, stack.metrics, old.clock, tick=0.2)
+    desk = DispatchDesk(stack.cluster, old.pseudonymiser, stack.metrics, old.clock, tick=0.2)
     await desk.start()
     try:
         (case,) = desk.cases.values()

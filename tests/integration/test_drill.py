@@ -9,7 +9,6 @@ import subprocess
 import pytest
 
 from streams.tools.drill import SCENARIOS
-
 from tests.integration.test_up_command import FENGQIAO
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,9 @@ import pytest
 import pytest_asyncio
 
 from streams import topics
-from streams.config import Settings
 from streams.api.keys import KeyStore
 from streams.app import Stack
-
+from streams.config import Settings
 from tests.helpers import cap_xml, dept_alert, grid_report
 from tests.integration.test_walking_skeleton import read_topic
 from tests.unit.test_contracts import XXE

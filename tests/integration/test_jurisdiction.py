@@ -8,7 +8,6 @@ import subprocess
 import pytest
 
 from streams.store.jurisdiction import SCOPED_TABLES, TABLES
-
 from tests.integration.test_up_command import FENGQIAO, env_for
 from tests.seed import seeded_data_dir
 

@@ -8,7 +8,6 @@ import pytest
 
 from streams.intake.identity import ID_NUMBER, MOBILE, valid_id_number
 from streams.tools.simulator import GIVEN, SURNAMES
-
 from tests.integration.test_up_command import FENGQIAO, env_for
 
 pytestmark = pytest.mark.integration

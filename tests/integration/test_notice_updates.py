@@ -11,9 +11,8 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.contracts.signals import CentreNotice
 from streams import topics
-from streams.config import Settings
 from streams.app import Stack
-
+from streams.config import Settings
 from tests.helpers import COMMUNITY, T0, grid_report
 from tests.integration.test_dispatch_loop import Clock
 from tests.integration.test_walking_skeleton import read_topic

@@ -12,10 +12,10 @@ import subprocess
 import aiohttp
 import pytest
 
+from streams.app import Stack
 from streams.config import Settings
 from streams.reports.dashboards import health_dashboard
 from streams.tools.simulator import CitySimulator
-from streams.app import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 PROMETHEUS = shutil.which("prometheus")
@@ -32,7 +32,7 @@ async def test_every_promql_panel_returns_data_from_a_real_prometheus(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", gateway_port=0, metrics_port=0, app_id="fq-prometheus")
     async with Stack(settings) as stack:
         stop = asyncio.Event()
-        simulator = CitySimulator(stack.bootstrap_servers, rate=30, incident_every=2)
+        simulator = CitySimulator(stack.cluster, rate=30, incident_every=2)
         feeding = asyncio.create_task(simulator.run(stop, first_incident_after=0.5))
         port = free_port()
         config = tmp_path / "prometheus.yml"

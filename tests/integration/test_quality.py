@@ -18,9 +18,10 @@ import pytest
 
 from streams import topics
 from streams.runtime.broker import EmbeddedBroker
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import ensure_topics
 from streams.tools.quality import run_week
 from streams.tools.replay import read
-
 from tests.integration.test_ingestion import read_all
 from tests.integration.test_up_command import FENGQIAO
 
@@ -52,7 +53,7 @@ async def test_a_simulated_day_is_recorded_and_replayed_onto_its_topics(tmp_path
     assert truth["incidents"] and all({"rule", "should_fire", "street", "due"} <= set(i) for i in truth["incidents"])
     assert [at for at, *_ in lines] == sorted(at for at, *_ in lines)
     with EmbeddedBroker() as broker:
-        await topics.ensure_topics(broker.bootstrap_servers)
+        await ensure_topics(Cluster(broker.bootstrap_servers), topics.ALL)
         done = subprocess.run([FENGQIAO, "replay", str(recording), "--speed", "0", "--quiet",
                                "--bootstrap", broker.bootstrap_servers], env=env, capture_output=True, text=True,
                               timeout=120)

@@ -12,10 +12,9 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.contracts.signals import CentreNotice, RiskSignal
 from streams import topics
+from streams.app import Stack
 from streams.config import Settings
 from streams.detection.ruleset import load_rules
-from streams.app import Stack
-
 from tests.helpers import grid_report
 from tests.integration.test_walking_skeleton import read_topic
 from tests.unit.test_ruleset import CITY_WAVE
@@ -26,7 +25,7 @@ COMMUNITIES = ["210202001001", "210203001001", "210211001001"]  # 中山区, 西
 
 
 def test_the_districts_live_in_different_partitions_of_events():
-    partitions = list(range(topics.EVENTS.partitions))
+    partitions = list(range(topics.EVENTS.base_partitions))
     assert len({DefaultPartitioner()(c[:6].encode(), partitions, partitions) for c in COMMUNITIES}) == 3
 
 

@@ -10,9 +10,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams import topics
-from streams.config import Settings
 from streams.app import Stack
-
+from streams.config import Settings
 from tests.helpers import COMMUNITY, dept_alert, grid_report
 from tests.integration.test_ingestion import read_all
 

@@ -22,8 +22,9 @@ from aiokafka import AIOKafkaProducer
 from schemas.contracts.signals import RiskSignal
 from streams import topics
 from streams.runtime.broker import EmbeddedBroker
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import ensure_topics, group_lag
 from streams.worker.pipeline import groups
-
 from tests.helpers import COMMUNITY, T0, grid_report
 from tests.integration.test_ingestion import read_all
 
@@ -62,14 +63,14 @@ async def publish(bootstrap: str, *reports: dict) -> None:
 async def settled(bootstrap: str, timeout: float = 120) -> None:
     consumed = groups(GROUP, ["validate", "correlate"])
     async with asyncio.timeout(timeout):
-        while await topics.group_lag(bootstrap, consumed):
+        while await group_lag(Cluster(bootstrap), consumed):
             await asyncio.sleep(0.3)
 
 
 async def test_the_rule_fires_after_a_worker_restart_with_the_same_signal_id(tmp_path):
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
-        await topics.ensure_topics(bootstrap)
+        await ensure_topics(Cluster(bootstrap), topics.ALL)
         first = await asyncio.to_thread(start_worker, bootstrap, tmp_path, tmp_path / "first.log")
         try:
             await publish(bootstrap, grid_report(1), grid_report(2))

@@ -13,9 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from streams.runtime.broker import EmbeddedBroker
 from streams.api.keys import KeyStore
-
+from streams.runtime.broker import EmbeddedBroker
 from tests.integration.test_restart import FENGQIAO
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

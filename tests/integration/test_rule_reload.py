@@ -13,9 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams import topics
-from streams.config import Settings
 from streams.app import Stack
-
+from streams.config import Settings
 from tests.helpers import grid_report
 from tests.integration.test_ingestion import read_all
 

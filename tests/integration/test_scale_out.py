@@ -17,9 +17,10 @@ import pytest
 from schemas.contracts.signals import RiskSignal
 from streams import topics
 from streams.runtime.broker import EmbeddedBroker
-from streams.worker.pipeline import groups
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import drained, ensure_topics
 from streams.store.clickhouse import EmbeddedStore
-
+from streams.worker.pipeline import groups
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, grid_report
 from tests.integration.test_ingestion import read_all
 from tests.integration.test_restart import publish, start_worker
@@ -29,7 +30,7 @@ GROUP = "fq-restart"  # start_worker's app id
 
 
 async def all_committed(bootstrap: str, timeout: float = 120) -> None:
-    assert await topics.drained(bootstrap, groups(GROUP), timeout) is not None
+    assert await drained(Cluster(bootstrap), groups(GROUP), timeout) is not None
 
 
 def background(first: int) -> list[dict]:
@@ -40,7 +41,7 @@ def background(first: int) -> list[dict]:
 async def test_workers_joining_and_leaving_lose_nothing_and_keep_the_windows(tmp_path):
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
-        await topics.ensure_topics(bootstrap)
+        await ensure_topics(Cluster(bootstrap), topics.ALL)
         first = await asyncio.to_thread(start_worker, bootstrap, tmp_path / "a", tmp_path / "a.log")
         second = None
         try:

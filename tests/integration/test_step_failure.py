@@ -15,10 +15,9 @@ import pytest
 
 from schemas.contracts.signals import RiskSignal
 from streams import topics
+from streams.app import Stack
 from streams.config import Settings
 from streams.runtime.outbox import Outbox
-from streams.app import Stack
-
 from tests.helpers import COMMUNITY, grid_report
 from tests.integration.test_ingestion import read_all
 from tests.integration.test_restart import publish

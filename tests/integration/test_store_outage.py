@@ -11,10 +11,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams import topics
-from streams.config import Settings
-from streams.worker.pipeline import groups
 from streams.app import Stack
-
+from streams.config import Settings
+from streams.runtime.topics import drained, group_lag
+from streams.worker.pipeline import groups
 from tests.helpers import grid_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -42,11 +42,11 @@ async def test_a_store_outage_pauses_the_sink_and_loses_nothing(tmp_path):
 
         await until(lambda: metrics.total(metrics.sink_retries, table="events") >= 3)
         assert {tp.topic for tp in sink.consumer.paused()} == {topics.EVENTS.name}
-        uncommitted = await topics.group_lag(stack.bootstrap_servers, groups(settings.app_id, ["sink-events"]))
+        uncommitted = await group_lag(stack.cluster, groups(settings.app_id, ["sink-events"]))
         assert uncommitted == len(REPORTS), "no event of a failed batch is acknowledged"
         assert metrics.total(metrics.sink_rows, table="events") == 0
         others = groups(settings.app_id, ["validate", "correlate"])
-        assert await topics.drained(stack.bootstrap_servers, others, timeout=30) is not None, "the store holds up only its sink"
+        assert await drained(stack.cluster, others, timeout=30) is not None, "the store holds up only its sink"
         assert not any(r.consumer.paused() for r in stack.pipeline.runners if r is not sink)
 
         await store.run(store.execute, "ATTACH TABLE fengqiao.events")  # ClickHouse is back

@@ -17,10 +17,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.contracts.signals import CentreNotice, NoticeRole, RiskSignal
 from streams import topics
-from streams.config import Settings
 from streams.api.keys import KeyStore
 from streams.app import Stack
-
+from streams.config import Settings
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, grid_report, id_number
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

@@ -14,10 +14,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.contracts.signals import CentreNotice
 from streams import topics
-from streams.config import Settings
 from streams.app import Stack
+from streams.config import Settings
 from streams.notify.webhooks import sign
-
+from streams.runtime.topics import end_offsets
 from tests.helpers import grid_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -84,8 +84,8 @@ async def hooked_notice_ids(bootstrap: str) -> set[str]:
     await consumer.start()
     await ends_reader.start()
     try:
-        tps = [TopicPartition(topics.CENTRE_NOTICES.name, p) for p in range(topics.CENTRE_NOTICES.partitions)]
-        ends = await topics.end_offsets(ends_reader, tps)
+        tps = [TopicPartition(topics.CENTRE_NOTICES.name, p) for p in range(topics.CENTRE_NOTICES.base_partitions)]
+        ends = await end_offsets(ends_reader, tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ids = set()

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-
 from tests.seed import A1, A2, B1, X, Y, Z, person, seeded_store
 
 COOKBOOK = Path(__file__).parents[2] / "docs" / "analyst-queries.md"

@@ -10,11 +10,11 @@ import orjson
 
 from schemas.contracts.events import BEIJING, Source
 from streams import topics
-from streams.intake.identity import Pseudonymiser
-from streams.tools.incidents import Incident, Injector, injectable, off_case_streets, score
 from streams.detection.ruleset import load_rules
-from streams.tools.simulator import CityModel, CityTimeline
+from streams.intake.identity import Pseudonymiser
 from streams.intake.validation import DeadLetter, Origin, Validator
+from streams.tools.incidents import Incident, Injector, injectable, off_case_streets, score
+from streams.tools.simulator import CityModel, CityTimeline
 
 MONDAY = datetime(2026, 11, 16, tzinfo=BEIJING)
 

@@ -9,7 +9,6 @@ from schemas.contracts.cap import parse_cap
 from schemas.contracts.levels import RiskLevel
 from streams.intake.identity import Pseudonymiser
 from streams.intake.validation import Accepted, DeadLetter, Origin, Validator
-
 from tests.helpers import COMMUNITY, T0, cap_xml, dept_alert, id_number
 
 V = Validator(Pseudonymiser(b"test-key"))

@@ -1,12 +1,14 @@
 from datetime import timedelta
 
+import pytest
+
 from schemas.contracts.events import NormalisedEvent
 from schemas.contracts.levels import RiskLevel
-from streams.detection.correlation import Correlator, DictStates, WindowState, observe
-from streams.intake.identity import Pseudonymiser
+from streams.detection.correlator import Correlator, DictStates
 from streams.detection.ruleset import load_rules
+from streams.detection.windows import STATE_FORMAT, Entry, Pending, StateFormatError, WindowState, observe
+from streams.intake.identity import Pseudonymiser
 from streams.intake.validation import Validator
-
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, T0, grid_report
 
 V = Validator(Pseudonymiser(b"k"))
@@ -20,7 +22,7 @@ def event(n: int, **kw) -> NormalisedEvent:
 
 
 def run(events):
-    """Feed events through the rule the way the agent does; return the outcomes with signals."""
+    """Feed events through the rule the way the correlate step does; return the outcomes with signals."""
     correlator, states = Correlator([RULE]), DictStates()
     return [out for e in events for out in correlator.process(e, 0, states, T0) if out.signal.rule_id == RULE.id]
 
@@ -67,8 +69,25 @@ def test_a_new_incident_after_the_window_gets_a_new_id():
     burst2 = [event(10 + i, at=later + timedelta(minutes=i)) for i in range(3)]
     ids = {o.signal.signal_id for o in run(burst1 + burst2)}
     assert len(ids) == 2
-    state = WindowState.from_json(WindowState([[1, "a", "grid_report", "x", "", None, False]], 1, 1, "yellow", 1).to_json())
-    assert state.entries == [[1, "a", "grid_report", "x", "", None, False]]
+    entry = Entry(1, "a", "grid_report", "x", "", None, False)
+    state = WindowState.from_json(WindowState([entry], 1, 1, "yellow", 1, [Pending(5, 1, "a")]).to_json())
+    assert state.entries == [entry] and state.pending == [Pending(5, 1, "a")]
+
+
+def test_window_state_is_written_with_its_format_and_reads_the_previous_one():
+    """Format 1 (before the format was marked) is the same arrays: a worker reads it as it is."""
+    written = WindowState([Entry(1, "a", "grid_report", "x", "", None, True)], 1, 1, "yellow", 1,
+                          [Pending(9, 1, "a")], 3).to_json()
+    assert written["format"] == STATE_FORMAT == 2
+    assert written["entries"] == [[1, "a", "grid_report", "x", "", None, True]]  # the same JSON as format 1
+    previous = {k: v for k, v in written.items() if k != "format"}
+    state = WindowState.from_json(previous)
+    assert state.entries[0].drill is True and state.pending[0].deadline_ms == 9 and state.partition == 3
+
+
+def test_a_window_state_of_a_newer_format_is_refused_by_name():
+    with pytest.raises(StateFormatError, match="format 3; this worker reads formats 1 to 2"):
+        WindowState.from_json({"format": 3, "entries": []})
 
 
 def test_a_reload_keeps_the_windows_of_unchanged_rules_and_starts_changed_ones_afresh():
@@ -141,8 +160,8 @@ def test_a_source_running_ahead_does_not_make_an_absence_fire_early():
 
 def test_an_expected_event_read_before_its_trigger_still_answers_it():
     """The terminals' receipt read before the broadcast it confirms (receipts ran ahead)."""
-    from streams.detection.ruleset import load_rules
     from streams.detection.cases import make_event
+    from streams.detection.ruleset import load_rules
 
     correlator, states = Correlator(load_rules()), DictStates()
     events = [

@@ -10,7 +10,6 @@ import pytest
 
 from schemas.contracts.events import BEIJING
 from streams.reports.dashboards import CENTRE_VARIABLE, DIRECTORY, all_dashboards, expand, render
-
 from tests.seed import seeded_store
 
 SQL_PANELS = [(d.uid, p) for d in all_dashboards() for p in d.panels if p.is_sql]

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from schemas.clickhouse.ddl import cluster_statements, migrations, script
-from streams.store.jurisdiction import TABLES, access_statements
 from streams.store.clickhouse import EmbeddedStore, migrate
+from streams.store.jurisdiction import TABLES, access_statements
 
 DEPLOYED = Path(__file__).parents[2] / "deploy" / "clickhouse" / "cluster.sql"
 

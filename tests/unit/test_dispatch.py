@@ -7,7 +7,6 @@ import pytest
 from schemas.contracts.actions import ActionKind as K
 from schemas.contracts.levels import RiskLevel
 from streams.dispatch.case import Case, CaseState, centres_above
-
 from tests.helpers import COMMUNITY, T0
 
 H = timedelta(hours=1)

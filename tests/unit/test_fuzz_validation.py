@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from schemas.contracts.cap import parse_cap
 from streams.intake.identity import Pseudonymiser
 from streams.intake.validation import DeadLetter, Origin, Validator
-
 from tests.helpers import T0, cap_xml, dept_alert, grid_report
 
 V = Validator(Pseudonymiser(b"fuzz"))

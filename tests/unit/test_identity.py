@@ -1,5 +1,4 @@
 from streams.intake.identity import MOBILE, Pseudonymiser, check_digit, valid_id_number
-
 from tests.helpers import id_number
 
 P = Pseudonymiser(b"test-key")

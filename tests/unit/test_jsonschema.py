@@ -7,7 +7,6 @@ from jsonschema import Draft202012Validator
 
 from schemas.contracts.cap import parse_cap
 from schemas.export import DIRECTORY, rendered
-
 from tests.helpers import cap_xml, dept_alert, grid_report
 
 

@@ -6,9 +6,11 @@ import subprocess
 import pytest
 from pydantic import SecretStr
 
+from streams.app import worker_pipeline
 from streams.config import Settings
-from streams.runtime import kafka
-from streams.runtime.kafka import security_options
+from streams.detection.ruleset import load_rules
+from streams.metrics import Metrics
+from streams.runtime.kafka import Cluster, security_options
 
 
 @pytest.fixture(scope="module")
@@ -35,22 +37,18 @@ def test_sasl_over_tls_with_a_ca_and_a_client_certificate(ca):
     assert options["ssl_context"].verify_mode is ssl.CERT_REQUIRED
 
 
-async def test_every_client_of_the_worker_speaks_the_configured_security(ca, monkeypatch):
-    """The steps' consumers, the outbox's producer and the lag probes are all made by streams.kafka."""
-    from streams.worker.pipeline import Pipeline
-    from streams.metrics import Metrics
-    from streams.detection.ruleset import load_rules
-
-    monkeypatch.setenv("FENGQIAO_KAFKA_SECURITY_PROTOCOL", "SSL")
-    monkeypatch.setenv("FENGQIAO_KAFKA_SSL_CAFILE", str(ca / "ca.pem"))
-    kafka._options.cache_clear()
-    try:
-        pipeline = Pipeline(Settings(), "127.0.0.1:9", store=None, rules=load_rules(), metrics=Metrics())  # type: ignore[arg-type]
-        clients = [pipeline.producer.client, *(r.consumer._client for r in pipeline.runners)]
-        assert len(clients) == 1 + len(pipeline.steps)
-        assert all(c._security_protocol == "SSL" and c._ssl_context is not None for c in clients)
-    finally:
-        kafka._options.cache_clear()
+async def test_every_client_of_the_worker_speaks_the_configured_security(ca):
+    """The steps' consumers and the outbox's producer are all made by the process's one Cluster,
+    from the settings it was given: no environment read, nothing cached between two of them."""
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", kafka_security_protocol="SSL",
+                        kafka_ssl_cafile=ca / "ca.pem")
+    pipeline = worker_pipeline(settings, Cluster.of(settings), store=None, rules=load_rules(),  # type: ignore[arg-type]
+                               metrics=Metrics())
+    clients = [pipeline.producer.client, *(r.consumer._client for r in pipeline.runners)]
+    assert len(clients) == 1 + len(pipeline.steps)
+    assert all(c._security_protocol == "SSL" and c._ssl_context is not None for c in clients)
+    plain = Cluster.of(Settings(kafka_bootstrap_servers="127.0.0.1:9"))
+    assert plain.security == {"security_protocol": "PLAINTEXT"}
 
 
 def test_sasl_without_credentials_is_refused_by_name():

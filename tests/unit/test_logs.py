@@ -3,7 +3,6 @@
 import logging
 
 from streams.api.logs import Redact, redact
-
 from tests.helpers import id_number
 
 

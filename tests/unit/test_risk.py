@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from schemas.contracts.levels import RiskLevel
 from streams.detection import risk
-from streams.detection.correlation import Correlator, DictStates
 from streams.detection.cases import make_event
+from streams.detection.correlator import Correlator, DictStates
 from streams.detection.ruleset import load_rules
 
 PACK = load_rules()

@@ -3,12 +3,11 @@ from datetime import timedelta
 import pytest
 
 from schemas.contracts.levels import RiskLevel
-from schemas.reference.regions import Level
 from schemas.contracts.signals import NoticeRole
+from schemas.reference.regions import Level
 from streams.notify.routing import route
-
-from tests.unit.test_correlation import run, event
 from tests.helpers import T0
+from tests.unit.test_correlation import event, run
 
 
 def signal_at(level: RiskLevel):

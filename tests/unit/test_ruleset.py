@@ -2,7 +2,7 @@ import pytest
 
 from schemas.contracts.levels import RiskLevel
 from streams.detection.cases import make_event, run_all, run_case
-from streams.detection.ruleset import RuleError, load_rules, parse_duration
+from streams.detection.ruleset import ExpectedSignal, RuleError, load_rules, parse_duration
 
 PACK = load_rules()
 BY_ID = {r.id: r for r in PACK}
@@ -24,14 +24,14 @@ def test_rule_case(result):
 
 def test_every_rule_has_a_firing_case_and_a_near_miss():
     for rule in PACK:
-        assert any(case.get("expect") for case in rule.tests), rule.id
-        assert any(not case.get("expect") for case in rule.tests), rule.id
+        assert any(case.expect for case in rule.tests), rule.id
+        assert any(not case.expect for case in rule.tests), rule.id
 
 
 def test_a_rule_skipped_for_a_source_and_category_never_takes_its_events():
     """The correlator asks each rule only about the (source, category) pairs it admits: that must
     lose nothing, and it must spare most of the asking."""
-    events = [make_event(n, spec) for rule in PACK for case in rule.tests for n, spec in enumerate(case["events"])]
+    events = [make_event(n, spec) for rule in PACK for case in rule.tests for n, spec in enumerate(case.events)]
     skipped = 0
     for rule in PACK:
         for event in events:
@@ -43,7 +43,7 @@ def test_a_rule_skipped_for_a_source_and_category_never_takes_its_events():
 
 def test_a_wrong_expectation_fails():
     rule = BY_ID["dispute_cluster"]
-    case = {**rule.tests[0], "expect": [{"level": "red", "entity": "210202001001"}]}
+    case = rule.tests[0].model_copy(update={"expect": [ExpectedSignal(level="red", entity="210202001001")]})
     assert not run_case(PACK, rule, case)[0].passed
 
 

@@ -5,16 +5,15 @@ import json
 
 import pytest
 
-from schemas.contracts.events import GridReport
-from streams.detection.correlation import Correlator, DictStates
-from streams.intake.identity import Pseudonymiser
-from streams.worker.sinks import event_rows, notice_rows, signal_rows
-from streams.notify.routing import route
-from streams.detection.ruleset import load_rules
 from schemas.clickhouse.ddl import DATABASE, migrations
-from streams.store.clickhouse import EmbeddedStore, apply_retention, json_lines, load_regions, migrate
+from schemas.contracts.events import GridReport
+from streams.detection.correlator import Correlator, DictStates
+from streams.detection.ruleset import load_rules
+from streams.intake.identity import Pseudonymiser
 from streams.intake.validation import Origin, Validator
-
+from streams.notify.routing import route
+from streams.store.clickhouse import EmbeddedStore, apply_retention, json_lines, load_regions, migrate
+from streams.worker.sinks import dead_letter_row, event_rows, notice_rows, signal_rows
 from tests.helpers import COMMUNITY, T0, grid_report
 
 V = Validator(Pseudonymiser(b"k"))
@@ -51,7 +50,7 @@ def sample_rows():
     lines = [*(line for e in events for line in event_rows(e.model_dump_json().encode())),
              *signal_rows(signal.model_dump_json().encode()),
              *(line for n in route(signal, T0) for line in notice_rows(n.model_dump_json().encode())),
-             ("dead_letters", json.dumps(letter.row(V.pseudonymiser, T0), default=str).encode())]
+             ("dead_letters", json.dumps(dead_letter_row(letter, V.pseudonymiser, T0), default=str).encode())]
     rows: dict[str, list[bytes]] = {}
     for table, line in lines:
         rows.setdefault(table, []).append(line)

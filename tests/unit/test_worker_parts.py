@@ -13,11 +13,10 @@ from streams.runtime.outbox import partition_of
 from streams.runtime.state import StateTable
 
 
-
 def test_a_state_table_hands_each_changed_key_once_with_its_last_value():
     table = StateTable("seen-grid-reports", topics.GRID_REPORTS, "fq")
     assert table.changelog == "fq-seen-grid-reports-changelog"
-    assert table.spec.partitions == topics.GRID_REPORTS.partitions and table.spec.compacted
+    assert table.spec.base_partitions == topics.GRID_REPORTS.base_partitions and table.spec.compacted
     table.apply(0, b"a", b"1")  # recovered
     table.apply(1, b"b", b"2")
     table.put(0, "a", 5)

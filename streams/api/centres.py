@@ -1,0 +1,89 @@
+"""The centres' routes (综治中心接口), under the gateway, with a centre's key
+(``fengqiao keys add centre:CODE``); the dispatch desk decides, this only speaks HTTP.
+
+- ``POST /v1/centres/{code}/actions``: acknowledge, assign, coordinate, feedback, close, reopen.
+  202 accepted; 401 no key; 403 another centre's key or a signal outside the jurisdiction;
+  404 no such signal; 409 not allowed in the case's state, with the reason; 422 a bad field.
+- ``GET /v1/centres/{code}/cases``: the cases in the jurisdiction, open first.
+- ``GET /v1/centres/{code}/stream``: Server-Sent Events, the centre's own notices as they come;
+  ``?channel=drill`` the drill channel instead (演练), which is all that drills ever reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import web
+
+from streams.api.http import bearer, invalid
+from streams.api.keys import KeyStore, centre_of
+from streams.dispatch.desk import DispatchDesk
+
+KEEP_ALIVE = 15.0  # seconds between comments on an idle stream
+
+
+class CentreRoutes:
+    def __init__(self, desk: DispatchDesk, keys: KeyStore) -> None:
+        self.desk, self.keys = desk, keys
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/centres/{code}/actions", self.post_action),
+                web.get("/v1/centres/{code}/cases", self.get_cases),
+                web.get("/v1/centres/{code}/stream", self.get_stream)]
+
+    def _centre(self, request: web.Request) -> str | web.Response:
+        """The centre of the URL if the request's key is that centre's, or the refusal."""
+        code = request.match_info["code"]
+        key = self.keys.authenticate(bearer(request))
+        if key is None:
+            return web.json_response({"error": "a valid centre key is required"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        if centre_of(key.publisher) != code:
+            return web.json_response({"error": f"key {key.id} may not act as centre {code}"}, status=403)
+        return code
+
+    async def post_action(self, request: web.Request) -> web.Response:
+        centre = self._centre(request)
+        if isinstance(centre, web.Response):
+            return centre
+        try:
+            body = await request.json()
+        except ValueError:
+            return invalid([{"field": "", "message": "the body is not JSON"}])
+        if not isinstance(body, dict):
+            return invalid([{"field": "", "message": "the body is a JSON object"}])
+        status, answer = await self.desk.act(centre, body)
+        return web.json_response(answer, status=status)
+
+    async def get_cases(self, request: web.Request) -> web.Response:
+        centre = self._centre(request)
+        if isinstance(centre, web.Response):
+            return centre
+        return web.json_response({"cases": self.desk.cases_of(centre)})
+
+    async def get_stream(self, request: web.Request) -> web.StreamResponse:
+        centre = self._centre(request)
+        if isinstance(centre, web.Response):
+            return centre
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        drill = request.query.get("channel") == "drill"
+        queue = self.desk.follow(centre, drill)
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                try:
+                    notice = await asyncio.wait_for(queue.get(), KEEP_ALIVE)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if notice is None:  # stopping, or this client fell too far behind: reconnect
+                    break
+                data = json.dumps(notice.model_dump(mode="json"), ensure_ascii=False)
+                await response.write(f"id: {notice.notice_id}\nevent: {notice.role.value}\ndata: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.desk.unfollow(centre, drill, queue)
+        return response

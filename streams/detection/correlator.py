@@ -1,0 +1,220 @@
+"""The correlator (研判): the loaded rule pack applied to one partition's events at a time.
+
+Each event enters the windows (``detection.windows``) of the rules it matches; a window that
+fires raises or updates a signal, a rule's risk score accumulates on its objects
+(``detection.risk``), and a raised signal re-enters as an event of source ``signal``, so rules
+can chain, with ``uplift`` levels added. Absence deadlines fire on each partition's event-time
+watermark, never on the wall clock, so that a replay raises what the live run raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol
+
+from schemas.contracts.events import NormalisedEvent, Source
+from schemas.contracts.signals import RiskSignal
+from schemas.reference.regions import registry
+from streams.detection import risk
+from streams.detection.risk import RiskPolicy
+from streams.detection.ruleset import AbsenceRule
+from streams.detection.windows import (
+    MAX_CHAIN_DEPTH,
+    Outcome,
+    WindowState,
+    expire,
+    observe,
+    signal_as_event,
+    state_prefix,
+    to_ms,
+)
+
+
+# -- the rule pack over a store of states ------------------------------------------------------
+class States(Protocol):
+    """Where window states live: a dict in tests, a partition of the worker's state table in
+    production."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, value: dict[str, Any], partition: int) -> None: ...
+
+    def items(self) -> Iterable[tuple[str, dict[str, Any]]]: ...
+
+
+class DictStates(dict):  # type: ignore[type-arg]
+    def put(self, key: str, value: dict[str, Any], partition: int) -> None:
+        self[key] = value
+
+
+class Correlator:
+    """The loaded rule pack applied to a stream of events, one partition's order at a time."""
+
+    def __init__(self, rules: list[Any], risk_policy: RiskPolicy | None = None, source_idle: float = 0.0,
+                 wallclock: Callable[[], float] = time.monotonic) -> None:
+        """``source_idle``: seconds of silence after which a source no longer holds a partition's
+        watermark back (0: the watermark is simply the latest event time seen)."""
+        self.risk_policy = risk_policy or RiskPolicy()
+        self.watermarks: dict[int, int] = {}  # partition -> event-time watermark (ms)
+        self.source_idle, self.wallclock = source_idle, wallclock
+        self._started = wallclock()
+        self._sources: dict[int, dict[str, list[float]]] = {}  # partition -> source -> [latest ms, seen at]
+        self._checked: dict[int, int] = {}
+        self.replace_rules(rules)
+
+    def replace_rules(self, rules: list[Any]) -> dict[str, list[str]]:
+        """Take a new rule pack; windows of rules whose definition did not change are kept."""
+        before = getattr(self, "prefixes", {})
+        self.rules = rules
+        self._rules_for: dict[tuple[Source, str], list[Any]] = {}  # (source, category) -> rules it may concern
+        self.absence = [r for r in rules if isinstance(r, AbsenceRule)]
+        self.prefixes = {r.id: state_prefix(r) for r in rules}
+        return {
+            "added": sorted(set(self.prefixes) - set(before)),
+            "removed": sorted(set(before) - set(self.prefixes)),
+            "changed": sorted(i for i in set(before) & set(self.prefixes) if before[i] != self.prefixes[i]),
+            "unchanged": sorted(i for i in set(before) & set(self.prefixes) if before[i] == self.prefixes[i]),
+        }
+
+    def process(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
+                only: str | None = None) -> list[Outcome]:
+        """Every signal raised or updated by this event, chained signals and due absences included.
+        With ``only``, just that group: a repartitioned event comes once per group it belongs to."""
+        outcomes = self._enter(event, partition, states, now, depth=0, only=only)
+        watermark = self._watermark(partition, event.source, to_ms(event.occurred_at))
+        return outcomes + self._advance(partition, watermark, states, now)
+
+    def concerns(self, source: Source, category: str) -> bool:
+        """Whether an event of this source and category can be anything to a rule of the pack."""
+        return bool(self._rules(source, category))
+
+    def pass_by(self, partition: int, source: Source, occurred_ms: int, states: States, now: datetime) -> list[Outcome]:
+        """An event no rule concerns: it only moves its partition's watermark (due absences)."""
+        return self._advance(partition, self._watermark(partition, source, occurred_ms), states, now)
+
+    def advance(self, partition: int, states: States, now: datetime) -> list[Outcome]:
+        """Absences due without a new event: once the sources that held a partition's watermark
+        back fall silent, it moves on to the latest time seen (called every second or so)."""
+        seen = self._sources.get(partition)
+        if not seen or not self.source_idle or self.wallclock() - self._started < self.source_idle:
+            return []
+        wall = self.wallclock()
+        live = [latest for latest, at in seen.values() if wall - at < self.source_idle]
+        return self._advance(partition, int(min(live) if live else max(t for t, _ in seen.values())), states, now)
+
+    def _advance(self, partition: int, t: int, states: States, now: datetime) -> list[Outcome]:
+        if t <= self.watermarks.get(partition, 0):
+            return []
+        self.watermarks[partition] = t
+        if not self.absence or t // 60_000 == self._checked.get(partition):
+            return []
+        self._checked[partition] = t // 60_000
+        return self.expire_due(partition, states, now)
+
+    def _watermark(self, partition: int, source: Source, t: int) -> int:
+        """The partition's event time, held back by the slowest source still publishing.
+
+        Sources reach the events topic from input topics of their own, so one may run ahead of
+        another (the validate step aligns them only within FENGQIAO_INPUT_ALIGNMENT_SECONDS, and
+        a lagging grid back-end may publish late): were the watermark the latest time of any
+        source, an absence rule would declare a welfare visit missing that is only still on its
+        way. A source silent for ``source_idle`` seconds stops holding it back, and none does
+        until the correlator has run that long."""
+        if not self.source_idle:
+            return t
+        if source is Source.signal:  # derived: its time is that of an input already counted
+            return self.watermarks.get(partition, 0)
+        wall = self.wallclock()
+        seen = self._sources.setdefault(partition, {}).setdefault(source.value, [t, wall])
+        seen[0], seen[1] = max(seen[0], t), wall
+        if wall - self._started < self.source_idle:
+            return self.watermarks.get(partition, 0)
+        live = [latest for latest, at in self._sources[partition].values() if wall - at < self.source_idle]
+        return int(min(live)) if live else t
+
+    def _enter(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
+               depth: int, only: str | None = None) -> list[Outcome]:
+        outcomes = []
+        for rule in self.rules_for(event):
+            tag = rule.tag(event)
+            if tag is None:
+                continue
+            groups = rule.groups(event)
+            if isinstance(rule, AbsenceRule) and tag == "trigger" and rule.requires is not None:
+                groups = sorted(set(groups) | self._places_within(rule, event.region_code, states))
+            if only is not None:
+                groups = [g for g in groups if g == only]
+            for group in groups:
+                key = self.prefixes[rule.id] + group
+                before = WindowState.from_json(states.get(key))
+                outcome = observe(rule, before, event, group, tag, now, partition)
+                if outcome.state is before:
+                    continue
+                states.put(key, outcome.state.to_json(), partition)
+                if outcome.signal is not None:
+                    outcomes.append(outcome)
+                    if outcome.escalated:
+                        outcomes += self._accumulate(rule, group, outcome.signal, partition, states, now)
+                        if depth < MAX_CHAIN_DEPTH:
+                            outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now,
+                                                    depth + 1, only)
+        return outcomes
+
+    def rules_for(self, event: NormalisedEvent) -> list[Any]:
+        """The rules an event of its source and category can be anything to (most are none)."""
+        return self._rules(event.source, event.category)
+
+    def _rules(self, source: Source, category: str) -> list[Any]:
+        rules = self._rules_for.get((source, category))
+        if rules is None:
+            rules = self._rules_for[(source, category)] = [r for r in self.rules if r.admits(source, category)]
+        return rules
+
+    def regroup_keys(self, event: NormalisedEvent) -> list[str]:
+        """The groups of this pack's rules an event belongs to: where a repartition sends it."""
+        return sorted({g for rule in self.rules_for(event) if rule.tag(event) is not None for g in rule.groups(event)})
+
+    def _accumulate(self, rule: Any, group: str, signal: RiskSignal, partition: int, states: States,
+                    now: datetime) -> list[Outcome]:
+        """Add the rule's risk score to the signal's risk objects; a level crossed raises or
+        upgrades the object's entity_risk signal."""
+        if not rule.risk_score:
+            return []
+        names = {r.id: r.name for r in self.rules}
+        outcomes = []
+        for kind, key in risk.objects(rule, group, signal.region_code):
+            state_key = f"{risk.RULE_ID}|{kind}:{key}"
+            doc, total, before, after = risk.add(states.get(state_key), signal, rule.risk_score,
+                                                 to_ms(signal.window_end), self.risk_policy)
+            states.put(state_key, doc, partition)
+            if after is not None and (before is None or after > before):
+                made = risk.risk_signal(kind, key, doc, total, after, names, signal.drill, now)
+                outcomes.append(Outcome(WindowState(), made, before))
+        return outcomes
+
+    def _places_within(self, rule: AbsenceRule, region_code: str, states: States) -> set[str]:
+        """Groups already held under a warning's area: a county-wide cold-wave warning reaches
+        every community of the county that has a ``requires`` record."""
+        area = registry().get(region_code).prefix if region_code in registry() else region_code
+        own = self.prefixes[rule.id]
+        return {key[len(own):] for key, _ in states.items() if key.startswith(own + area)}
+
+    def expire_due(self, partition: int, states: States, now: datetime) -> list[Outcome]:
+        """Signals for absence triggers of this partition whose deadline its watermark passed;
+        one pass over the states, whatever the number of absence rules."""
+        watermark = self.watermarks.get(partition, 0)
+        rule_of = {self.prefixes[r.id]: r for r in self.absence}  # "id@fingerprint|" -> rule
+        outcomes = []
+        for key, doc in list(states.items()):
+            if not doc.get("pending") or doc.get("partition") != partition:
+                continue
+            prefix, _, group = key.partition("|")
+            rule = rule_of.get(prefix + "|")
+            if rule is None:
+                continue
+            for outcome in expire(rule, WindowState.from_json(doc), group, watermark, now):
+                states.put(key, outcome.state.to_json(), partition)
+                outcomes.append(outcome)
+        return outcomes

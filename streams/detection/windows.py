@@ -1,0 +1,278 @@
+"""Windows (关联窗口): the event-time window of one rule and group, and the signals it raises.
+
+The state of one (rule, group) is a ``WindowState``: typed entries and pending deadlines, kept
+in the worker's state table as a small JSON document with a format version, so it survives a
+worker restart through the table's changelog. Everything here is pure: the same events in the
+same order give the same states and the same signal ids, which is what makes a replay or a
+restart safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from schemas.contracts.events import BEIJING, NormalisedEvent, Source
+from schemas.contracts.levels import RiskLevel
+from schemas.contracts.signals import Evidence, RiskSignal
+from schemas.reference.regions import Level, pad, registry
+from streams.detection.ruleset import AbsenceRule, TemporalRule, ValueCountRule
+
+MAX_CHAIN_DEPTH = 3
+
+
+def to_ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone(BEIJING)
+
+
+def raise_level(level: RiskLevel, steps: int) -> RiskLevel:
+    grade = max(1, level.grade - steps)
+    return next(lv for lv in RiskLevel if lv.grade == grade)
+
+
+STATE_FORMAT = 2  # of the documents in the windows table; 1: the same, untyped and unmarked
+
+
+class StateFormatError(ValueError):
+    """A window state written in a format this worker does not read."""
+
+
+class Entry(NamedTuple):
+    """One event in a window, as much of it as the rule needs (a JSON array in the state)."""
+
+    at_ms: int  # event time
+    uid: str
+    source: str
+    category: str
+    tag: str  # what the event is to the rule: a condition's name, trigger, expected, requires
+    level: str | None
+    drill: bool
+
+
+class Pending(NamedTuple):
+    """An absence rule's trigger waiting for its expected event (a JSON array in the state)."""
+
+    deadline_ms: int
+    trigger_ms: int
+    uid: str
+
+
+def state_format(doc: dict[str, Any]) -> int:
+    """The format of a document of the windows table; refuses one this worker cannot read."""
+    version = doc.get("format", 1)
+    if not isinstance(version, int) or version > STATE_FORMAT:
+        raise StateFormatError(
+            f"window state of format {version!r}; this worker reads formats 1 to {STATE_FORMAT}. A newer "
+            "fengqiao wrote it: run that version, or start this one with a new FENGQIAO_APP_ID")
+    return version
+
+
+@dataclass
+class WindowState:
+    """The events of one group inside the rule's window, and the open incident if any."""
+
+    entries: list[Entry] = field(default_factory=list)  # in time order
+    anchor_ms: int | None = None  # first event of the open incident: part of the signal id
+    version: int = 0
+    level: str | None = None
+    raised_ms: int | None = None
+    pending: list[Pending] = field(default_factory=list)  # absence: triggers awaiting their deadline
+    partition: int | None = None  # where its events live, for deadlines fired by a watermark
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": STATE_FORMAT, "entries": [list(e) for e in self.entries], "anchor_ms": self.anchor_ms,
+                "version": self.version, "level": self.level, "raised_ms": self.raised_ms,
+                "pending": [list(p) for p in self.pending], "partition": self.partition}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any] | None) -> WindowState:
+        """Read format 2, or format 1 (the same arrays, before the format was marked)."""
+        if not doc:
+            return cls()
+        state_format(doc)
+        return cls([Entry._make(e) for e in doc["entries"]], doc["anchor_ms"], doc["version"], doc["level"],
+                   doc["raised_ms"], [Pending._make(p) for p in doc["pending"]], doc["partition"])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: WindowState
+    signal: RiskSignal | None = None
+    previous_level: RiskLevel | None = None  # the level before this update, None when new
+
+    @property
+    def escalated(self) -> bool:
+        """New, or raised to a higher level: a reason to notify centres again."""
+        return self.signal is not None and (self.previous_level is None or self.signal.level > self.previous_level)
+
+
+def state_prefix(rule: Any) -> str:
+    """``id@fingerprint|``: a rule whose definition changes starts with fresh windows, while an
+    unchanged rule keeps its own across a reload."""
+    definition = rule.model_dump_json(exclude={"tests", "name", "basis", "summary"})
+    return f"{rule.id}@{hashlib.sha256(definition.encode()).hexdigest()[:8]}|"
+
+
+# -- when a rule's window holds enough ---------------------------------------------------------
+def fired(rule: Any, entries: list[Entry]) -> bool:
+    if isinstance(rule, ValueCountRule):
+        return len({e.tag for e in entries}) >= rule.threshold
+    if isinstance(rule, TemporalRule):
+        if rule.type == "temporal":
+            counts: dict[str, int] = {}
+            for e in entries:
+                counts[e.tag] = counts.get(e.tag, 0) + 1
+            return all(counts.get(name, 0) >= c.min_count for name, c in rule.conditions.items())
+        return _in_order(rule, entries)
+    return len(entries) >= rule.threshold
+
+
+def firing_span(rule: Any, entries: list[Entry], t: int, window_ms: int) -> list[Entry] | None:
+    """The first window of the rule's length that holds the event at ``t`` and enough to fire.
+    Windows slide: one may start at any entry up to a window before ``t``. A late event (within
+    allowed lateness) joins the windows it belongs to; it never makes a window longer."""
+    for start in sorted({e.at_ms for e in entries if t - window_ms <= e.at_ms <= t}):
+        span = [e for e in entries if start <= e.at_ms <= start + window_ms]
+        if fired(rule, span):
+            return span
+    return None
+
+
+def _in_order(rule: TemporalRule, entries: list[Entry]) -> bool:
+    """Each condition met min_count times, each after the previous condition was met."""
+    after, i = -1, 0
+    for name, cond in rule.conditions.items():
+        seen = 0
+        while i < len(entries) and seen < cond.min_count:
+            if entries[i].tag == name and entries[i].at_ms >= after:
+                seen += 1
+                if seen == cond.min_count:
+                    after = entries[i].at_ms
+            i += 1
+        if seen < cond.min_count:
+            return False
+    return True
+
+
+def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, tag: str, now: datetime,
+            partition: int | None = None) -> Outcome:
+    """Add one event to its group's window and say whether a signal is raised or updated."""
+    t, uid = to_ms(event.occurred_at), event.uid
+    window_ms, late_ms = rule.window_ms, rule.late_ms
+    latest = max(t, state.entries[-1].at_ms) if state.entries else t  # entries are kept in time order
+    if t < latest - window_ms - late_ms or any(e.uid == uid for e in state.entries):
+        return Outcome(state)  # too late for any open window, or seen before (redelivery)
+    entry = Entry(t, uid, event.source.value, event.category, tag, event.level.value if event.level else None,
+                  event.drill)
+    entries = [e for e in sorted([*state.entries, entry]) if e.at_ms >= latest - window_ms - late_ms]
+    new = WindowState(entries, state.anchor_ms, state.version, state.level, state.raised_ms,
+                      list(state.pending), partition if partition is not None else state.partition)
+    if isinstance(rule, AbsenceRule):
+        return Outcome(_absence_step(rule, new, tag, t, event.uid))
+    span = firing_span(rule, entries, t, window_ms)
+    if span is None:
+        if fired(rule, [e for e in entries if e.at_ms >= latest - window_ms]):
+            return Outcome(new)  # a late event outside the open incident: kept, nothing raised
+        new.anchor_ms, new.version, new.level, new.raised_ms = None, 0, None, None
+        return Outcome(new)
+    entries = span
+    previous = RiskLevel(state.level) if state.anchor_ms is not None and state.level else None
+    if new.anchor_ms is None:
+        new.anchor_ms, new.version, new.raised_ms = span[0].at_ms, 0, to_ms(now)
+    new.version += 1
+    level = _level(rule, entries)
+    if previous:
+        level = max(level, previous)
+    new.level = level.value
+    region = region_of(rule, group, event.region_code)
+    return Outcome(new, make_signal(rule, new, group, level, region, event.drill, now, entries), previous)
+
+
+def _level(rule: Any, entries: list[Entry]) -> RiskLevel:
+    chained = [RiskLevel(e.level) for e in entries if e.source == Source.signal.value and e.level]
+    if not chained:
+        return rule.level
+    return raise_level(max([rule.level, *chained]), rule.uplift)
+
+
+def _absence_step(rule: AbsenceRule, state: WindowState, tag: str, t: int, uid: str) -> WindowState:
+    if tag == "trigger":
+        deadline = t + rule.within_ms
+        required = rule.requires is None or any(e.tag == "requires" for e in state.entries)
+        # an expected event read before its trigger (another source's topic ran ahead) still counts
+        answered = any(e.tag == "expected" and t <= e.at_ms <= deadline for e in state.entries)
+        if required and not answered and not any(p.uid == uid for p in state.pending):
+            state.pending.append(Pending(deadline, t, uid))
+    elif tag == "expected":  # a visit after a trigger and before its deadline satisfies it
+        state.pending = [p for p in state.pending if not (p.trigger_ms <= t <= p.deadline_ms)]
+    return state
+
+
+def expire(rule: AbsenceRule, state: WindowState, group: str, watermark_ms: int, now: datetime) -> list[Outcome]:
+    """Signals for triggers whose deadline (and allowed lateness) the watermark has passed."""
+    late_ms = rule.late_ms
+    due = [p for p in state.pending if p.deadline_ms + late_ms <= watermark_ms]
+    if not due:
+        return []
+    outcomes = []
+    for _deadline, trigger_ms, uid in due:
+        state = WindowState(state.entries, trigger_ms, 1, rule.level.value, to_ms(now),
+                            [p for p in state.pending if p.uid != uid], state.partition)
+        evidence = [e for e in state.entries if e.uid == uid or e.tag == "requires"]
+        drill = any(e.uid == uid and e.drill for e in state.entries)
+        region = region_of(rule, group, "")
+        outcomes.append(Outcome(state, make_signal(rule, state, group, rule.level, region, drill, now, evidence)))
+    return outcomes
+
+
+def region_of(rule: Any, group: str, fallback: str) -> str:
+    """The 12-digit region a signal is about: its group's region when it groups by region."""
+    first = rule.group_by[0]
+    return pad(group.split("|", 1)[0]) if first.field == "region_code" else fallback
+
+
+def make_signal(rule: Any, state: WindowState, group: str, level: RiskLevel, region_code: str, drill: bool,
+                now: datetime, entries: list[Entry]) -> RiskSignal:
+    entity_level = rule.group_by[0].level or Level.community
+    shown = entries[-rule.max_evidence:]
+    evidence = [Evidence(uid=e.uid, source=Source(e.source), category=e.category, occurred_at=from_ms(e.at_ms))
+                for e in shown]
+    anchor = from_ms(state.anchor_ms or 0)
+    place = registry().full_name(region_code) if region_code in registry() else region_code
+    summary = rule.summary.format(place=place, count=len(entries), rule=rule.name,
+                                  window_hours=round(rule.window.total_seconds() / 3600),
+                                  window_days=round(rule.window.total_seconds() / 86400))
+    chain = sorted({e.category.removeprefix("signal.") for e in entries if e.source == Source.signal.value})
+    return RiskSignal(
+        signal_id=RiskSignal.make_id(rule.id, group, anchor),
+        version=state.version,
+        rule_id=rule.id,
+        rule_name=rule.name,
+        level=level,
+        entity_level=entity_level,
+        entity=group,
+        region_code=region_code,
+        window_start=anchor,
+        window_end=from_ms(max([state.anchor_ms or 0, *(e.at_ms for e in entries)])),
+        raised_at=from_ms(state.raised_ms or to_ms(now)),
+        updated_at=now,
+        evidence=evidence,
+        summary=summary,
+        rule_chain=[*chain, rule.id],
+        drill=drill,
+    )
+
+
+def signal_as_event(signal: RiskSignal, now: datetime) -> NormalisedEvent:
+    """A raised signal as an event, so that rules can take it as evidence (chaining)."""
+    return NormalisedEvent(
+        event_id=signal.signal_id, publisher="signal", source=Source.signal,
+        category=f"signal.{signal.rule_id}", region_code=signal.region_code, occurred_at=signal.window_end,
+        ingested_at=now, level=signal.level, drill=signal.drill,
+    )

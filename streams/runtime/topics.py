@@ -1,0 +1,138 @@
+"""Topics and their topology (主题与分区): what a topic is, how many partitions it has in a
+deployment, creating the missing ones, and how far consumer groups are behind.
+
+A ``TopicSpec`` declares a topic's partitions for a city; a deployment's ``Topology`` multiplies
+them (``FENGQIAO_PARTITION_SCALE``: 1 city, 2 province, 8 country, deploy/SCALING.md). Topics and
+the state changelogs beside them must agree, so every process of a deployment is given the same
+topology by its composition root; nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+if TYPE_CHECKING:
+    from streams.runtime.kafka import Cluster
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    base_partitions: int  # for a city; a deployment's topology scales it
+    key: str
+    doc: str
+    compacted: bool = False  # only the latest record of a key matters (a state changelog)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """How a deployment sizes its topics: partitions scaled, and copies of each."""
+
+    scale: int = 1
+    replication: int = 1
+
+    def partitions(self, spec: TopicSpec) -> int:
+        return spec.base_partitions * self.scale
+
+
+async def ensure_topics(cluster: Cluster, specs: tuple[TopicSpec, ...]) -> list[str]:
+    """Create the topics that do not exist yet, sized by the cluster's topology; returns those created."""
+    admin = cluster.admin()
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(s.name, cluster.partitions(s), cluster.topology.replication,
+                           topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+                  for s in specs if s.name not in existing]
+        if not wanted:
+            return []
+        response = await admin.create_topics(wanted)
+        created = []
+        for name, code, message in (e[:3] for e in response.topic_errors):
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:
+                raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+        log.info("created topics %s", created)
+        return created
+    finally:
+        await admin.close()
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """The true end of each partition, from a fetch's high watermark.
+
+    tansu answers ListOffsets(latest) with the base offset of a partition's last record batch
+    plus one, short of the end whenever a producer sent several records in one batch; fetch
+    responses carry the right high watermark. Kafka answers both alike, so this is right on both.
+    """
+    listed = await consumer.end_offsets(tps)
+    pending = [tp for tp in tps if listed[tp] > 0]
+    if not pending:
+        return listed
+    consumer.assign(pending)
+    for tp in pending:
+        consumer.seek(tp, listed[tp] - 1)
+    ends = dict(listed)
+    for _ in range(20):
+        await consumer.getmany(*pending, timeout_ms=250)
+        for tp in list(pending):
+            if (high := consumer.highwater(tp)) is not None:
+                ends[tp] = max(high, listed[tp])
+                pending.remove(tp)
+        if not pending:
+            break
+    return ends
+
+
+Groups = Mapping[str, tuple[TopicSpec, ...]]  # consumer group -> the topics it consumes
+
+
+async def group_lag(cluster: Cluster, groups: Groups) -> int:
+    """Messages on their topics that these consumer groups have not committed yet."""
+    return sum((await partition_lag(cluster, groups)).values())
+
+
+async def drained(cluster: Cluster, groups: Groups, timeout: float) -> float | None:
+    """Seconds until the groups have committed everything on their topics, or None after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while loop.time() - start < timeout:
+        if await group_lag(cluster, groups) == 0:
+            return loop.time() - start
+        await asyncio.sleep(0.5)
+    return None
+
+
+async def partition_lag(cluster: Cluster, groups: Groups) -> dict[tuple[str, TopicPartition], int]:
+    """Per (group, partition), the messages the consumer group has not committed yet.
+
+    The groups' commits are read before the topics' ends. A step commits only after what it
+    produced is on the broker, so read in this order the lag of a step downstream can never
+    look like nothing while its upstream has just produced and committed: read the other way
+    round, the ends would be from before that output and the commit from after it (a drained
+    stack that was not, found by the scale-out test)."""
+    admin = cluster.admin()
+    consumer = cluster.consumer(enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        wanted = {g: cluster.topic_partitions(*specs) for g, specs in groups.items()}
+        # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
+        committed = {g: await admin.list_consumer_group_offsets(g, partitions=tps) for g, tps in wanted.items()}
+        ends = await end_offsets(consumer, sorted({tp for tps in wanted.values() for tp in tps}))
+        return {(g, tp): max(0, ends[tp] - max(0, committed[g][tp].offset if tp in committed[g] else 0))
+                for g, tps in wanted.items() for tp in tps}
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -1,0 +1,182 @@
+"""The correlate step (研判、分级推送): each event enters the windows of the rules it matches; a
+signal raised or updated is planned into notices (``notify.planning``) and sent.
+
+The county scope reads ``events`` and also repartitions each event to the city-wide groups it
+belongs to (``events-regional``); the regional scope (rules grouped coarser than a county) is
+fed only the group an event came keyed by.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+
+from schemas.contracts.events import NormalisedEvent, Source
+from schemas.contracts.levels import RiskLevel
+from schemas.contracts.signals import CentreNotice, RiskSignal
+from streams import topics
+from streams.detection.correlator import Correlator
+from streams.detection.windows import Outcome, state_format, to_ms
+from streams.metrics import Metrics
+from streams.notify.planning import Notified, channel, plan
+from streams.notify.routing import Policy
+from streams.runtime.outbox import Outbox, Output
+from streams.runtime.runner import Batch, Partitions, Step
+from streams.runtime.state import StateTable
+
+SWEEP_EVERY = 3600.0  # seconds between sweeps of notifications of signals long closed
+NOTIFIED_KEPT_MS = 90 * 86_400_000  # how long a signal's last notification is remembered
+RULE_TIMING_EVERY = 8  # of the events rules take, one in this many is timed for the metric
+ABSENCES_EVERY = 1.0  # seconds: absences fall due on watermarks that idle sources move on
+
+
+class Observer(Protocol):
+    """Who watches the pipeline as it works (the console of ``fengqiao up``)."""
+
+    def on_signal(self, signal: RiskSignal, new: bool) -> None: ...
+
+    def on_notice(self, notice: CentreNotice) -> None: ...
+
+
+class Quiet:
+    def on_signal(self, signal: RiskSignal, new: bool) -> None:
+        pass
+
+    def on_notice(self, notice: CentreNotice) -> None:
+        pass
+
+
+@dataclass
+class Raised:
+    """A signal a batch raised or updated, with the notices it sent for it."""
+
+    signal: RiskSignal
+    new: bool
+    notices: list[CentreNotice]
+    cause: NormalisedEvent | None
+
+
+class PartitionStates:
+    """The correlator's view of one partition's window states."""
+
+    def __init__(self, table: StateTable, partition: int) -> None:
+        self.table, self.partition, self.held = table, partition, table.of(partition)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.held.get(key)
+
+    def put(self, key: str, value: dict[str, Any], partition: int) -> None:
+        self.table.put(self.partition, key, value)
+
+    def items(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return self.held.items()
+
+
+class Correlate(Step):
+    maintain_every = ABSENCES_EVERY
+
+    def __init__(self, correlator: Correlator, regional: Correlator | None, output: Output, metrics: Metrics,
+                 observer: Observer, clock: Callable[[], datetime], policy: dict[RiskLevel, Policy],
+                 repeat_interval: float, app_id: str) -> None:
+        """``regional``: the city-wide correlator this (county) scope repartitions for; None when
+        this is the regional scope itself."""
+        self.correlator, self.regional, self.output = correlator, regional, output
+        self.metrics, self.observer, self.clock = metrics, observer, clock
+        self.policy, self.repeat_interval = policy, timedelta(seconds=repeat_interval)
+        source = topics.EVENTS if regional is not None else topics.REGIONAL_EVENTS
+        suffix = "" if regional is not None else "-regional"
+        self.name = f"correlate{suffix}"
+        self.consumes = (source,)
+        # 关联窗口: window state per (rule, group); 通知节流: when each signal last notified its
+        # centres, and the deadlines it gave them.
+        self.windows = StateTable(f"correlation-windows{suffix}", source, app_id, check=state_format)
+        self.notified = StateTable(f"notified{suffix}", source, app_id)
+        self.tables = (self.windows, self.notified)
+        self.timer = metrics.rule_seconds.labels("county" if regional is not None else "regional")
+        self._timed = 0
+        self._swept = 0.0
+
+    async def process(self, batch: Batch) -> None:
+        outbox, raised = self.output.outbox(), []
+        now, regional = self.clock(), self.regional
+        for r in batch:
+            doc = orjson.loads(r.value)
+            source, states = Source(doc["source"]), PartitionStates(self.windows, r.partition)
+            wider = regional is not None and regional.concerns(source, doc["category"])
+            event = None
+            if wider or self.correlator.concerns(source, doc["category"]):
+                event = NormalisedEvent.model_validate(doc)  # from the parsed JSON: faster than from bytes
+                self._timed += 1
+                started = time.perf_counter() if self._timed % RULE_TIMING_EVERY == 0 else None
+                outcomes = self.correlator.process(event, r.partition, states, now,
+                                                   only=r.key.decode() if regional is None else None)
+                if started is not None:
+                    self.timer.observe(time.perf_counter() - started)
+            else:  # most events: no rule takes them, they only move the watermark on
+                occurred = to_ms(datetime.fromisoformat(doc["occurred_at"]))
+                outcomes = self.correlator.pass_by(r.partition, source, occurred, states, now)
+            raised += [self._raise(outbox, outcome, event, r.partition, now) for outcome in outcomes]
+            if wider and event is not None:
+                for key in regional.regroup_keys(event):  # 重分区: once per city-wide group
+                    outbox.add(topics.REGIONAL_EVENTS.name, key.encode(), r.value)
+        await self._settle(outbox, raised, now)
+
+    def _raise(self, outbox: Outbox, outcome: Outcome, cause: NormalisedEvent | None, partition: int,
+               now: datetime) -> Raised:
+        """A raised or updated signal into the outbox, with what its plan sends (``cause`` is the
+        event that completed it, if an event did: a due absence has none)."""
+        signal = outcome.signal
+        assert signal is not None
+        outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
+        last = Notified.from_json(self.notified.of(partition).get(signal.signal_id))
+        sent = plan(signal, outcome.escalated, last, now, self.policy, self.repeat_interval)
+        if sent.notified is not None:
+            self.notified.put(partition, signal.signal_id, sent.notified.to_json())
+        for notice in sent.notices:
+            outbox.add(channel(notice).name, notice.centre_code.encode(), notice.model_dump_json().encode())
+        if sent.release is not None:
+            outbox.add(topics.BROADCAST_REQUESTS.name, signal.signal_id.encode(),
+                       sent.release.model_dump_json(by_alias=True, exclude_none=True).encode())
+        return Raised(signal, outcome.previous_level is None, sent.notices, cause)
+
+    async def _settle(self, outbox: Outbox, raised: list[Raised], now: datetime) -> None:
+        """In this order: the outputs on the broker, then counted and shown, then the state that
+        accounts for them on its changelog."""
+        await outbox.send()
+        self._announce(raised, now)
+        await self.output.flush(self.tables)
+
+    def _announce(self, raised: list[Raised], now: datetime) -> None:
+        """Once the broker has them: signals and notices counted, and shown to whoever watches."""
+        m, observer = self.metrics, self.observer
+        for r in raised:
+            m.signals.labels(r.signal.rule_id, r.signal.level.value, "new" if r.new else "update").inc()
+            observer.on_signal(r.signal, r.new)
+            for notice in r.notices:
+                m.notices.labels(channel(notice).name, notice.centre_level.value).inc()
+                if r.cause is not None:
+                    m.notice_latency.observe(max(0.0, (now - r.cause.ingested_at).total_seconds()))
+                    m.notice_latency_event_time.observe(max(0.0, (now - r.cause.occurred_at).total_seconds()))
+                observer.on_notice(notice)
+
+    async def maintain(self, partitions: Partitions) -> None:
+        """Absences that fell due while no event came; and, hourly, notifications of signals
+        long closed forgotten (a signal stops updating when its windows close; the longest is
+        far shorter than NOTIFIED_KEPT_MS)."""
+        now, held = self.clock(), partitions.held
+        outbox, raised = self.output.outbox(), []
+        for tp in held:
+            for outcome in self.correlator.advance(tp.partition, PartitionStates(self.windows, tp.partition), now):
+                raised.append(self._raise(outbox, outcome, None, tp.partition, now))
+        if time.monotonic() - self._swept >= SWEEP_EVERY:
+            self._swept = time.monotonic()
+            cutoff = to_ms(now) - NOTIFIED_KEPT_MS
+            for tp in held:
+                for key in [k for k, v in self.notified.of(tp.partition).items() if v["t"] < cutoff]:
+                    self.notified.delete(tp.partition, key)
+        await self._settle(outbox, raised, now)

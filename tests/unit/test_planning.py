@@ -1,0 +1,76 @@
+"""Notification planning: what a raised or updated signal sends, as a pure function."""
+
+from datetime import timedelta
+
+from schemas.contracts.levels import RiskLevel
+from streams import topics
+from streams.notify.planning import Notified, channel, plan
+from streams.notify.routing import DEFAULT_POLICY
+from tests.helpers import T0
+from tests.unit.test_routing import signal_at
+
+REPEAT = timedelta(minutes=30)
+
+
+def test_a_new_signal_notifies_its_centres_with_fresh_deadlines():
+    sent = plan(signal_at(RiskLevel.yellow), True, None, T0, DEFAULT_POLICY, REPEAT)
+    assert [n.centre_code for n in sent.notices] == ["210202001001", "210202001"]
+    assert not any(n.is_update for n in sent.notices)
+    assert sent.notified == Notified(int(T0.timestamp() * 1000), T0 + timedelta(hours=2), T0 + timedelta(hours=72))
+    assert sent.release is None  # only red asks for a warning to be released
+
+
+def test_more_evidence_within_the_repeat_interval_sends_nothing():
+    last = Notified(int(T0.timestamp() * 1000), T0 + timedelta(hours=2), T0 + timedelta(hours=72))
+    sent = plan(signal_at(RiskLevel.yellow), False, last, T0 + timedelta(minutes=29), DEFAULT_POLICY, REPEAT)
+    assert sent.notices == [] and sent.notified is None
+
+
+def test_an_update_after_the_interval_keeps_the_deadlines_and_pages_no_one():
+    last = Notified(int(T0.timestamp() * 1000), T0 + timedelta(hours=2), T0 + timedelta(hours=72))
+    later = T0 + timedelta(minutes=31)
+    sent = plan(signal_at(RiskLevel.yellow), False, last, later, DEFAULT_POLICY, REPEAT)
+    assert sent.notices and all(n.is_update for n in sent.notices)
+    assert all((n.ack_due, n.close_due) == (last.ack_due, last.close_due) for n in sent.notices)
+    assert sent.notified is not None and sent.notified.at_ms == int(later.timestamp() * 1000)
+
+
+def test_an_update_of_a_signal_never_notified_sends_nothing():
+    assert plan(signal_at(RiskLevel.yellow), False, None, T0, DEFAULT_POLICY, REPEAT).notices == []
+
+
+def test_an_escalation_notifies_again_with_the_new_levels_deadlines():
+    last = Notified(int(T0.timestamp() * 1000), T0 + timedelta(hours=2), T0 + timedelta(hours=72))
+    later = T0 + timedelta(minutes=5)
+    sent = plan(signal_at(RiskLevel.red), True, last, later, DEFAULT_POLICY, REPEAT)
+    assert len(sent.notices) == 4 and sent.notices[0].ack_due == later + timedelta(minutes=15)
+    assert sent.release is not None and sent.release.scope == "Restricted"
+
+
+def test_a_red_update_drafts_no_second_warning():
+    last = Notified(int(T0.timestamp() * 1000), T0 + timedelta(minutes=15), T0 + timedelta(hours=12))
+    sent = plan(signal_at(RiskLevel.red), False, last, T0 + timedelta(hours=1), DEFAULT_POLICY, REPEAT)
+    assert sent.notices and sent.release is None
+
+
+def test_a_drill_goes_to_the_drill_channel_and_drafts_no_warning():
+    drill = signal_at(RiskLevel.red).model_copy(update={"drill": True})
+    sent = plan(drill, True, None, T0, DEFAULT_POLICY, REPEAT)
+    assert sent.notices and {channel(n) for n in sent.notices} == {topics.DRILL_NOTICES}
+    assert sent.release is None
+    live = plan(signal_at(RiskLevel.red), True, None, T0, DEFAULT_POLICY, REPEAT)
+    assert {channel(n) for n in live.notices} == {topics.CENTRE_NOTICES}
+
+
+def test_a_region_no_centre_holds_plans_no_notice_instead_of_failing():
+    """A province-wide signal (210000000000) has no centre below it: nothing to send, nothing kept."""
+    province = signal_at(RiskLevel.red).model_copy(update={"region_code": "210000000000"})
+    sent = plan(province, True, None, T0, DEFAULT_POLICY, REPEAT)
+    assert sent.notices == [] and sent.notified is None and sent.release is None
+
+
+def test_what_is_kept_of_a_notification_reads_back_as_written():
+    kept = Notified(1, T0, T0 + timedelta(days=1))
+    assert Notified.from_json(kept.to_json()) == kept
+    assert kept.to_json() == {"t": 1, "ack": T0.isoformat(), "close": (T0 + timedelta(days=1)).isoformat()}
+    assert Notified.from_json(None) is None
