@@ -28,9 +28,11 @@ test-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-## make test: unit and integration tests against the real broker, Faust and chdb.
-## pytest exits 5 when it collected no test: that is a failure here, never a pass.
+## make test: the layers' import contract, ruff, then unit and integration tests against the real
+## broker, the worker and chdb. pytest exits 5 when it collected no test: a failure here, never a pass.
 test: venv test-deps
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check .
 	@$(BIN)/python -m pytest -q -ra; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
