@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Debian packages the test suite talks to, installed when missing (CI runs as root).
 TEST_DEBS := kcat prometheus chromium
 
-.PHONY: run test bench drill venv test-deps clean
+.PHONY: run test bench drill venv test-deps kafka clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,14 @@ test-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+## Apache Kafka for the tests and `fengqiao up --broker kafka`: its jars through Maven (the version
+## pinned in deploy/kafka/pom.xml) into ~/.cache/fengqiao, once.
+kafka: venv
+	@$(BIN)/python -c "from streams.runtime.kraft import jars; print('Apache Kafka:', jars())"
+
 ## make test: the layers' import contract, ruff, then unit and integration tests against the real
 ## broker, the worker and chdb. pytest exits 5 when it collected no test: a failure here, never a pass.
-test: venv test-deps
+test: venv test-deps kafka
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check .
 	@$(BIN)/python -m pytest -q -ra; rc=$$?; \

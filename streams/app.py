@@ -35,6 +35,7 @@ from streams.notify.routing import load_policy
 from streams.notify.webhooks import Retry, load_hooks
 from streams.runtime.broker import EmbeddedBroker
 from streams.runtime.kafka import Cluster
+from streams.runtime.kraft import KRaftCluster
 from streams.runtime.topics import drained, ensure_topics, group_lag, partition_lag
 from streams.store.clickhouse import Store, open_store
 from streams.worker.correlate import Observer
@@ -76,7 +77,7 @@ class Stack:
         self.pseudonymiser = pseudonymiser(settings)
         self.policy = load_policy(settings.routing_file)
         self.cluster: Cluster | None = None if settings.embedded_kafka else Cluster.of(settings)
-        self.broker: EmbeddedBroker | None = None
+        self.broker: EmbeddedBroker | KRaftCluster | None = None  # the broker this process started, if any
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self.gateway: Any = None
@@ -97,7 +98,11 @@ class Stack:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.cluster is None:
+        if self.cluster is None and s.broker == "kafka":
+            self.broker = KRaftCluster(s.data_dir / "kafka")  # kept: a demo keeps its topics across restarts
+            self.broker.start()  # on this thread, as below: the nodes' death signal is tied to it
+            self.cluster = Cluster.of(s, self.broker.bootstrap_servers)
+        elif self.cluster is None:
             self.broker = EmbeddedBroker(log_path=s.data_dir / "broker.log")
             self.broker.start()  # on this thread: its death signal is tied to the starting thread
             self.cluster = Cluster.of(s, self.broker.bootstrap_servers)
@@ -193,7 +198,7 @@ class Stack:
         stack cannot do its work without them, and a supervisor restarts a process that exits."""
         while not stop.is_set():
             if self.broker and not self.broker.alive:
-                log.error("the embedded broker exited (code %s); stopping", self.broker.process.returncode)
+                log.error("the broker this process started exited (see its log in the data dir); stopping")
                 stop.set()
             elif self.pipeline and not self.pipeline.alive:
                 log.error("a step of the worker stopped working (see above); stopping")

@@ -18,8 +18,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FENGQIAO_", env_file=None, extra="ignore")
 
     kafka_bootstrap_servers: str | None = Field(
-        default=None, description="host:port[,host:port]; unset: the embedded tansu broker"
+        default=None, description="host:port[,host:port]; unset: a broker fengqiao up starts itself (FENGQIAO_BROKER)"
     )
+    broker: Literal["tansu", "kafka"] | None = Field(
+        default=None, description="with no Kafka configured, the broker fengqiao up starts: tansu (unset; memory "
+        "only, nothing beyond pip) or kafka (Apache Kafka under the data dir, fetched with Maven; keeps its topics). "
+        "With one configured: tansu if it is one (its defects are then worked around), else unset")
     partition_scale: int = Field(
         default=1, ge=1, le=64, description="multiplies every topic's partitions: 1 city, 2 province, 8 country"
     )
@@ -103,4 +107,9 @@ class Settings(BaseSettings):
     def session_timeout(self) -> float:
         if self.kafka_session_timeout is not None:
             return self.kafka_session_timeout
-        return 3.0 if self.embedded_kafka else 30.0
+        return 3.0 if self.tansu else 30.0
+
+    @property
+    def tansu(self) -> bool:
+        """Whether the broker is tansu, whose defects are worked around (and only there)."""
+        return self.broker == "tansu" or (self.broker is None and self.embedded_kafka)

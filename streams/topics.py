@@ -1,24 +1,39 @@
-"""The topics of fengqiao (主题目录): names, partitions for a city, what keys them. One place for
-all of them; a deployment's topology scales the partitions (``streams.runtime.topics.Topology``).
+"""The topics of fengqiao (主题目录): names, partitions for a city, what keys them, how long their
+records are kept. One place for all of them; a deployment's topology scales the partitions and
+sets the copies (``streams.runtime.topics.Topology``), and every topic fengqiao creates carries
+these configs, whatever the cluster's defaults.
+
+Retention: the inputs and the events a week (room to replay after an outage; ClickHouse keeps
+the events); dead letters, signals and warning drafts 30 days (ClickHouse keeps them too); the
+notices and the centres' actions for good, since the dispatch desk rebuilds its cases from them.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from streams.runtime.topics import TopicSpec
 
-GRID_REPORTS = TopicSpec("grid-reports", 4, "grid code", "网格员上报, JSON GridReport")
-EMERGENCY_BROADCASTS = TopicSpec("emergency-broadcasts", 2, "sender", "应急广播, CAP 1.2 XML or JSON")
-BROADCAST_RECEIPTS = TopicSpec("broadcast-receipts", 2, "region code", "播发回执, JSON BroadcastReceipt")
-DEPT_ALERTS = TopicSpec("dept-alerts", 4, "department code", "部门预警, JSON DepartmentAlert")
-EVENTS = TopicSpec("events", 8, "county code (6 digits)", "normalised, pseudonymised events")
+WEEK, MONTH = timedelta(days=7), timedelta(days=30)
+
+GRID_REPORTS = TopicSpec("grid-reports", 4, "grid code", "网格员上报, JSON GridReport", retention=WEEK)
+EMERGENCY_BROADCASTS = TopicSpec("emergency-broadcasts", 2, "sender", "应急广播, CAP 1.2 XML or JSON", retention=WEEK)
+BROADCAST_RECEIPTS = TopicSpec("broadcast-receipts", 2, "region code", "播发回执, JSON BroadcastReceipt",
+                               retention=WEEK)
+DEPT_ALERTS = TopicSpec("dept-alerts", 4, "department code", "部门预警, JSON DepartmentAlert", retention=WEEK)
+EVENTS = TopicSpec("events", 8, "county code (6 digits)", "normalised, pseudonymised events", retention=WEEK)
 REGIONAL_EVENTS = TopicSpec("events-regional", 4, "group of a city-wide rule (a city code)",
-                            "events again, repartitioned for rules grouped coarser than a county (重分区)")
-DEAD_LETTERS = TopicSpec("dead-letters", 2, "source topic", "invalid input: original bytes and the reason")
-SIGNALS = TopicSpec("signals", 4, "signal id", "risk signals; later versions replace earlier ones")
+                            "events again, repartitioned for rules grouped coarser than a county (重分区)",
+                            retention=WEEK)
+DEAD_LETTERS = TopicSpec("dead-letters", 2, "source topic", "invalid input: original bytes and the reason",
+                         retention=MONTH)
+SIGNALS = TopicSpec("signals", 4, "signal id", "risk signals; later versions replace earlier ones", retention=MONTH)
 CENTRE_NOTICES = TopicSpec("centre-notices", 4, "centre code", "notices to the four levels of centres")
 DRILL_NOTICES = TopicSpec("drill-notices", 2, "centre code", "notices of drills and tests (演练): never a live centre's")
-BROADCAST_REQUESTS = TopicSpec("broadcast-requests", 2, "signal id", "drafts of CAP alerts for red signals, to approve")
+BROADCAST_REQUESTS = TopicSpec("broadcast-requests", 2, "signal id", "drafts of CAP alerts for red signals, to approve",
+                               retention=MONTH)
 DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close")
 
 INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
-ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS, BROADCAST_REQUESTS)
+ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS,
+       BROADCAST_REQUESTS)

@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--rate", type=float, default=10.0, help="simulated grid reports per second")
     p.add_argument("--city", default="2102", help="city code for the simulator (2102 大连)")
+    p.add_argument("--broker", choices=("tansu", "kafka"),
+                   help="the broker to start when no Kafka is configured (default FENGQIAO_BROKER, tansu)")
     p.set_defaults(run=lambda args, settings: asyncio.run(up(args, settings)))
     sub.add_parser("worker", help="the pipeline (validate, correlate, route, sinks) on the configured Kafka (no gateway)"
                    ).set_defaults(run=lambda args, settings: asyncio.run(serve("worker", settings)))
@@ -34,13 +36,17 @@ def reload_on_sighup(stack: Stack) -> None:
 
 
 async def up(args: argparse.Namespace, settings: Settings) -> int:
+    if args.broker:
+        settings = settings.model_copy(update={"broker": args.broker})
     out = sys.stderr if args.json else sys.stdout
     stop = stop_on_signals()
     async with build(settings, Console(out)) as stack:
         reload_on_sighup(stack)
         where = "chdb " + str(settings.chdb_path) if settings.embedded_clickhouse else "ClickHouse server"
+        started = f" (Apache Kafka under {settings.data_dir / 'kafka'})" if settings.broker == "kafka" else \
+            " (embedded tansu)"
         print(f"fengqiao up: Kafka {stack.bootstrap_servers}"
-              f"{' (embedded tansu)' if settings.embedded_kafka else ''}, {where}\n"
+              f"{started if settings.embedded_kafka else ''}, {where}\n"
               f"  gateway http://{settings.gateway_host}:{stack.gateway.port}/v1/grid-reports  "
               f"metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics\n"
               f"  rules: {', '.join(r.id for r in stack.rules)}. Ctrl-C stops.", file=out, flush=True)
@@ -64,6 +70,8 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
                 await asyncio.wait_for(sim_task, 10.0)
             except asyncio.TimeoutError:
                 print("the simulator did not stop within 10 s", file=sys.stderr)
+            except Exception as exc:  # e.g. the broker died before it could connect: said, not raised
+                print(f"the simulator stopped: {exc}", file=sys.stderr)
         broker_ok = stack.broker is None or stack.broker.alive
         steps_ok = stack.pipeline is None or stack.pipeline.alive
         # Everything in flight is finished first (the embedded broker forgets what is left when it
@@ -83,7 +91,7 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
               f"{summary['events_dlq']} dead-lettered, {summary['signals']} signals, "
               f"{summary['notices']} notices; ClickHouse rows: {rows}", file=out)
     if not broker_ok:
-        print("fengqiao up: stopped because the embedded broker exited; see broker.log in the data dir",
+        print("fengqiao up: stopped because the broker it started exited; see its log in the data dir",
               file=sys.stderr)
     if not steps_ok:
         print("fengqiao up: stopped because a step of the worker stopped working; see the log above",

@@ -85,7 +85,7 @@ class DispatchDesk:
         consumer = self.cluster.consumer(enable_auto_commit=False)
         await consumer.start()
         try:
-            return await end_offsets(consumer, tps)
+            return await end_offsets(consumer, tps, self.cluster.tansu)
         finally:
             await consumer.stop()
 

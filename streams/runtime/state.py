@@ -109,7 +109,7 @@ async def recover(cluster: Cluster, tables: list[tuple[StateTable, int]]) -> int
     await consumer.start()
     read = 0
     try:
-        ends = await end_offsets(consumer, list(by_tp))
+        ends = await end_offsets(consumer, list(by_tp), cluster.tansu)
         pending = {tp for tp, end in ends.items() if end > 0}
         if pending:
             consumer.assign(list(pending))

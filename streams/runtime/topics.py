@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -32,17 +33,30 @@ class TopicSpec:
     key: str
     doc: str
     compacted: bool = False  # only the latest record of a key matters (a state changelog)
+    retention: timedelta | None = None  # how long records are kept; None: for good (never a broker's default)
 
 
 @dataclass(frozen=True)
 class Topology:
-    """How a deployment sizes its topics: partitions scaled, and copies of each."""
+    """How a deployment sizes its topics: partitions scaled, copies of each, and how many of
+    those must have a write before it is acknowledged (with producers' ``acks=all``)."""
 
     scale: int = 1
     replication: int = 1
 
     def partitions(self, spec: TopicSpec) -> int:
         return spec.base_partitions * self.scale
+
+    @property
+    def min_insync(self) -> int:
+        """2 of 3 copies (one broker may be down and writes still go on); 1 below 3."""
+        return 2 if self.replication >= 3 else 1
+
+    def configs(self, spec: TopicSpec) -> dict[str, str]:
+        """The topic's configuration on the broker, declared here once for every topic created."""
+        retention = -1 if spec.compacted or spec.retention is None else int(spec.retention.total_seconds() * 1000)
+        return {"cleanup.policy": "compact" if spec.compacted else "delete", "retention.ms": str(retention),
+                "min.insync.replicas": str(self.min_insync)}
 
 
 async def ensure_topics(cluster: Cluster, specs: tuple[TopicSpec, ...]) -> list[str]:
@@ -52,7 +66,7 @@ async def ensure_topics(cluster: Cluster, specs: tuple[TopicSpec, ...]) -> list[
     try:
         existing = set(await admin.list_topics())
         wanted = [NewTopic(s.name, cluster.partitions(s), cluster.topology.replication,
-                           topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+                           topic_configs=cluster.topology.configs(s))
                   for s in specs if s.name not in existing]
         if not wanted:
             return []
@@ -69,14 +83,18 @@ async def ensure_topics(cluster: Cluster, specs: tuple[TopicSpec, ...]) -> list[
         await admin.close()
 
 
-async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """The true end of each partition, from a fetch's high watermark.
+async def end_offsets(consumer: AIOKafkaConsumer, tps: list[TopicPartition], tansu: bool = False
+                      ) -> dict[TopicPartition, int]:
+    """The end of each partition (the offset the next record will take).
 
-    tansu answers ListOffsets(latest) with the base offset of a partition's last record batch
-    plus one, short of the end whenever a producer sent several records in one batch; fetch
-    responses carry the right high watermark. Kafka answers both alike, so this is right on both.
+    Apache Kafka's ListOffsets(latest) is the end. tansu's is not (a tansu defect, worked around
+    only there): it answers with the base offset of a partition's last record batch plus one,
+    short of the end whenever a producer sent several records in one batch; its fetch responses
+    carry the right high watermark, so on tansu the end is read from a fetch.
     """
     listed = await consumer.end_offsets(tps)
+    if not tansu:
+        return listed
     pending = [tp for tp in tps if listed[tp] > 0]
     if not pending:
         return listed
@@ -128,9 +146,9 @@ async def partition_lag(cluster: Cluster, groups: Groups) -> dict[tuple[str, Top
     await consumer.start()
     try:
         wanted = {g: cluster.topic_partitions(*specs) for g, specs in groups.items()}
-        # Partitions named: tansu mis-encodes the answer to an OffsetFetch for all of them.
+        # Partitions named (as any client may): tansu mis-encodes the answer to an OffsetFetch for all.
         committed = {g: await admin.list_consumer_group_offsets(g, partitions=tps) for g, tps in wanted.items()}
-        ends = await end_offsets(consumer, sorted({tp for tps in wanted.values() for tp in tps}))
+        ends = await end_offsets(consumer, sorted({tp for tps in wanted.values() for tp in tps}), cluster.tansu)
         return {(g, tp): max(0, ends[tp] - max(0, committed[g][tp].offset if tp in committed[g] else 0))
                 for g, tps in wanted.items() for tp in tps}
     finally:

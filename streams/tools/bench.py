@@ -84,7 +84,7 @@ async def pipeline_consume(cluster: Cluster, n: int, data_dir: Path) -> tuple[fl
                         kafka_session_timeout=3.0)  # the embedded broker's join waits this long
     store = open_store(settings)
     metrics = Metrics()
-    pipeline = worker_pipeline(settings, Cluster.of(settings), store, load_rules(), metrics)
+    pipeline = worker_pipeline(settings, cluster, store, load_rules(), metrics)
     try:
         await pipeline.start()
         started, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
@@ -99,7 +99,7 @@ async def pipeline_consume(cluster: Cluster, n: int, data_dir: Path) -> tuple[fl
 
 async def throughput(n: int) -> dict[str, Any]:
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(broker.bootstrap_servers)
+        cluster = broker.cluster()
         await ensure_topics(cluster, topics.ALL)
         progress(f"putting {n} simulated grid reports on the embedded broker")
         await produce_reports(cluster, n)

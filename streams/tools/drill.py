@@ -88,7 +88,7 @@ async def with_worker(name: str,
                       body: Callable[[Cluster, WorkerProcess], Awaitable[tuple[CitySimulator, float | None, str]]]) -> Outcome:
     """Run ``body`` with a broker and a worker process; account for its feed in the worker's store."""
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix=f"drill-{name}-") as tmp:
-        cluster = Cluster(broker.bootstrap_servers)
+        cluster = broker.cluster()
         await ensure_topics(cluster, topics.ALL)
         worker = WorkerProcess(cluster, Path(tmp), f"drill-{name}")
         worker.start()

@@ -53,7 +53,7 @@ class NoticeClock:
         await self.consumer.start()
         tps = self.cluster.topic_partitions(topics.SIGNALS, topics.CENTRE_NOTICES)
         self.consumer.assign(tps)
-        for tp, end in (await end_offsets(self.consumer, tps)).items():
+        for tp, end in (await end_offsets(self.consumer, tps, self.cluster.tansu)).items():
             self.consumer.seek(tp, end)
         self._task = asyncio.create_task(self._read())
 
@@ -91,7 +91,7 @@ def percentile(values: list[float], q: float) -> float | None:
 async def one_load(rate: float, seconds: float, seed: int, drain_limit: float = 120.0) -> dict[str, Any]:
     """One load on a fresh broker and worker, so that no load inherits another's backlog."""
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="fq-loads-") as tmp:
-        cluster = Cluster(broker.bootstrap_servers)
+        cluster = broker.cluster()
         await ensure_topics(cluster, topics.ALL)
         worker = WorkerProcess(cluster, Path(tmp), GROUP)
         worker.start()

@@ -26,7 +26,8 @@ class WorkerProcess:
     def start(self) -> float:
         """Start one; returns the seconds until it is ready."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("FENGQIAO_")}
-        env.update(FENGQIAO_KAFKA_BOOTSTRAP_SERVERS=self.cluster.bootstrap_servers, FENGQIAO_DATA_DIR=str(self.data_dir),
+        env.update(FENGQIAO_KAFKA_BOOTSTRAP_SERVERS=self.cluster.bootstrap_servers,
+                   FENGQIAO_BROKER="tansu" if self.cluster.tansu else "kafka", FENGQIAO_DATA_DIR=str(self.data_dir),
                    FENGQIAO_APP_ID=self.group, FENGQIAO_KAFKA_SESSION_TIMEOUT="3", FENGQIAO_METRICS_PORT="0")
         log = self.data_dir / "worker.log"
         started = time.monotonic()

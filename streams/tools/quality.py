@@ -72,7 +72,7 @@ async def run_week(days: float, scale: float, seed: int, repeat: int
     progress(f"simulated {days:g} days at {scale:g} of the city's volume: {len(records):,} inputs, "
              f"{sum(i.positive for i in incidents)} incidents and {sum(not i.positive for i in incidents)} decoys")
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="fq-quality-") as tmp:
-        cluster = Cluster(broker.bootstrap_servers)
+        cluster = broker.cluster()
         await ensure_topics(cluster, topics.ALL)
         await put(cluster, records)
         # The week is on the broker before the worker starts, so the validate step reads each source's
@@ -80,7 +80,7 @@ async def run_week(days: float, scale: float, seed: int, repeat: int
         settings = Settings(data_dir=Path(tmp), kafka_bootstrap_servers=cluster.bootstrap_servers, app_id=APP_ID,
                             kafka_session_timeout=3.0, source_idle_seconds=2.0)
         store, metrics = open_store(settings), Metrics()
-        pipeline = worker_pipeline(settings, Cluster.of(settings), store, rules, metrics)
+        pipeline = worker_pipeline(settings, cluster, store, rules, metrics)
         try:
             progress("the pipeline processes the week (validate, correlate, route, store)")
             await pipeline.start()

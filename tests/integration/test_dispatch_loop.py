@@ -19,9 +19,9 @@ from schemas.contracts.signals import CentreNotice, NoticeRole
 from streams import topics
 from streams.api.keys import KeyStore
 from streams.app import Stack
-from streams.config import Settings
 from streams.detection.ruleset import load_rules
 from tests.helpers import COMMUNITY, T0, cap_xml, dept_alert
+from tests.integration.conftest import on_kafka
 from tests.integration.test_walking_skeleton import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -67,12 +67,12 @@ class Clock:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def world(tmp_path_factory):
+async def world(tmp_path_factory, module_kafka):
     root = tmp_path_factory.mktemp("dispatch")
     (root / "rules").mkdir()
     (root / "rules" / "violent_incident.yaml").write_text(RED_RULE, encoding="utf-8")
     (root / "rules" / "broadcast_heard.yaml").write_text(DRILL_RULE, encoding="utf-8")
-    settings = Settings(data_dir=root / "data", gateway_port=0, metrics_port=0, app_id="fq-dispatch",
+    settings = on_kafka(module_kafka, data_dir=root / "data", gateway_port=0, metrics_port=0, app_id="fq-dispatch",
                         rules_dir=root / "rules", supervision_tick=0.2)
     keys = KeyStore(settings.keys_path)
     tokens = {c: keys.add(f"centre:{c}")[1] for c in [*CENTRES, OTHER_DISTRICT]}

@@ -12,8 +12,8 @@ import pytest_asyncio
 from streams import topics
 from streams.api.keys import KeyStore
 from streams.app import Stack
-from streams.config import Settings
 from tests.helpers import cap_xml, dept_alert, grid_report
+from tests.integration.conftest import on_kafka
 from tests.integration.test_walking_skeleton import read_topic
 from tests.unit.test_contracts import XXE
 
@@ -22,8 +22,8 @@ KEYS: dict[str, str] = {}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def gateway(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("fq"), gateway_port=0, metrics_port=0,
+async def gateway(tmp_path_factory, module_kafka):
+    settings = on_kafka(module_kafka, data_dir=tmp_path_factory.mktemp("fq"), gateway_port=0, metrics_port=0,
                         app_id="fq-gateway")
     store = KeyStore(settings.keys_path)
     for publisher in ("grid", "police", "broadcast"):

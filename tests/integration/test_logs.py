@@ -13,8 +13,9 @@ from tests.integration.test_up_command import FENGQIAO, env_for
 pytestmark = pytest.mark.integration
 
 
-def test_a_debug_run_logs_no_identifier(tmp_path):
-    env = env_for(tmp_path) | {"FENGQIAO_LOG_LEVEL": "DEBUG"}
+@pytest.mark.parametrize("broker", ["kafka", "tansu"])
+def test_a_debug_run_logs_no_identifier(tmp_path, broker):
+    env = env_for(tmp_path) | {"FENGQIAO_LOG_LEVEL": "DEBUG", "FENGQIAO_BROKER": broker}
     done = subprocess.run([FENGQIAO, "up", "--simulate", "--duration", "15", "--rate", "20"], env=env,
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]

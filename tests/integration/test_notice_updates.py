@@ -12,16 +12,16 @@ from aiokafka import AIOKafkaProducer
 from schemas.contracts.signals import CentreNotice
 from streams import topics
 from streams.app import Stack
-from streams.config import Settings
 from tests.helpers import COMMUNITY, T0, grid_report
+from tests.integration.conftest import on_kafka
 from tests.integration.test_dispatch_loop import Clock
 from tests.integration.test_walking_skeleton import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
-async def test_more_evidence_updates_the_notice_once_per_repeat_interval(tmp_path):
-    settings = Settings(data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-updates")
+async def test_more_evidence_updates_the_notice_once_per_repeat_interval(tmp_path, kafka):
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-updates")
     clock = Clock(T0)
     async with Stack(settings, gateway=False, clock=clock) as stack:
         producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")

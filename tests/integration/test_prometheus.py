@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from streams.app import Stack
-from streams.config import Settings
 from streams.reports.dashboards import health_dashboard
 from streams.tools.simulator import CitySimulator
+from tests.integration.conftest import on_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 PROMETHEUS = shutil.which("prometheus")
@@ -28,8 +28,8 @@ def free_port() -> int:
 
 
 @pytest.mark.skipif(PROMETHEUS is None, reason="make test installs Debian's prometheus")
-async def test_every_promql_panel_returns_data_from_a_real_prometheus(tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", gateway_port=0, metrics_port=0, app_id="fq-prometheus")
+async def test_every_promql_panel_returns_data_from_a_real_prometheus(tmp_path, kafka):
+    settings = on_kafka(kafka, data_dir=tmp_path / "data", gateway_port=0, metrics_port=0, app_id="fq-prometheus")
     async with Stack(settings) as stack:
         stop = asyncio.Event()
         simulator = CitySimulator(stack.cluster, rate=30, incident_every=2)

@@ -17,11 +17,11 @@ from collections import Counter
 import pytest
 
 from streams import topics
-from streams.runtime.broker import EmbeddedBroker
 from streams.runtime.kafka import Cluster
 from streams.runtime.topics import ensure_topics
 from streams.tools.quality import run_week
 from streams.tools.replay import read
+from tests.integration.conftest import new_kafka
 from tests.integration.test_ingestion import read_all
 from tests.integration.test_up_command import FENGQIAO
 
@@ -52,7 +52,7 @@ async def test_a_simulated_day_is_recorded_and_replayed_onto_its_topics(tmp_path
     truth = json.loads((tmp_path / "day.jsonl.truth.json").read_text())
     assert truth["incidents"] and all({"rule", "should_fire", "street", "due"} <= set(i) for i in truth["incidents"])
     assert [at for at, *_ in lines] == sorted(at for at, *_ in lines)
-    with EmbeddedBroker() as broker:
+    with new_kafka(tmp_path / "kafka") as broker:
         await ensure_topics(Cluster(broker.bootstrap_servers), topics.ALL)
         done = subprocess.run([FENGQIAO, "replay", str(recording), "--speed", "0", "--quiet",
                                "--bootstrap", broker.bootstrap_servers], env=env, capture_output=True, text=True,

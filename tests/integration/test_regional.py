@@ -13,9 +13,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.contracts.signals import CentreNotice, RiskSignal
 from streams import topics
 from streams.app import Stack
-from streams.config import Settings
 from streams.detection.ruleset import load_rules
 from tests.helpers import grid_report
+from tests.integration.conftest import on_kafka
 from tests.integration.test_walking_skeleton import read_topic
 from tests.unit.test_ruleset import CITY_WAVE
 
@@ -30,10 +30,10 @@ def test_the_districts_live_in_different_partitions_of_events():
 
 
 @pytest.mark.asyncio
-async def test_disputes_across_districts_raise_one_city_signal(tmp_path):
+async def test_disputes_across_districts_raise_one_city_signal(tmp_path, kafka):
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "wave.yaml").write_text(CITY_WAVE, encoding="utf-8")
-    settings = Settings(data_dir=tmp_path / "data", gateway_port=0, metrics_port=0, app_id="fq-regional",
+    settings = on_kafka(kafka, data_dir=tmp_path / "data", gateway_port=0, metrics_port=0, app_id="fq-regional",
                         rules_dir=tmp_path / "rules")
     async with Stack(settings, rules=load_rules(tmp_path / "rules"), gateway=False) as stack:
         producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")

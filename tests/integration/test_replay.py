@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.app import Stack
-from streams.config import Settings
 from tests.helpers import COMMUNITY, dept_alert, grid_report
+from tests.integration.conftest import new_kafka, on_kafka
 from tests.integration.test_ingestion import read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -30,16 +30,18 @@ INPUT = [
 
 async def signals_of_a_run(tmp_path, name: str, *batches) -> dict[str, tuple[str, str]]:
     """Publish each batch and wait until the pipeline has drained it, then read the signals."""
-    settings = Settings(data_dir=tmp_path / name, gateway_port=0, metrics_port=0, app_id=f"fq-replay-{name}")
-    async with Stack(settings, gateway=False) as stack:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
-        await producer.start()
-        for events in batches:
-            for spec, doc in events:
-                await producer.send_and_wait(spec.name, json.dumps(doc, ensure_ascii=False).encode(), key=b"k")
-            assert await stack.drain(timeout=60)
-        await producer.stop()
-        records = await read_all(stack.bootstrap_servers, topics.SIGNALS)
+    with new_kafka(tmp_path / f"kafka-{name}") as kafka:  # a broker per run: the second reads nothing of the first
+        settings = on_kafka(kafka, data_dir=tmp_path / name, gateway_port=0, metrics_port=0,
+                            app_id=f"fq-replay-{name}")
+        async with Stack(settings, gateway=False) as stack:
+            producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+            await producer.start()
+            for events in batches:
+                for spec, doc in events:
+                    await producer.send_and_wait(spec.name, json.dumps(doc, ensure_ascii=False).encode(), key=b"k")
+                assert await stack.drain(timeout=60)
+            await producer.stop()
+            records = await read_all(stack.bootstrap_servers, topics.SIGNALS)
     final: dict[str, tuple[str, str]] = {}
     for r in records:
         s = json.loads(r.value)

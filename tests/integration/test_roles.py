@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from streams.api.keys import KeyStore
-from streams.runtime.broker import EmbeddedBroker
+from tests.integration.conftest import new_kafka
 from tests.integration.test_restart import FENGQIAO
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -50,7 +50,7 @@ async def get(url: str, **headers: str) -> tuple[int, str]:
 async def test_a_worker_and_a_gateway_run_apart_with_their_probes(tmp_path):
     (tmp_path / "data").mkdir()
     _, token = KeyStore(tmp_path / "data" / "api-keys.json").add("centre:210202")
-    with EmbeddedBroker() as broker:
+    with new_kafka(tmp_path / "kafka") as broker:
         procs = []
         try:
             for role in ("worker", "gateway"):

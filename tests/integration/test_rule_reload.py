@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.app import Stack
-from streams.config import Settings
 from tests.helpers import grid_report
+from tests.integration.conftest import on_kafka
 from tests.integration.test_ingestion import read_all
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -36,10 +36,10 @@ async def reloads(stack: Stack, result: str, want: int) -> None:
             await asyncio.sleep(0.2)
 
 
-async def test_file_changes_reload_the_pack_and_unchanged_rules_keep_their_windows(tmp_path):
+async def test_file_changes_reload_the_pack_and_unchanged_rules_keep_their_windows(tmp_path, kafka):
     rules = tmp_path / "rules"
     shutil.copytree(Path(str(resources.files("streams.detection").joinpath("rules"))), rules)
-    settings = Settings(data_dir=tmp_path / "data", rules_dir=rules, gateway_port=0, metrics_port=0,
+    settings = on_kafka(kafka, data_dir=tmp_path / "data", rules_dir=rules, gateway_port=0, metrics_port=0,
                         app_id="fq-reload")
     async with Stack(settings, gateway=False) as stack:
         await publish(stack, grid_report(1), grid_report(2))

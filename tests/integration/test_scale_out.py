@@ -16,12 +16,12 @@ import pytest
 
 from schemas.contracts.signals import RiskSignal
 from streams import topics
-from streams.runtime.broker import EmbeddedBroker
 from streams.runtime.kafka import Cluster
 from streams.runtime.topics import drained, ensure_topics
 from streams.store.clickhouse import EmbeddedStore
 from streams.worker.pipeline import groups
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, grid_report
+from tests.integration.conftest import new_kafka
 from tests.integration.test_ingestion import read_all
 from tests.integration.test_restart import publish, start_worker
 
@@ -39,7 +39,7 @@ def background(first: int) -> list[dict]:
 
 @pytest.mark.timeout(600)
 async def test_workers_joining_and_leaving_lose_nothing_and_keep_the_windows(tmp_path):
-    with EmbeddedBroker() as broker:
+    with new_kafka(tmp_path / "kafka") as broker:
         bootstrap = broker.bootstrap_servers
         await ensure_topics(Cluster(bootstrap), topics.ALL)
         first = await asyncio.to_thread(start_worker, bootstrap, tmp_path / "a", tmp_path / "a.log")

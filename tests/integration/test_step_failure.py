@@ -16,17 +16,17 @@ import pytest
 from schemas.contracts.signals import RiskSignal
 from streams import topics
 from streams.app import Stack
-from streams.config import Settings
 from streams.runtime.outbox import Outbox
 from tests.helpers import COMMUNITY, grid_report
+from tests.integration.conftest import on_kafka
 from tests.integration.test_ingestion import read_all
 from tests.integration.test_restart import publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
-async def test_a_batch_whose_outputs_fail_is_read_again_and_nothing_is_lost(tmp_path, monkeypatch):
-    settings = Settings(data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-failing")
+async def test_a_batch_whose_outputs_fail_is_read_again_and_nothing_is_lost(tmp_path, monkeypatch, kafka):
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-failing")
     async with Stack(settings, gateway=False) as stack:
         await publish(stack.bootstrap_servers, grid_report(1), grid_report(2))
         assert await stack.drain(timeout=60)
@@ -50,8 +50,8 @@ async def test_a_batch_whose_outputs_fail_is_read_again_and_nothing_is_lost(tmp_
         assert sorted(e.uid for e in cluster[0].evidence) == ["grid:t-000001", "grid:t-000002", "grid:t-000003"]
 
 
-async def test_a_step_that_cannot_start_over_stops_the_stack_and_fails_its_health(tmp_path, monkeypatch):
-    settings = Settings(data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-broken")
+async def test_a_step_that_cannot_start_over_stops_the_stack_and_fails_its_health(tmp_path, monkeypatch, kafka):
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-broken")
     async with Stack(settings, gateway=False) as stack:
         runner = stack.pipeline.runner("correlate")
 

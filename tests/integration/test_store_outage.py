@@ -12,10 +12,10 @@ from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.app import Stack
-from streams.config import Settings
 from streams.runtime.topics import drained, group_lag
 from streams.worker.pipeline import groups
 from tests.helpers import grid_report
+from tests.integration.conftest import on_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -28,8 +28,8 @@ async def until(predicate, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_a_store_outage_pauses_the_sink_and_loses_nothing(tmp_path):
-    settings = Settings(data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-outage")
+async def test_a_store_outage_pauses_the_sink_and_loses_nothing(tmp_path, kafka):
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-outage")
     async with Stack(settings) as stack:
         store, metrics, sink = stack.store, stack.metrics, stack.pipeline.runner("sink-events")
         await store.run(store.execute, "DETACH TABLE fengqiao.events")  # the table is gone: inserts fail

@@ -6,14 +6,14 @@ import pytest
 
 from streams import topics
 from streams.app import Stack
-from streams.config import Settings
+from tests.integration.conftest import on_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
-async def test_a_stack_at_partition_scale_two_creates_twice_the_partitions(tmp_path, monkeypatch):
+async def test_a_stack_at_partition_scale_two_creates_twice_the_partitions(tmp_path, monkeypatch, kafka):
     monkeypatch.delenv("FENGQIAO_PARTITION_SCALE", raising=False)  # the scale is the Settings' alone
-    settings = Settings(data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-scale", partition_scale=2)
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-scale", partition_scale=2)
     async with Stack(settings, gateway=False) as stack:
         assert stack.pipeline is not None and stack.cluster is not None
         producer = stack.pipeline.producer

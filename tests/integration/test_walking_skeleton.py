@@ -1,4 +1,5 @@
-"""The one real path, with real parts: tansu broker, the worker, chdb.
+"""The one real path, with real parts: Apache Kafka (and the embedded tansu, as ``make run`` has
+it), the worker, chdb.
 
 Grid reports published on their topic are validated, the dispute rule fires, notices for the
 community and street centres land on centre-notices keyed by centre code, and the events,
@@ -21,6 +22,7 @@ from streams.api.keys import KeyStore
 from streams.app import Stack
 from streams.config import Settings
 from tests.helpers import COMMUNITY, OTHER_COMMUNITY, grid_report, id_number
+from tests.integration.conftest import on_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -46,10 +48,11 @@ async def read_topic(bootstrap: str, topic: str, want: int, timeout: float = 30.
     return got
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stack(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("fq"), gateway_port=0, metrics_port=0,
-                        app_id="fq-skeleton")
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["kafka", "tansu"])
+async def stack(request, tmp_path_factory):
+    where = dict(data_dir=tmp_path_factory.mktemp("fq"), gateway_port=0, metrics_port=0, app_id="fq-skeleton")
+    settings = on_kafka(request.getfixturevalue("module_kafka"), **where) if request.param == "kafka" \
+        else Settings(**where)
     _, GRID_KEY[0] = KeyStore(settings.keys_path).add("grid")
     async with Stack(settings) as running:
         producer = AIOKafkaProducer(bootstrap_servers=running.bootstrap_servers, acks="all")

@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.contracts.signals import CentreNotice
 from streams import topics
 from streams.app import Stack
-from streams.config import Settings
 from streams.notify.webhooks import sign
 from streams.runtime.topics import end_offsets
 from tests.helpers import grid_report
+from tests.integration.conftest import on_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -101,7 +101,7 @@ async def hooked_notice_ids(bootstrap: str) -> set[str]:
         await ends_reader.stop()
 
 
-async def test_a_receiver_outage_loses_nothing_repeats_nothing_and_slows_nothing(tmp_path, monkeypatch):
+async def test_a_receiver_outage_loses_nothing_repeats_nothing_and_slows_nothing(tmp_path, monkeypatch, kafka):
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/hook", receiver.handle)
@@ -114,7 +114,7 @@ async def test_a_receiver_outage_loses_nothing_repeats_nothing_and_slows_nothing
     hooks = tmp_path / "hooks.yaml"
     hooks.write_text("hooks:\n" + "".join(f"  - {{centre: '{c}', url: '{url}', secret_env: FQ_TEST_HOOK_SECRET}}\n"
                                           for c in [*STREETS, *COMMUNITIES]))
-    settings = Settings(data_dir=tmp_path / "data", gateway_port=0, metrics_port=0, app_id="fq-hooks",
+    settings = on_kafka(kafka, data_dir=tmp_path / "data", gateway_port=0, metrics_port=0, app_id="fq-hooks",
                         webhooks_file=hooks)
     try:
         async with Stack(settings, gateway=False) as stack:

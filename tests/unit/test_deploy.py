@@ -19,6 +19,7 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from streams.config import Settings
+from streams.runtime.kraft import kafka_version
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
@@ -122,3 +123,10 @@ def test_prometheus_accepts_its_configuration():
     done = subprocess.run(["promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_production_runs_the_kafka_the_tests_prove_things_on():
+    """One pin: the broker the suite fetches (deploy/kafka/pom.xml) is the image deployed."""
+    pinned = kafka_version()
+    kafkas = {i for i in images() if i.startswith("apache/kafka:")}
+    assert kafkas == {f"apache/kafka:{pinned}"}
