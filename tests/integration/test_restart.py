@@ -39,7 +39,8 @@ def start_worker(bootstrap: str, data_dir: Path, log: Path) -> subprocess.Popen:
     """A worker writing to a log file (a pipe nobody reads would block it once full)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FENGQIAO_")}
     env.update(FENGQIAO_KAFKA_BOOTSTRAP_SERVERS=bootstrap, FENGQIAO_DATA_DIR=str(data_dir),
-               FENGQIAO_APP_ID=GROUP, FENGQIAO_KAFKA_SESSION_TIMEOUT=str(SESSION), FENGQIAO_METRICS_PORT="0")
+               FENGQIAO_APP_ID=GROUP, FENGQIAO_KAFKA_SESSION_TIMEOUT=str(SESSION), FENGQIAO_METRICS_PORT="0",
+               FENGQIAO_LOG_LEVEL="INFO")
     with log.open("w") as out:
         proc = subprocess.Popen([FENGQIAO, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90

@@ -10,6 +10,7 @@ community's partition by then, and every report is in exactly one of the two sto
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 
 import pytest
@@ -75,3 +76,7 @@ async def test_workers_joining_and_leaving_lose_nothing_and_keep_the_windows(tmp
     assert len(stored) == len(published), "none stored by both workers"
     a_log, b_log = (tmp_path / "a.log").read_text(), (tmp_path / "b.log").read_text()
     assert "Traceback" not in a_log + b_log
+    # When the second worker joined, the first kept the partitions it was given back as they were,
+    # instead of rebuilding every one of them from its changelog.
+    kept = [int(n) for n in re.findall(r"holds .*?: (\d+) kept as they were", a_log)]
+    assert kept and max(kept) >= 1, a_log[-3000:]
