@@ -123,7 +123,7 @@ class Stack:
         if self.with_gateway:
             keys = KeyStore(s.keys_path)
             self.desk = DispatchDesk(cluster, self.pseudonymiser, self.metrics, self.clock, self.policy,
-                                     tick=s.supervision_tick)
+                                     tick=s.supervision_tick, app_id=s.app_id)
             await self.desk.start()
             self.producer = cluster.producer(acks="all")
             await self.producer.start()

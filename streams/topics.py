@@ -4,8 +4,8 @@ sets the copies (``streams.runtime.topics.Topology``), and every topic fengqiao 
 these configs, whatever the cluster's defaults.
 
 Retention: the inputs and the events a week (room to replay after an outage; ClickHouse keeps
-the events); dead letters, signals and warning drafts 30 days (ClickHouse keeps them too); the
-notices and the centres' actions for good, since the dispatch desk rebuilds its cases from them.
+the events); dead letters, signals, notices, the centres' actions and warning drafts 30 days
+(ClickHouse keeps them too, and the dispatch desk keeps its cases on a compacted topic of its own).
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ REGIONAL_EVENTS = TopicSpec("events-regional", 4, "group of a city-wide rule (a 
 DEAD_LETTERS = TopicSpec("dead-letters", 2, "source topic", "invalid input: original bytes and the reason",
                          retention=MONTH)
 SIGNALS = TopicSpec("signals", 4, "signal id", "risk signals; later versions replace earlier ones", retention=MONTH)
-CENTRE_NOTICES = TopicSpec("centre-notices", 4, "centre code", "notices to the four levels of centres")
-DRILL_NOTICES = TopicSpec("drill-notices", 2, "centre code", "notices of drills and tests (演练): never a live centre's")
+CENTRE_NOTICES = TopicSpec("centre-notices", 4, "centre code", "notices to the four levels of centres", retention=MONTH)
+DRILL_NOTICES = TopicSpec("drill-notices", 2, "centre code", "notices of drills and tests (演练): never a live centre's",
+                          retention=MONTH)
 BROADCAST_REQUESTS = TopicSpec("broadcast-requests", 2, "signal id", "drafts of CAP alerts for red signals, to approve",
                                retention=MONTH)
-DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close")
+DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close",
+                             retention=MONTH)
 
 INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
 ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from schemas.contracts.actions import ActionKind
 from schemas.contracts.levels import RiskLevel
@@ -81,6 +82,23 @@ class Case:
     round: int = 0  # reopenings so far
     supervised: set[str] = field(default_factory=set)
     applied: set[str] = field(default_factory=set)  # action ids
+
+    def to_json(self) -> dict[str, Any]:
+        """The case as the desk keeps it on its state topic."""
+        return {"signal_id": self.signal_id, "region_code": self.region_code, "handler": self.handler,
+                "level": self.level.value, "rule_id": self.rule_id, "summary": self.summary,
+                "ack_within_s": self.ack_within.total_seconds(), "close_within_s": self.close_within.total_seconds(),
+                "ack_due": self.ack_due.isoformat(), "close_due": self.close_due.isoformat(),
+                "state": self.state.value, "departments": self.departments, "round": self.round,
+                "supervised": sorted(self.supervised), "applied": sorted(self.applied)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Case:
+        return cls(doc["signal_id"], doc["region_code"], doc["handler"], RiskLevel(doc["level"]), doc["rule_id"],
+                   doc["summary"], timedelta(seconds=doc["ack_within_s"]), timedelta(seconds=doc["close_within_s"]),
+                   datetime.fromisoformat(doc["ack_due"]), datetime.fromisoformat(doc["close_due"]),
+                   CaseState(doc["state"]), list(doc["departments"]), doc["round"], set(doc["supervised"]),
+                   set(doc["applied"]))
 
     def refuse(self, kind: ActionKind, centre: str) -> Refusal | None:
         """Why ``centre`` may not do ``kind`` now, or None when it may."""

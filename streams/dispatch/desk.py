@@ -1,9 +1,13 @@
 """The dispatch desk (调度台): centres' actions decided, supervision timers, live notice streams.
 
-State lives in Kafka, not here: at start the desk reads ``centre-notices`` (a case opens with its
-handling notice) and ``dispatch-actions`` (every decided action, and every supervision already
-sent) from the beginning, and it follows both afterwards. So cases, deadlines and the record of
-supervisions survive a restart, and no supervision is sent twice. One desk runs per deployment.
+A case opens with its handling notice on ``centre-notices``; every decided action and every
+supervision sent is on ``dispatch-actions``. The desk follows both, and keeps what it made of
+them on a compacted state topic of its own (``<app id>-desk-state``): each case by its signal
+id, and the positions in the followed topics up to which the cases account for them. At start
+it reads that state, then the followed topics from those positions on. So cases, deadlines and
+the record of supervisions survive a restart, however short the followed topics' retention, and
+no supervision is sent twice (replaying a record the state already holds changes nothing). One
+desk runs per deployment.
 
 Accepted or refused, every action is put on ``dispatch-actions`` before it is answered: the
 audit row (留痕). The centres reach the desk over HTTP (``streams.api.centres``).
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
@@ -32,7 +37,7 @@ from streams.metrics import Metrics
 from streams.notify.routing import DEFAULT_POLICY, Policy
 from streams.runtime import kafka
 from streams.runtime.kafka import Cluster
-from streams.runtime.topics import end_offsets
+from streams.runtime.topics import TopicSpec, end_offsets, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +49,11 @@ FOLLOWED = (topics.CENTRE_NOTICES, topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS
 class DispatchDesk:
     def __init__(self, cluster: Cluster, pseudonymiser: Pseudonymiser, metrics: Metrics,
                  clock: Callable[[], datetime], policy: dict[Any, Policy] = DEFAULT_POLICY,
-                 tick: float = 1.0) -> None:
+                 tick: float = 1.0, app_id: str = "fengqiao") -> None:
         self.cluster = cluster
+        self.state = TopicSpec(f"{app_id}-desk-state", 1, "case:<signal id>, early:<signal id>, positions",
+                               "the dispatch desk's cases, kept where the followed topics' retention cannot take them",
+                               compacted=True)
         self.pseudonymiser = pseudonymiser
         self.metrics = metrics
         self.clock = clock
@@ -59,18 +67,28 @@ class DispatchDesk:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task] = []
+        self._positions: dict[str, int] = {}  # "topic/partition" -> the next offset the cases account for
+        self._dirty: set[str] = set()  # signal ids whose case (or early records) changed since kept
 
     # -- life ------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Read both topics to their end (the state), then follow them and run the timers."""
+        """Read the kept state, then the followed topics from where it left them to their end,
+        then follow them and run the timers."""
+        await ensure_topics(self.cluster, (self.state,))
         self._producer = self.cluster.producer(acks="all")
         await self._producer.start()
+        await self._load()
         self._consumer = self.cluster.consumer(enable_auto_commit=False)
         await self._consumer.start()
         tps = self.cluster.topic_partitions(*FOLLOWED)
         ends = await self._end_offsets(tps)
         self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
+        for tp in tps:
+            at = self._positions.get(f"{tp.topic}/{tp.partition}")
+            if at is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:  # what retention took before this position is in the kept cases already
+                self._consumer.seek(tp, at)
         while await self._behind(tps, ends):
             await self._read(timeout_ms=500)
         log.info("dispatch desk holds %d cases", len(self.cases))
@@ -110,10 +128,63 @@ class DispatchDesk:
                 log.exception("dispatch desk could not read its topics; retrying")
                 await asyncio.sleep(1)
 
+    async def _load(self) -> None:
+        """The cases, early records and positions kept on the state topic."""
+        consumer = self.cluster.consumer(enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.state.name, 0)
+            end = (await end_offsets(consumer, [tp], self.cluster.tansu))[tp]
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            while await consumer.position(tp) < end:
+                for record in (await consumer.getmany(tp, timeout_ms=500, max_records=5000)).get(tp, []):
+                    if record.offset < end:
+                        self._restore(record.key.decode(), None if record.value is None else orjson.loads(record.value))
+        finally:
+            await kafka.stop(consumer)
+
+    def _restore(self, key: str, doc: Any) -> None:
+        kind, _, signal_id = key.partition(":")
+        if kind == "case":
+            if doc is None:
+                self.cases.pop(signal_id, None)
+            else:
+                self.cases[signal_id] = Case.from_json(doc)
+        elif kind == "early":
+            self._early.pop(signal_id, None)
+            if doc:
+                self._early[signal_id] = [ActionRecord.model_validate(r) for r in doc]
+        elif kind == "positions":
+            self._positions = dict(doc or {})
+
+    async def _keep(self) -> None:
+        """The cases changed since last kept, then the positions they account for, on the state topic."""
+        assert self._producer is not None
+        dirty, self._dirty = self._dirty, set()
+        sent = []
+        for signal_id in sorted(dirty):
+            case, early = self.cases.get(signal_id), self._early.get(signal_id)
+            if case is not None:
+                sent.append(await self._producer.send(self.state.name, orjson.dumps(case.to_json()),
+                                                      key=f"case:{signal_id}".encode(), partition=0))
+            sent.append(await self._producer.send(
+                self.state.name, orjson.dumps([r.model_dump(mode="json") for r in early]) if early else None,
+                key=f"early:{signal_id}".encode(), partition=0))
+        sent.append(await self._producer.send(self.state.name, orjson.dumps(self._positions), key=b"positions",
+                                              partition=0))
+        try:
+            await asyncio.gather(*sent)
+        except Exception:
+            self._dirty |= dirty  # kept again next round; the positions only ever follow the cases
+            raise
+
     async def _read(self, timeout_ms: int, live: bool = False) -> None:
         assert self._consumer is not None
-        for tp, records in (await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)).items():
+        fetched = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
+        for tp, records in fetched.items():
             for record in records:
+                self._positions[f"{tp.topic}/{tp.partition}"] = record.offset + 1
                 if tp.topic in (topics.CENTRE_NOTICES.name, topics.DRILL_NOTICES.name):
                     notice = CentreNotice.model_validate_json(record.value)
                     if not notice.drill:
@@ -122,6 +193,8 @@ class DispatchDesk:
                         self._publish(notice)
                 else:
                     self._on_record(ActionRecord.model_validate_json(record.value))
+        if fetched:
+            await self._keep()
 
     # -- state from the topics --------------------------------------------------------------
     def _on_notice(self, notice: CentreNotice) -> None:
@@ -130,6 +203,8 @@ class DispatchDesk:
             return
         policy = self.policy[notice.level]
         case = self.cases.get(notice.signal_id)
+        if case is None or notice.level > case.level:
+            self._dirty.add(notice.signal_id)
         if case is None:
             self.cases[notice.signal_id] = Case(
                 signal_id=notice.signal_id, region_code=notice.region_code, handler=notice.centre_code,
@@ -148,10 +223,13 @@ class DispatchDesk:
             return
         case = self.cases.get(record.signal_id)
         if case is None:
-            self._early[record.signal_id].append(record)
+            if record.action_id not in {r.action_id for r in self._early[record.signal_id]}:
+                self._early[record.signal_id].append(record)
+                self._dirty.add(record.signal_id)
             return
         if record.action_id in case.applied:
             return
+        self._dirty.add(record.signal_id)
         if record.kind is ActionKind.supervise:
             case.applied.add(record.action_id)
             case.supervised.add(record.note)
@@ -189,6 +267,7 @@ class DispatchDesk:
             if status != 202:
                 return status, {"error": reason} | (self._view(case) if case else {})
             case.apply(action.action_id, action.kind, [d.value for d in action.departments], now)
+            self._dirty.add(case.signal_id)
             return 202, self._view(case) | {"action_id": action.action_id}
 
     async def _record(self, record: ActionRecord) -> None:
@@ -241,6 +320,7 @@ class DispatchDesk:
             region_code=case.region_code, centre_level=level_of_centre(due.centre), recorded_at=now,
             outcome="accepted", reason=f"{case.handler} missed the {due.deadline} deadline {due.due.isoformat()}"))
         case.supervised.add(due.key)
+        self._dirty.add(case.signal_id)
         self.metrics.supervisions.labels(due.deadline, level_of_centre(due.centre).value).inc()
         log.info("supervision of %s by %s: %s deadline missed", case.signal_id, due.centre, due.deadline)
 

@@ -51,7 +51,7 @@ async def test_on_three_brokers_topics_are_replicated_and_a_broker_crash_loses_n
         assert configs[changelog]["cleanup.policy"] == "compact"
         assert configs[topics.GRID_REPORTS.name]["retention.ms"] == str(7 * 86_400_000)
         assert configs[topics.DEAD_LETTERS.name]["retention.ms"] == str(30 * 86_400_000)
-        assert configs[topics.CENTRE_NOTICES.name]["retention.ms"] == "-1"  # the desk rebuilds its cases from it
+        assert configs[topics.CENTRE_NOTICES.name]["retention.ms"] == str(30 * 86_400_000)  # the desk keeps its own
         assert set(await replicas(stack, topics.EVENTS.name)) == {3}
 
         producer = stack.cluster.producer(acks="all")

@@ -61,3 +61,13 @@ def test_a_missed_deadline_climbs_one_centre_per_period_until_handled():
     assert [(s.deadline, s.centre) for s in case.due_supervisions(T0 + 12 * H)] == [("close", "210202001")]
     case.apply("a2", K.close, [], T0 + 13 * H)
     assert case.due_supervisions(T0 + 100 * H) == []
+
+
+def test_a_case_reads_back_as_the_desk_kept_it():
+    case = red_case()
+    case.apply("a1", K.acknowledge, [], T0)
+    case.apply("a2", K.assign, ["police", "civil_affairs"], T0 + H)
+    case.supervised.add("close:0:210202001")
+    again = Case.from_json(case.to_json())
+    assert again == case
+    assert again.state is CaseState.assigned and again.ack_within == timedelta(minutes=15)
