@@ -46,6 +46,7 @@ test: venv test-deps kafka
 ## each baseline in the same run; results appended to BENCHMARKS.md.
 bench: venv
 	$(BIN)/fengqiao bench
+	$(BIN)/fengqiao bench --broker kafka
 	$(BIN)/fengqiao bench --sink
 	$(BIN)/fengqiao bench --loads
 	$(BIN)/fengqiao bench --quality

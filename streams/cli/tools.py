@@ -27,6 +27,8 @@ def register(sub: Any) -> None:
     b = sub.add_parser("bench", help="measure throughput against a raw aiokafka baseline; append to BENCHMARKS.md")
     b.add_argument("--events", type=int, default=20000, help="how many grid reports (default 20000)")
     b.add_argument("--no-record", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    b.add_argument("--broker", choices=("tansu", "kafka"), default="tansu",
+                   help="throughput: on the embedded tansu or on Apache Kafka (a local KRaft node)")
     b.add_argument("--sink", action="store_true", help="the ClickHouse sink against a bare insert of the same rows instead")
     b.add_argument("--quality", action="store_true",
                    help="precision and recall per rule over a simulated week with injected incidents instead")
@@ -107,7 +109,7 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.sink:
         print(json.dumps(bench.run_sink(write=not args.no_record)))
     else:
-        print(json.dumps(bench.run(max(1, args.events), write=not args.no_record)))
+        print(json.dumps(bench.run(max(1, args.events), write=not args.no_record, broker_kind=args.broker)))
     return 0
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.runtime.broker import die_with_parent, free_port
+from streams.runtime.kafka import Cluster
+from streams.runtime.topics import Topology
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,10 @@ class KRaftCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(n.address for n in self.members)
+
+    def cluster(self) -> Cluster:
+        """Clients for this cluster: its replication, and a short session for a local group."""
+        return Cluster(self.bootstrap_servers, topology=Topology(1, self.replication), session_timeout=6.0)
 
     @property
     def replication(self) -> int:

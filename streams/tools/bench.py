@@ -36,6 +36,7 @@ from streams.intake.validation import Origin, Validator
 from streams.metrics import Metrics
 from streams.runtime.broker import EmbeddedBroker
 from streams.runtime.kafka import Cluster
+from streams.runtime.kraft import KRaftCluster
 from streams.runtime.topics import ensure_topics
 from streams.store.clickhouse import JSON_INSERT_SETTINGS, EmbeddedStore, migrate, open_store, sql_literal
 from streams.tools.simulator import CitySimulator
@@ -97,11 +98,13 @@ async def pipeline_consume(cluster: Cluster, n: int, data_dir: Path) -> tuple[fl
         store.close()
 
 
-async def throughput(n: int) -> dict[str, Any]:
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+async def throughput(n: int, broker_kind: str = "tansu") -> dict[str, Any]:
+    """On a fresh broker: the embedded tansu, or Apache Kafka (one KRaft node) with ``kafka``."""
+    with tempfile.TemporaryDirectory() as tmp, \
+            (EmbeddedBroker() if broker_kind == "tansu" else KRaftCluster(Path(tmp) / "kafka")) as broker:
         cluster = broker.cluster()
         await ensure_topics(cluster, topics.ALL)
-        progress(f"putting {n} simulated grid reports on the embedded broker")
+        progress(f"putting {n} simulated grid reports on {broker_kind}")
         await produce_reports(cluster, n)
         progress("baseline: raw aiokafka consume-and-parse loop")
         raw = await raw_consume(cluster, n)
@@ -205,10 +208,10 @@ def record_sink(results: list[dict[str, Any]], command: str, path: Path = Path("
                    "ratio to a bare insert of the same lines, alternating in the same run.")
 
 
-def run(n: int, write: bool) -> dict[str, Any]:
-    result = asyncio.run(throughput(n))
+def run(n: int, write: bool, broker_kind: str = "tansu") -> dict[str, Any]:
+    result = asyncio.run(throughput(n, broker_kind))
     if write:
-        record(result, f"fengqiao bench --events {n}")
+        record(result, f"fengqiao bench --events {n} --broker {broker_kind}")
     return result
 
 
