@@ -51,8 +51,9 @@ bench: venv
 	$(BIN)/fengqiao bench --loads
 	$(BIN)/fengqiao bench --quality
 
-## make drill: crashes, a store outage, a burst, hostile input and failing webhooks, each
-## accounted against what was sent; fails if anything was lost or duplicated.
+## make drill: crashes, a store outage, a burst, hostile input, failing webhooks, a broker killed and
+## one paused, workers moved, each on three Apache Kafka nodes and accounted against what was sent;
+## fails if anything was lost or duplicated.
 drill: venv
 	$(BIN)/fengqiao drill
 

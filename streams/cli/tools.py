@@ -41,9 +41,11 @@ def register(sub: Any) -> None:
     b.add_argument("--repeat", type=int, default=2, help="--quality: times each rule case is injected (default 2)")
     b.add_argument("--seed", type=int, default=7)
     b.set_defaults(run=run_bench)
-    dr = sub.add_parser("drill", help="crash, store outage, burst, hostile input, failing webhooks: nothing lost?")
+    dr = sub.add_parser("drill", help="crashes, a store outage, a burst, hostile input, failing webhooks, brokers killed and paused, workers moved: nothing lost?")
     dr.add_argument("--quick", action="store_true", help="shorter runs (the test suite's)")
     dr.add_argument("--only", action="append", metavar="SCENARIO", help="one scenario (repeatable)")
+    dr.add_argument("--broker", choices=("kafka", "tansu"), default="kafka",
+                    help="each scenario on three Apache Kafka nodes (default), or on the embedded tansu")
     dr.set_defaults(run=run_drill)
     sim = sub.add_parser("simulate", help="write the city's inputs in simulated time, incidents injected, to a file")
     sim.add_argument("--days", type=float, default=1.0)
@@ -62,7 +64,7 @@ def register(sub: Any) -> None:
 
 def run_drill(args: argparse.Namespace, settings: Settings) -> int:
     """Run the reliability drills and print their table; exit 1 if anything was lost or doubled."""
-    outcomes = asyncio.run(drill.run(quick=args.quick, only=args.only))
+    outcomes = asyncio.run(drill.run(quick=args.quick, only=args.only, broker=args.broker))
     print_table(drill.table(outcomes))
     return 0 if all(o.passed for o in outcomes) else 1
 

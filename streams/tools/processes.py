@@ -28,7 +28,10 @@ class WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FENGQIAO_")}
         env.update(FENGQIAO_KAFKA_BOOTSTRAP_SERVERS=self.cluster.bootstrap_servers,
                    FENGQIAO_BROKER="tansu" if self.cluster.tansu else "kafka", FENGQIAO_DATA_DIR=str(self.data_dir),
-                   FENGQIAO_APP_ID=self.group, FENGQIAO_KAFKA_SESSION_TIMEOUT="3", FENGQIAO_METRICS_PORT="0")
+                   FENGQIAO_APP_ID=self.group, FENGQIAO_KAFKA_SESSION_TIMEOUT=str(self.cluster.session_timeout),
+                   FENGQIAO_KAFKA_REPLICATION_FACTOR=str(self.cluster.topology.replication),
+                   FENGQIAO_METRICS_PORT="0")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "worker.log"
         started = time.monotonic()
         with log.open("a") as out:
