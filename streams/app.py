@@ -1,6 +1,7 @@
 """The composition root (组装): the whole process built from ``Settings``, in one place.
 
-``build(settings)`` makes a ``Stack``: broker (embedded tansu unless Kafka is configured),
+``build(settings)`` makes a ``Stack``: broker (unless Kafka is configured, the embedded tansu or,
+with ``FENGQIAO_BROKER=kafka``, a local Apache Kafka),
 topics, store, worker, gateway and dispatch desk, webhooks, metrics. The Kafka clients, the
 pseudonymiser and the routing policy are made here once and handed to the parts that need them;
 nothing below reads the environment. ``Stack`` starts the parts in that order and stops them in
@@ -98,13 +99,10 @@ class Stack:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.cluster is None and s.broker == "kafka":
-            self.broker = KRaftCluster(s.data_dir / "kafka")  # kept: a demo keeps its topics across restarts
-            self.broker.start()  # on this thread, as below: the nodes' death signal is tied to it
-            self.cluster = Cluster.of(s, self.broker.bootstrap_servers)
-        elif self.cluster is None:
-            self.broker = EmbeddedBroker(log_path=s.data_dir / "broker.log")
-            self.broker.start()  # on this thread: its death signal is tied to the starting thread
+        if self.cluster is None:  # a broker of its own: Apache Kafka kept under the data dir, or tansu
+            self.broker = KRaftCluster(s.data_dir / "kafka") if s.broker == "kafka" else \
+                EmbeddedBroker(log_path=s.data_dir / "broker.log")
+            self.broker.start()  # on this thread: the death signal of its processes is tied to it
             self.cluster = Cluster.of(s, self.broker.bootstrap_servers)
         cluster = self.cluster
         await ensure_topics(cluster, topics.ALL)

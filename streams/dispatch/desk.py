@@ -42,6 +42,7 @@ from streams.runtime.topics import TopicSpec, end_offsets, ensure_topics
 log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "fengqiao"
+STOP_KEEP_TIMEOUT = 10.0  # seconds to keep the state at stop
 STREAM_BUFFER = 1000  # notices a slow stream client may fall behind before it is asked to reconnect
 FOLLOWED = (topics.CENTRE_NOTICES, topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS)
 
@@ -108,15 +109,22 @@ class DispatchDesk:
             await consumer.stop()
 
     async def stop(self) -> None:
+        """Stop following, keep what was read (a stop may come between a read and its keeping)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._producer is not None and self._positions:
+            try:
+                await asyncio.wait_for(self._keep(), STOP_KEEP_TIMEOUT)
+            except Exception as exc:  # the next start reads again from the positions last kept: nothing lost
+                log.warning("dispatch desk could not keep its state at stop: %s", exc)
         for queues in self._streams.values():
             for q in queues:
                 q.put_nowait(None)
         for client in (self._consumer, self._producer):
             if client:
                 await kafka.stop(client)
+        self._consumer = self._producer = None  # stopped: a second stop does nothing
 
     async def _follow(self) -> None:
         while True:
@@ -162,6 +170,14 @@ class DispatchDesk:
         """The cases changed since last kept, then the positions they account for, on the state topic."""
         assert self._producer is not None
         dirty, self._dirty = self._dirty, set()
+        try:
+            await self._send_state(dirty)
+        except BaseException:  # refused, or cancelled by a stop: kept again next time (the stop keeps them)
+            self._dirty |= dirty
+            raise
+
+    async def _send_state(self, dirty: set[str]) -> None:
+        assert self._producer is not None
         sent = []
         for signal_id in sorted(dirty):
             case, early = self.cases.get(signal_id), self._early.get(signal_id)
@@ -173,11 +189,7 @@ class DispatchDesk:
                 key=f"early:{signal_id}".encode(), partition=0))
         sent.append(await self._producer.send(self.state.name, orjson.dumps(self._positions), key=b"positions",
                                               partition=0))
-        try:
-            await asyncio.gather(*sent)
-        except Exception:
-            self._dirty |= dirty  # kept again next round; the positions only ever follow the cases
-            raise
+        await asyncio.gather(*sent)  # the positions, last on the one partition, only ever follow the cases
 
     async def _read(self, timeout_ms: int, live: bool = False) -> None:
         assert self._consumer is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -63,10 +63,6 @@ class Cluster:
         return cls(address, security_options(settings),
                    Topology(settings.partition_scale, settings.kafka_replication_factor),
                    settings.session_timeout, settings.kafka_fetch_max_wait_ms, settings.tansu)
-
-    def at(self, bootstrap_servers: str) -> Cluster:
-        """The same settings for another address (the embedded broker, once it listens)."""
-        return replace(self, bootstrap_servers=bootstrap_servers)
 
     def partitions(self, spec: TopicSpec) -> int:
         return self.topology.partitions(spec)

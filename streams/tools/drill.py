@@ -321,52 +321,42 @@ async def _leader(site: Site, topic: str, partition: int = 0) -> Node:
     return next(n for n in site.broker.members if n.node_id == leader)
 
 
+async def _broker_down(name: str, kind: str, topic: str, seed: int, seconds: float, how: str,
+                       fail: Callable[[KRaftCluster, Node], None], heal: Callable[[KRaftCluster, Node], None]
+                       ) -> Outcome:
+    """Under load, ``fail`` the node leading ``topic``/0 for ``seconds``, then ``heal`` it; the
+    recovery is the time from the healing until the worker has drained what was sent."""
+    async def body(site: Site, worker: WorkerProcess) -> tuple[CitySimulator, float | None, str]:
+        assert isinstance(site.broker, KRaftCluster)
+        sim = feed(site.cluster, seed=seed, rate=40)
+        feeding = asyncio.create_task(send(sim, seconds + 15))
+        await asyncio.sleep(4)
+        node = await _leader(site, topic)
+        fail(site.broker, node)
+        progress(f"  {name}: node {node.node_id}, leader of {topic}/0, {how} for {seconds}s")
+        await asyncio.sleep(seconds)
+        await asyncio.to_thread(heal, site.broker, node)
+        healed = time.monotonic()
+        await feeding
+        done = await drained(site.cluster, worker.group, 180)
+        return sim, None if done is None else time.monotonic() - healed, \
+            f"node {node.node_id} (leader of {topic}/0) {how} under load for {seconds}s"
+
+    return await with_worker(name, kind, body)
+
+
 async def broker_killed(quick: bool, kind: str) -> Outcome:
     """SIGKILL the Kafka node leading ``events``/0 (and whatever else it leads) under load; start it
     again 20 s later (8 s quick)."""
-    down = 8 if quick else 20
-
-    async def body(site: Site, worker: WorkerProcess) -> tuple[CitySimulator, float | None, str]:
-        assert isinstance(site.broker, KRaftCluster)
-        sim = feed(site.cluster, seed=505, rate=40)
-        feeding = asyncio.create_task(send(sim, down + 15))
-        await asyncio.sleep(4)
-        node = await _leader(site, topics.EVENTS.name)
-        site.broker.kill(node)
-        progress(f"  broker killed: node {node.node_id}, leader of events/0; back in {down}s")
-        await asyncio.sleep(down)
-        await asyncio.to_thread(site.broker.restart, node)
-        restarted = time.monotonic()
-        await feeding
-        done = await drained(site.cluster, worker.group, 180)
-        return sim, None if done is None else time.monotonic() - restarted, \
-            f"node {node.node_id} (leader of events/0) SIGKILLed under load, restarted after {down}s"
-
-    return await with_worker("broker killed", kind, body)
+    return await _broker_down("broker killed", kind, topics.EVENTS.name, 505, 8 if quick else 20, "SIGKILLed",
+                              KRaftCluster.kill, KRaftCluster.restart)
 
 
 async def broker_paused(quick: bool, kind: str) -> Outcome:
     """SIGSTOP the Kafka node leading ``grid-reports``/0 for 30 s (10 s quick), then SIGCONT: a
     node that hangs rather than dies."""
-    paused = 10 if quick else 30
-
-    async def body(site: Site, worker: WorkerProcess) -> tuple[CitySimulator, float | None, str]:
-        assert isinstance(site.broker, KRaftCluster)
-        sim = feed(site.cluster, seed=606, rate=40)
-        feeding = asyncio.create_task(send(sim, paused + 15))
-        await asyncio.sleep(4)
-        node = await _leader(site, topics.GRID_REPORTS.name)
-        site.broker.pause(node)
-        progress(f"  broker paused: node {node.node_id}, leader of grid-reports/0, for {paused}s")
-        await asyncio.sleep(paused)
-        site.broker.resume(node)
-        resumed = time.monotonic()
-        await feeding
-        done = await drained(site.cluster, worker.group, 180)
-        return sim, None if done is None else time.monotonic() - resumed, \
-            f"node {node.node_id} (leader of grid-reports/0) SIGSTOPped for {paused}s"
-
-    return await with_worker("broker paused", kind, body)
+    return await _broker_down("broker paused", kind, topics.GRID_REPORTS.name, 606, 10 if quick else 30,
+                              "SIGSTOPped", KRaftCluster.pause, KRaftCluster.resume)
 
 
 async def workers_moved(quick: bool, kind: str) -> Outcome:

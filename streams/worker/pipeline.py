@@ -117,6 +117,8 @@ class Pipeline:
         parts = Parts(settings, self.output, store, metrics, Validator(pseudonymiser), self.correlator,
                       self.regional, policy, observer or Quiet(), clock)
         self.steps = [spec.make(parts) for spec in STEPS]
+        assert all((s.name, s.consumes) == (spec.name, spec.consumes) for s, spec in zip(self.steps, STEPS)), \
+            "each step is what its entry in STEPS declares"
         self.runners = [Runner(step, cluster, f"{settings.app_id}-{spec.name}", metrics.step_seconds.labels(step.name))
                         for spec, step in zip(STEPS, self.steps)]
         self._rules_seen = rule_files_signature(settings.rules_dir)
