@@ -37,7 +37,7 @@ from streams.metrics import Metrics
 from streams.notify.routing import DEFAULT_POLICY, Policy
 from streams.runtime import kafka
 from streams.runtime.kafka import Cluster
-from streams.runtime.topics import TopicSpec, end_offsets, ensure_topics
+from streams.runtime.topics import TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class DispatchDesk:
         self._consumer = self.cluster.consumer(enable_auto_commit=False)
         await self._consumer.start()
         tps = self.cluster.topic_partitions(*FOLLOWED)
-        ends = await self._end_offsets(tps)
+        ends = await self.cluster.ends(tps)
         self._consumer.assign(tps)
         for tp in tps:
             at = self._positions.get(f"{tp.topic}/{tp.partition}")
@@ -99,14 +99,6 @@ class DispatchDesk:
     async def _behind(self, tps: list[TopicPartition], ends: dict[TopicPartition, int]) -> bool:
         assert self._consumer is not None
         return any([await self._consumer.position(tp) < ends[tp] for tp in tps])
-
-    async def _end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-        consumer = self.cluster.consumer(enable_auto_commit=False)
-        await consumer.start()
-        try:
-            return await end_offsets(consumer, tps, self.cluster.tansu)
-        finally:
-            await consumer.stop()
 
     async def stop(self) -> None:
         """Stop following, keep what was read (a stop may come between a read and its keeping)."""
@@ -138,11 +130,11 @@ class DispatchDesk:
 
     async def _load(self) -> None:
         """The cases, early records and positions kept on the state topic."""
+        tp = TopicPartition(self.state.name, 0)
+        end = (await self.cluster.ends([tp]))[tp]
         consumer = self.cluster.consumer(enable_auto_commit=False)
         await consumer.start()
         try:
-            tp = TopicPartition(self.state.name, 0)
-            end = (await end_offsets(consumer, [tp], self.cluster.tansu))[tp]
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)
             while await consumer.position(tp) < end:

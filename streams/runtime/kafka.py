@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
-from streams.runtime.topics import TopicSpec, Topology
+from streams.runtime.topics import TopicSpec, Topology, end_offsets
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,15 @@ class Cluster:
 
     def admin(self) -> AIOKafkaAdminClient:
         return AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, **self.security)
+
+    async def ends(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The end of each partition now, read by a consumer of its own."""
+        consumer = self.consumer(enable_auto_commit=False)
+        await consumer.start()
+        try:
+            return await end_offsets(consumer, tps, self.tansu)
+        finally:
+            await stop(consumer)
 
 
 async def stop(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:

@@ -288,9 +288,6 @@ class KRaftCluster:
         assert node.process is not None
         node.process.send_signal(signal.SIGCONT)
 
-    def node_at(self, address: str) -> Node:
-        return next(n for n in self.members if n.address == address)
-
     def __enter__(self) -> KRaftCluster:
         try:
             self.start()

@@ -35,6 +35,8 @@ from streams.runtime.topics import TopicSpec
 log = logging.getLogger(__name__)
 
 RETRY_MAX_SECONDS = 10.0
+# Where a partition stood at a revocation: its group's committed offset, its changelogs' ends.
+Mark = tuple[int | None, tuple[int, ...]]
 MARK_TIMEOUT = 10.0  # seconds to note where revoked partitions stand; past it they are rebuilt if given back
 
 
@@ -177,8 +179,7 @@ class Runner:
         self._uncommitted: dict[TopicPartition, int] = {}
         self._task: asyncio.Task | None = None
         self._recovery: asyncio.Task | None = None
-        self._left: dict[TopicPartition, tuple[int | None, tuple[int, ...]]] = {}  # marks at the last revocation
-        self.recoveries: list[tuple[int, int, float]] = []  # (kept, rebuilt, seconds) per assignment
+        self._left: dict[TopicPartition, Mark] = {}  # marks at the last revocation
         self._maintained = time.monotonic()
 
     async def start(self) -> None:
@@ -373,7 +374,7 @@ class Runner:
         finally:
             self.revoking = False
 
-    async def _marks(self, tps: set[TopicPartition]) -> dict[TopicPartition, tuple[int | None, tuple[int, ...]]]:
+    async def _marks(self, tps: set[TopicPartition]) -> dict[TopicPartition, Mark]:
         """Where each partition stands: its group's committed offset and the end of each of its
         changelogs. Another member that processed it, or wrote its state, moved one of them."""
         if not tps:
@@ -398,8 +399,7 @@ class Runner:
             self._recovery = asyncio.create_task(self._recover_then_resume(sorted(assigned), left),
                                                  name=f"recover-{self.step.name}")
 
-    async def _recover_then_resume(self, tps: list[TopicPartition],
-                                   left: dict[TopicPartition, tuple[int | None, tuple[int, ...]]]) -> None:
+    async def _recover_then_resume(self, tps: list[TopicPartition], left: dict[TopicPartition, Mark]) -> None:
         """Keep the state of partitions given back as they were left; rebuild the others from
         their changelogs; then resume them all."""
         started = time.monotonic()
@@ -412,13 +412,11 @@ class Runner:
             self.ready.update(kept)
             self.consumer.resume(*(set(tps) & self.consumer.assignment()))
         self.joined.set()
-        self.recoveries.append((len(kept), len(rebuilt), time.monotonic() - started))
         log.info("%s holds %s: %d kept as they were, %d rebuilt from their changelogs in %.2fs", self.step.name,
                  ", ".join(f"{tp.topic}/{tp.partition}" for tp in tps), len(kept), len(rebuilt),
                  time.monotonic() - started)
 
-    async def _untouched(self, candidates: list[TopicPartition],
-                         left: dict[TopicPartition, tuple[int | None, tuple[int, ...]]]) -> set[TopicPartition]:
+    async def _untouched(self, candidates: list[TopicPartition], left: dict[TopicPartition, Mark]) -> set[TopicPartition]:
         """Of the partitions given back, those that stand where this member left them, with their
         state still held (any doubt, and the partition is rebuilt)."""
         held = [tp for tp in candidates if all(tp.partition in t.partitions for t in self.step.tables_of(tp.topic))]

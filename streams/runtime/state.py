@@ -134,11 +134,4 @@ async def recover(cluster: Cluster, tables: list[tuple[StateTable, int]]) -> int
 async def changelog_ends(cluster: Cluster, tables: list[tuple[StateTable, int]]) -> dict[TopicPartition, int]:
     """The end of each (table, partition)'s changelog now."""
     tps = sorted({TopicPartition(t.changelog, p) for t, p in tables})
-    if not tps:
-        return {}
-    consumer = cluster.consumer(enable_auto_commit=False)
-    await consumer.start()
-    try:
-        return await end_offsets(consumer, tps, cluster.tansu)
-    finally:
-        await kafka.stop(consumer)
+    return await cluster.ends(tps) if tps else {}

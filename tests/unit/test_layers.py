@@ -18,11 +18,14 @@ def lint(tree: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def copy(tmp_path: Path) -> Path:
+def broken(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess[str]:
+    """The contract checked on a copy of the tree where ``module`` (a path under streams/) gains ``line``."""
     for name in ("streams", "schemas"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return tmp_path
+    path = tmp_path / "streams" / module
+    path.write_text(path.read_text("utf-8") + f"\n{line}  # noqa\n", "utf-8")
+    return lint(tmp_path)
 
 
 def test_the_import_contract_is_kept():
@@ -32,18 +35,12 @@ def test_the_import_contract_is_kept():
 
 
 def test_a_tools_import_from_detection_breaks_it(tmp_path):
-    tree = copy(tmp_path)
-    ruleset = tree / "streams" / "detection" / "ruleset.py"
-    ruleset.write_text(ruleset.read_text("utf-8") + "\nfrom streams.tools import simulator  # noqa\n", "utf-8")
-    done = lint(tree)
+    done = broken(tmp_path, "detection/ruleset.py", "from streams.tools import simulator")
     assert done.returncode != 0
     assert "only the CLI reaches the tools BROKEN" in done.stdout
     assert "the domain knows nothing of the worker, the interfaces or the tools BROKEN" in done.stdout
 
 
 def test_a_domain_import_from_the_runtime_breaks_it(tmp_path):
-    tree = copy(tmp_path)
-    runner = tree / "streams" / "runtime" / "runner.py"
-    runner.write_text(runner.read_text("utf-8") + "\nfrom streams.detection import windows  # noqa\n", "utf-8")
-    done = lint(tree)
+    done = broken(tmp_path, "runtime/runner.py", "from streams.detection import windows")
     assert done.returncode != 0 and "the runtime knows nothing of the domain BROKEN" in done.stdout
