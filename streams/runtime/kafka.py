@@ -23,6 +23,15 @@ from streams.runtime.topics import TopicSpec, Topology, end_offsets
 
 log = logging.getLogger(__name__)
 
+# aiokafka (0.14) asks a partition's leader for the offset to reset a position to (a partition
+# with no committed offset yet, a seek to the beginning) and, when that node answers
+# NotLeaderForPartition, retries it without refreshing its metadata: the position stays
+# unresolved until the next periodic refresh, 5 minutes by default. The broker-paused drill
+# found it (a node SIGSTOPped and resumed lost its leaderships; the worker waited on it 3 minutes
+# and more). The Java client refreshes on that error (KAFKA-9535); here metadata is refreshed
+# every 10 s instead, a small request.
+METADATA_MAX_AGE_MS = 10_000
+
 
 def security_options(settings: Settings) -> dict[str, Any]:
     """The aiokafka keyword arguments for the configured security."""
@@ -80,6 +89,7 @@ class Cluster:
         return AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, **self.security, **kwargs)
 
     def consumer(self, *topic_names: str, **kwargs: Any) -> AIOKafkaConsumer:
+        kwargs.setdefault("metadata_max_age_ms", METADATA_MAX_AGE_MS)
         return AIOKafkaConsumer(*topic_names, bootstrap_servers=self.bootstrap_servers, **self.security, **kwargs)
 
     def admin(self) -> AIOKafkaAdminClient:
