@@ -55,7 +55,8 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
-        return self.lost == 0 and self.duplicated == 0
+        """Nothing lost or doubled, and recovered (drained) within the scenario's wait."""
+        return self.lost == 0 and self.duplicated == 0 and self.recovery_s is not None
 
 
 def feed(cluster: Cluster, seed: int, rate: float, incident_every: float = 3.0) -> CitySimulator:
@@ -437,7 +438,7 @@ async def run(quick: bool = False, only: list[str] | None = None, broker: str = 
 
 def table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     return [{"scenario": o.scenario, "events": o.events, "lost": o.lost, "duplicated": o.duplicated,
-             "recovery (s)": "-" if o.recovery_s is None else f"{o.recovery_s:.1f}",
+             "recovery (s)": "not drained" if o.recovery_s is None else f"{o.recovery_s:.1f}",
              "result": "pass" if o.passed else "FAIL", "detail": o.detail} for o in outcomes]
 
 
