@@ -49,6 +49,7 @@ bench: venv
 	$(BIN)/fengqiao bench --broker kafka
 	$(BIN)/fengqiao bench --sink
 	$(BIN)/fengqiao bench --loads
+	$(BIN)/fengqiao bench --rebalance --events 200000
 	$(BIN)/fengqiao bench --quality
 
 ## make drill: crashes, a store outage, a burst, hostile input, failing webhooks, a broker killed and

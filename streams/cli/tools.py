@@ -16,7 +16,7 @@ from streams.cli.console import print_table
 from streams.cli.publishing import add_bootstrap, cluster_from
 from streams.config import Settings
 from streams.detection.ruleset import load_rules
-from streams.tools import bench, drill, latency, quality
+from streams.tools import bench, drill, latency, quality, rebalance
 from streams.tools.incidents import Injector, injectable, off_case_streets
 from streams.tools.replay import replay as send
 from streams.tools.replay import write
@@ -32,6 +32,8 @@ def register(sub: Any) -> None:
     b.add_argument("--sink", action="store_true", help="the ClickHouse sink against a bare insert of the same rows instead")
     b.add_argument("--quality", action="store_true",
                    help="precision and recall per rule over a simulated week with injected incidents instead")
+    b.add_argument("--rebalance", action="store_true",
+                   help="a second worker joins one holding N reports' state (Apache Kafka): kept against rebuilt")
     b.add_argument("--loads", action="store_true",
                    help="event-to-notice latency p50/p99 and worker memory at fixed loads instead")
     b.add_argument("--rates", default="200,2000,10000", help="--loads: events per second (default 200,2000,10000)")
@@ -108,7 +110,9 @@ def run_bench(args: argparse.Namespace, settings: Settings) -> int:
         return run_quality(args)
     if args.loads:
         return run_loads(args)
-    if args.sink:
+    if args.rebalance:
+        print(json.dumps(rebalance.run(max(1, args.events), write=not args.no_record)))
+    elif args.sink:
         print(json.dumps(bench.run_sink(write=not args.no_record)))
     else:
         print(json.dumps(bench.run(max(1, args.events), write=not args.no_record, broker_kind=args.broker)))

@@ -379,9 +379,11 @@ class Runner:
         changelogs. Another member that processed it, or wrote its state, moved one of them."""
         if not tps:
             return {}
-        committed = {tp: await self.consumer.committed(tp) for tp in tps}
+        order = sorted(tps)
+        committed = dict(zip(order, await asyncio.gather(*(self.consumer.committed(tp) for tp in order))))
         tables = {tp: self.step.tables_of(tp.topic) for tp in tps}
-        ends = await state.changelog_ends(self.cluster, [(t, tp.partition) for tp in tps for t in tables[tp]])
+        ends = await state.changelog_ends(self.cluster, [(t, tp.partition) for tp in tps for t in tables[tp]],
+                                          self.consumer)
         return {tp: (committed[tp], tuple(ends[TopicPartition(t.changelog, tp.partition)] for t in tables[tp]))
                 for tp in tps}
 

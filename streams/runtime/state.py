@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.runtime import kafka
 from streams.runtime.kafka import Cluster
@@ -131,7 +131,12 @@ async def recover(cluster: Cluster, tables: list[tuple[StateTable, int]]) -> int
     return read
 
 
-async def changelog_ends(cluster: Cluster, tables: list[tuple[StateTable, int]]) -> dict[TopicPartition, int]:
-    """The end of each (table, partition)'s changelog now."""
+async def changelog_ends(cluster: Cluster, tables: list[tuple[StateTable, int]],
+                         asking: AIOKafkaConsumer | None = None) -> dict[TopicPartition, int]:
+    """The end of each (table, partition)'s changelog now; asked with ``asking`` (a consumer
+    already connected, saving a new one's start) except on tansu, whose ends need a consumer of
+    their own (``end_offsets``)."""
     tps = sorted({TopicPartition(t.changelog, p) for t, p in tables})
-    return await cluster.ends(tps) if tps else {}
+    if not tps:
+        return {}
+    return await asking.end_offsets(tps) if asking is not None and not cluster.tansu else await cluster.ends(tps)

@@ -18,8 +18,8 @@ FENGQIAO = str(Path(sys.executable).with_name("fengqiao"))
 class WorkerProcess:
     """A ``fengqiao worker`` process on the drill's broker, killable like a real one."""
 
-    def __init__(self, cluster: Cluster, data_dir: Path, group: str) -> None:
-        self.cluster, self.data_dir, self.group = cluster, data_dir, group
+    def __init__(self, cluster: Cluster, data_dir: Path, group: str, log_level: str = "WARNING") -> None:
+        self.cluster, self.data_dir, self.group, self.log_level = cluster, data_dir, group, log_level
         self.proc: subprocess.Popen | None = None
         self.peak_rss_kb = 0
 
@@ -30,7 +30,7 @@ class WorkerProcess:
                    FENGQIAO_BROKER="tansu" if self.cluster.tansu else "kafka", FENGQIAO_DATA_DIR=str(self.data_dir),
                    FENGQIAO_APP_ID=self.group, FENGQIAO_KAFKA_SESSION_TIMEOUT=str(self.cluster.session_timeout),
                    FENGQIAO_KAFKA_REPLICATION_FACTOR=str(self.cluster.topology.replication),
-                   FENGQIAO_METRICS_PORT="0")
+                   FENGQIAO_METRICS_PORT="0", FENGQIAO_LOG_LEVEL=self.log_level)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "worker.log"
         started = time.monotonic()

@@ -26,6 +26,14 @@ FORGET_EVERY = 60.0  # seconds between sweeps of input ids past the duplicate ho
 Check = Callable[[bytes, Origin, datetime], Accepted | DeadLetter]
 
 
+def state_tables(app_id: str) -> tuple[dict[str, StateTable], StateTable]:
+    """The step's state: 去重, the ids of accepted input within the horizon (id -> ms accepted),
+    one table per input topic; and the broadcasts by "sender,identifier", so that an Update or a
+    Cancel finds what it refers to."""
+    seen = {spec.name: StateTable(f"seen-{spec.name}", spec, app_id) for spec in topics.INPUTS}
+    return seen, StateTable("known-broadcasts", topics.EMERGENCY_BROADCASTS, app_id)
+
+
 class Validate(Step):
     name = "validate"
     consumes = topics.INPUTS
@@ -35,10 +43,7 @@ class Validate(Step):
     def __init__(self, output: Output, validator: Validator, metrics: Metrics, clock: Callable[[], datetime],
                  app_id: str, duplicate_horizon: float, alignment_seconds: float) -> None:
         self.output, self.metrics, self.clock = output, metrics, clock
-        # 去重: ids of accepted input within the horizon (id -> ms accepted), one table per topic.
-        self.seen = {spec.name: StateTable(f"seen-{spec.name}", spec, app_id) for spec in topics.INPUTS}
-        # Broadcasts by "sender,identifier", so that an Update or a Cancel finds what it refers to.
-        self.known_broadcasts = StateTable("known-broadcasts", topics.EMERGENCY_BROADCASTS, app_id)
+        self.seen, self.known_broadcasts = state_tables(app_id)
         self.tables = (*self.seen.values(), self.known_broadcasts)
         self.horizon_ms = int(duplicate_horizon * 1000)
         self.alignment = Alignment(alignment_seconds)
