@@ -160,9 +160,14 @@ class RegionRegistry:
         ]
 
     def full_name(self, code: str) -> str:
-        """The names from the city down, e.g. 大连市中山区模拟街道01模拟社区02."""
-        names = [r.name for r in reversed(self.ancestors(code)) if r.level is not Level.province]
-        return "".join(names)
+        """The names from the city down, e.g. 大连市中山区模拟街道01模拟社区02; a province's own name."""
+        chain = self.ancestors(code)
+        return "".join(r.name for r in reversed(chain) if r.level is not Level.province or len(chain) == 1)
+
+    def within(self, code: str, level: Level) -> list[Region]:
+        """The active units of ``level`` inside the unit ``code`` (the counties of a city)."""
+        prefix = self.get(code).prefix
+        return [r for r in self.of_level(level) if r.code.startswith(prefix)]
 
     def is_within(self, code: str, centre_code: str) -> bool:
         """Whether ``code`` lies inside the jurisdiction of ``centre_code``."""

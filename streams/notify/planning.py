@@ -50,11 +50,13 @@ class Notified:
 @dataclass(frozen=True)
 class Plan:
     """What to send for one signal: its notices, the record of them to keep (None: keep what
-    is there), and a draft warning for release."""
+    is there), and a draft warning for release. ``unrouted``: due to notify, no centre holds
+    its region (the signal is stored and shown to the platform's operators all the same)."""
 
     notices: list[CentreNotice]
     notified: Notified | None = None
     release: EmergencyBroadcast | None = None
+    unrouted: bool = False
 
 
 def channel(notice: CentreNotice) -> TopicSpec:
@@ -73,7 +75,7 @@ def plan(signal: RiskSignal, escalated: bool, last: Notified | None, now: dateti
         update_of = (last.ack_due, last.close_due)
     notices = route(signal, now, policy, update_of)
     if not notices:  # no centre holds the region: stored and counted, no one to notify
-        return Plan([])
+        return Plan([], unrouted=True)
     first = notices[0]
     notified = Notified(int(now.timestamp() * 1000), first.ack_due, first.close_due)
     release = broadcast_request(signal, now) if wants_release(signal) and update_of is None else None

@@ -62,13 +62,26 @@ def load_policy(path: Path | None) -> dict[RiskLevel, Policy]:
 
 def notified_levels(region_code: str, policy: Policy) -> tuple[Level, ...]:
     """The policy's centres that hold the region: a district-wide or city-wide signal has no
-    community or street to handle it, so the lowest centre holding all of it handles."""
-    region = registry().get(region_code).level if region_code in registry() else Level.community
+    community or street to handle it, so the lowest centre holding all of it handles. A region
+    above every centre (a province) has none: see ``centres_of``."""
+    if region_code not in registry():
+        return ()  # not a unit this deployment knows: no centre can be named for it
+    region = registry().get(region_code).level
     levels = tuple(lv for lv in policy.centres if lv.digits <= region.digits)
     if levels:
         return levels
     holding = [lv for lv in CENTRE_LEVELS if lv.digits <= region.digits]
     return holding[:1] if holding else ()
+
+
+def centres_of(region_code: str, policy: Policy) -> list[tuple[str, Level, NoticeRole]]:
+    """(centre, level, role) of each notified centre. A region above the city (a province-wide
+    warning) concerns every city centre inside it that the registry knows: each handles its own
+    part (先期处置 in its area, Dalian art. 17-18), none of them informs another."""
+    if region_code in registry() and registry().get(region_code).level.digits < Level.city.digits:
+        return [(city.prefix, Level.city, NoticeRole.handle) for city in registry().within(region_code, Level.city)]
+    return [(cut(region_code, level), level, NoticeRole.handle if i == 0 else NoticeRole.inform)
+            for i, level in enumerate(notified_levels(region_code, policy))]
 
 
 def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = DEFAULT_POLICY,
@@ -77,8 +90,7 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
     deadlines of the notices already sent, which an update keeps: more evidence moves no deadline."""
     rule = policy[signal.level]
     notices = []
-    for i, level in enumerate(notified_levels(signal.region_code, rule)):
-        centre = cut(signal.region_code, level)
+    for centre, level, role in centres_of(signal.region_code, rule):
         notices.append(
             CentreNotice(
                 notice_id=CentreNotice.make_id(signal.signal_id, centre),
@@ -86,7 +98,7 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
                 signal_version=signal.version,
                 centre_code=centre,
                 centre_level=level,
-                role=NoticeRole.handle if i == 0 else NoticeRole.inform,
+                role=role,
                 level=signal.level,
                 rule_id=signal.rule_id,
                 region_code=signal.region_code,

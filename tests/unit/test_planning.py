@@ -63,10 +63,16 @@ def test_a_drill_goes_to_the_drill_channel_and_drafts_no_warning():
 
 
 def test_a_region_no_centre_holds_plans_no_notice_instead_of_failing():
-    """A province-wide signal (210000000000) has no centre below it: nothing to send, nothing kept."""
+    """A region the registry does not know (110000000000) has no centre: nothing to send, nothing kept."""
+    elsewhere = signal_at(RiskLevel.red).model_copy(update={"region_code": "110000000000"})
+    sent = plan(elsewhere, True, None, T0, DEFAULT_POLICY, REPEAT)
+    assert sent.notices == [] and sent.notified is None and sent.release is None
+
+
+def test_a_province_wide_signal_plans_a_notice_for_each_city_of_the_province():
     province = signal_at(RiskLevel.red).model_copy(update={"region_code": "210000000000"})
     sent = plan(province, True, None, T0, DEFAULT_POLICY, REPEAT)
-    assert sent.notices == [] and sent.notified is None and sent.release is None
+    assert [n.centre_code for n in sent.notices] == ["2101", "2102"] and sent.notified is not None
 
 
 def test_what_is_kept_of_a_notification_reads_back_as_written():

@@ -44,6 +44,19 @@ def test_a_signal_about_a_wider_region_goes_to_the_centres_that_hold_it(region, 
     assert notices[0].role is NoticeRole.handle
 
 
+@pytest.mark.parametrize("level", list(RiskLevel))
+def test_a_province_wide_signal_reaches_every_city_centre_of_the_province(level):
+    notices = route(signal_at(level).model_copy(update={"region_code": "210000000000"}), T0)
+    assert [n.centre_code for n in notices] == ["2101", "2102"]  # Shenyang, Dalian: not Liaoyuan (Jilin)
+    assert {n.centre_level for n in notices} == {Level.city}
+    assert {n.role for n in notices} == {NoticeRole.handle}  # each city handles its own part
+    assert len({n.notice_id for n in notices}) == 2
+
+
+def test_a_region_holding_no_known_centre_routes_to_none():
+    assert route(signal_at(RiskLevel.red).model_copy(update={"region_code": "110000000000"}), T0) == []
+
+
 def test_notice_ids_are_stable():
     s = signal_at(RiskLevel.yellow)
     assert [n.notice_id for n in route(s, T0)] == [n.notice_id for n in route(s, T0 + timedelta(hours=1))]
