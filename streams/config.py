@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     source_idle_seconds: float = Field(
         default=30.0, ge=0, description="seconds after which a silent source no longer holds the event-time "
         "watermark back (absence rules wait for the slowest live source); 0: the latest event time seen")
+    idle_watermark: Literal["clock", "event"] = Field(
+        default="clock", description="when every source of a partition is silent and nothing is left to read, "
+        "its watermark follows the wall clock less source_idle_seconds (clock: live, so that a deadline in a "
+        "quiet place falls due), or stays at the latest event time (event: replays and backtests)")
 
     @property
     def embedded_kafka(self) -> bool:

@@ -58,6 +58,12 @@ class Metrics:
                                       "One batch through a step of the worker, from fetch to confirmed outputs",
                                       ["step"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                       registry=r)
+        self.step_failures = Counter("fengqiao_step_failures", "Batches or periodic work of a step that failed "
+                                     "and started over from what was done, by step and kind", ["step", "kind"],
+                                     registry=r)
+        self.signals_unrouted = Counter("fengqiao_signals_unrouted", "Signals stored that no centre of the region "
+                                        "registry holds, by rule: the platform's operators see them",
+                                        ["rule_id"], registry=r)
         self.consumer_lag = Gauge("fengqiao_consumer_lag", "Messages not yet committed by a step of the worker "
                                   "(its consumer group is <app id>-<step>)", ["step", "topic", "partition"], registry=r)
 

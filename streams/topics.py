@@ -10,6 +10,7 @@ the events); dead letters, signals, notices, the centres' actions and warning dr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from streams.runtime.topics import TopicSpec
@@ -35,6 +36,18 @@ BROADCAST_REQUESTS = TopicSpec("broadcast-requests", 2, "signal id", "drafts of 
                                retention=MONTH)
 DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close",
                              retention=MONTH)
+
+# An event about a region wider than a county (a city, a province) is on ``events`` once under its
+# own key, stored and correlated at its own level, and again under each county it covers, with this
+# header naming the county: there it reaches the places whose state lives in that county's
+# partition (a city-wide cold-wave warning, every registered elder of the city). Copies are not stored.
+REACH_HEADER = "fengqiao-reach"
+
+
+def reaching(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    """The county a copy of a wide-area event reaches, from its record's headers, or None."""
+    return next((v.decode() for k, v in headers or () if k == REACH_HEADER), None)
+
 
 INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
 ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS,

@@ -157,3 +157,11 @@ class NormalisedEvent(BaseModel):
     def partition_key(self) -> bytes:
         """Events are keyed by county: every grouping at or below a county is co-partitioned."""
         return self.region_code[: Level.county.digits].encode()
+
+    def reach(self) -> list[str]:
+        """The counties (6 digits) an event about a wider region (a city, a province) covers, each
+        holding places of its own in its partition; none for a county or anything inside one."""
+        known = registry()
+        if self.region_code not in known or known.get(self.region_code).level.digits >= Level.county.digits:
+            return []
+        return [c.prefix for c in known.within(self.region_code, Level.county)]

@@ -4,7 +4,8 @@ Each event enters the windows (``detection.windows``) of the rules it matches; a
 fires raises or updates a signal, a rule's risk score accumulates on its objects
 (``detection.risk``), and a raised signal re-enters as an event of source ``signal``, so rules
 can chain, with ``uplift`` levels added. Absence deadlines fire on each partition's event-time
-watermark, never on the wall clock, so that a replay raises what the live run raised.
+watermark, so that a replay raises what the live run raised; live, a partition whose sources
+have all fallen silent, with nothing left to read, follows the wall clock instead.
 """
 
 from __future__ import annotations
@@ -79,10 +80,13 @@ class Correlator:
         }
 
     def process(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
-                only: str | None = None) -> list[Outcome]:
+                only: str | None = None, reach: str | None = None) -> list[Outcome]:
         """Every signal raised or updated by this event, chained signals and due absences included.
-        With ``only``, just that group: a repartitioned event comes once per group it belongs to."""
-        outcomes = self._enter(event, partition, states, now, depth=0, only=only)
+        With ``only``, just that group: a repartitioned event comes once per group it belongs to.
+        With ``reach`` (a county), the event is a wide area's copy in that county's partition: it
+        only reaches the places there that an absence trigger concerns (its own groups are the
+        original's)."""
+        outcomes = self._enter(event, partition, states, now, depth=0, only=only, reach=reach)
         watermark = self._watermark(partition, event.source, to_ms(event.occurred_at))
         return outcomes + self._advance(partition, watermark, states, now)
 
@@ -94,15 +98,49 @@ class Correlator:
         """An event no rule concerns: it only moves its partition's watermark (due absences)."""
         return self._advance(partition, self._watermark(partition, source, occurred_ms), states, now)
 
-    def advance(self, partition: int, states: States, now: datetime) -> list[Outcome]:
+    def advance(self, partition: int, states: States, now: datetime, clock_ms: int | None = None) -> list[Outcome]:
         """Absences due without a new event: once the sources that held a partition's watermark
-        back fall silent, it moves on to the latest time seen (called every second or so)."""
-        seen = self._sources.get(partition)
-        if not seen or not self.source_idle or self.wallclock() - self._started < self.source_idle:
-            return []
+        back fall silent, it moves on to the latest time seen (called every second or so). Live,
+        with ``clock_ms`` (the wall clock, given only when nothing is left to read for this
+        partition), a silent partition's watermark follows the clock less ``source_idle``, so
+        that a deadline in a place that sends nothing more still falls due; in a replay event
+        time alone rules."""
+        if not self.idle(partition):
+            seen = self._sources.get(partition)
+            if not seen or not self._settled():
+                return []
+            wall = self.wallclock()
+            return self._advance(partition, int(min(latest for latest, at in seen.values()
+                                                    if wall - at < self.source_idle)), states, now)
+        latest = max((t for t, _ in self._sources.get(partition, {}).values()), default=0)
+        if clock_ms is not None:
+            latest = max(latest, clock_ms - int(self.source_idle * 1000))
+        return self._advance(partition, latest, states, now) if latest else []
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions given up or started over: their watermarks and sources are learned again
+        from the events read next (and the deadlines of the state rebuilt are checked again)."""
+        for p in partitions:
+            self.watermarks.pop(p, None)
+            self._checked.pop(p, None)
+            self._sources.pop(p, None)
+
+    def idle(self, partition: int) -> bool:
+        """Whether every source of the partition has been silent for ``source_idle`` (one that
+        has heard nothing since the correlator started is, once it has run that long)."""
+        if not self._settled():
+            return False
         wall = self.wallclock()
-        live = [latest for latest, at in seen.values() if wall - at < self.source_idle]
-        return self._advance(partition, int(min(live) if live else max(t for t, _ in seen.values())), states, now)
+        return all(wall - at >= self.source_idle for _, at in self._sources.get(partition, {}).values())
+
+    def clock_would_check(self, partition: int, clock_ms: int) -> bool:
+        """Whether the wall clock would move the partition's watermark into a minute whose
+        deadlines are not checked yet (what is worth asking the broker whether it is quiet)."""
+        t = clock_ms - int(self.source_idle * 1000)
+        return bool(self.absence) and t > self.watermarks.get(partition, 0) and t // 60_000 != self._checked.get(partition)
+
+    def _settled(self) -> bool:
+        return bool(self.source_idle) and self.wallclock() - self._started >= self.source_idle
 
     def _advance(self, partition: int, t: int, states: States, now: datetime) -> list[Outcome]:
         if t <= self.watermarks.get(partition, 0):
@@ -135,15 +173,21 @@ class Correlator:
         return int(min(live)) if live else t
 
     def _enter(self, event: NormalisedEvent, partition: int, states: States, now: datetime,
-               depth: int, only: str | None = None) -> list[Outcome]:
+               depth: int, only: str | None = None, reach: str | None = None) -> list[Outcome]:
         outcomes = []
         for rule in self.rules_for(event):
             tag = rule.tag(event)
             if tag is None:
                 continue
-            groups = rule.groups(event)
-            if isinstance(rule, AbsenceRule) and tag == "trigger" and rule.requires is not None:
-                groups = sorted(set(groups) | self._places_within(rule, event.region_code, states))
+            places = isinstance(rule, AbsenceRule) and tag == "trigger" and rule.requires is not None
+            if reach is not None:
+                if not places:
+                    continue
+                groups = sorted(self._places_within(rule, reach, states))
+            elif places:
+                groups = sorted(set(rule.groups(event)) | self._places_within(rule, event.region_code, states))
+            else:
+                groups = rule.groups(event)
             if only is not None:
                 groups = [g for g in groups if g == only]
             for group in groups:
@@ -155,11 +199,19 @@ class Correlator:
                 states.put(key, outcome.state.to_json(), partition)
                 if outcome.signal is not None:
                     outcomes.append(outcome)
-                    if outcome.escalated:
-                        outcomes += self._accumulate(rule, group, outcome.signal, partition, states, now)
-                        if depth < MAX_CHAIN_DEPTH:
-                            outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now,
-                                                    depth + 1, only)
+                    outcomes += self._follow(rule, group, outcome, partition, states, now, depth, only)
+        return outcomes
+
+    def _follow(self, rule: Any, group: str, outcome: Outcome, partition: int, states: States, now: datetime,
+                depth: int, only: str | None = None) -> list[Outcome]:
+        """What a signal raised or upgraded leads to, whichever kind of rule raised it (an absence
+        as well): the rule's risk score on its objects, and the rules it enters as an event of
+        source ``signal`` (chains)."""
+        if not outcome.escalated or outcome.signal is None:
+            return []
+        outcomes = self._accumulate(rule, group, outcome.signal, partition, states, now)
+        if depth < MAX_CHAIN_DEPTH:
+            outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now, depth + 1, only)
         return outcomes
 
     def rules_for(self, event: NormalisedEvent) -> list[Any]:
@@ -217,4 +269,5 @@ class Correlator:
             for outcome in expire(rule, WindowState.from_json(doc), group, watermark, now):
                 states.put(key, outcome.state.to_json(), partition)
                 outcomes.append(outcome)
+                outcomes += self._follow(rule, group, outcome, partition, states, now, depth=0)
         return outcomes

@@ -29,7 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 
 from schemas.contracts.events import BEIJING, NormalisedEvent, Source
 from schemas.contracts.levels import RiskLevel
-from schemas.reference.regions import Level
+from schemas.reference.regions import Level, registry
 
 # A signal as another rule would see it, to find chains across the repartition at load time.
 PROBE_REGION = "210202001001"
@@ -146,7 +146,14 @@ class GroupKey(Strict):
         value = field_value(event, self.field)
         if value is None or value == "":
             return []
+        if self.level and self.field == "region_code" and _coarser(value, self.level):
+            return []  # a district's event is no community of its own (an absence trigger reaches places)
         return [value[: self.level.digits] if self.level else value]
+
+
+def _coarser(code: str, level: Level) -> bool:
+    """Whether the unit ``code`` names is wider than ``level`` (a district for a community rule)."""
+    return code in registry() and registry().get(code).level.digits < level.digits
 
 
 def _group_list(value: Any) -> Any:

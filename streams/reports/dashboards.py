@@ -221,6 +221,10 @@ def health_dashboard() -> Dashboard:
         p("Rule evaluation p99 per event",
           "histogram_quantile(0.99, sum by (le) (rate(fengqiao_rule_evaluation_seconds_bucket[5m])))", "s"),
         p("Processes up", "sum by (job) (up{job=~\"fengqiao.*\"})", "short"),
+        p("Signals routed to no centre, by rule, last 24 h (stored; route them by hand)",
+          "sum by (rule_id) (increase(fengqiao_signals_unrouted_total[24h])) or vector(0)", "short"),
+        p("Step failures started over per minute, by step and kind",
+          "(sum by (step, kind) (rate(fengqiao_step_failures_total[5m])) or vector(0)) * 60", "short"),
     ])
 
 

@@ -21,7 +21,7 @@ import abc
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -35,6 +35,7 @@ from streams.runtime.topics import TopicSpec
 log = logging.getLogger(__name__)
 
 RETRY_MAX_SECONDS = 10.0
+MAINTAIN_ATTEMPTS = 5  # periodic work failing this many times in a row stops the step
 # Where a partition stood at a revocation: its group's committed offset, its changelogs' ends.
 Mark = tuple[int | None, tuple[int, ...]]
 MARK_TIMEOUT = 10.0  # seconds to note where revoked partitions stand; past it they are rebuilt if given back
@@ -159,9 +160,11 @@ class _Rebalance(ConsumerRebalanceListener):
 class Runner:
     """Runs one step: its consumer, the loop of batches, commits, rebalances and recovery."""
 
-    def __init__(self, step: Step, cluster: Cluster, group: str, timer: Timer) -> None:
+    def __init__(self, step: Step, cluster: Cluster, group: str, timer: Timer,
+                 failed: Callable[[str], None] = lambda kind: None) -> None:
+        """``failed`` counts a failure of a ``batch`` or of the ``periodic`` work, by kind."""
         self.step = step
-        self.timer = timer
+        self.timer, self.failed = timer, failed
         self.cluster = cluster
         session = cluster.session_timeout
         self.consumer = cluster.consumer(
@@ -175,7 +178,7 @@ class Runner:
         self.revoking = False
         self.stopping = False
         self.joined = asyncio.Event()
-        self._failures = 0
+        self._failures = self._maintain_failures = 0
         self._uncommitted: dict[TopicPartition, int] = {}
         self._task: asyncio.Task | None = None
         self._recovery: asyncio.Task | None = None
@@ -222,10 +225,28 @@ class Runner:
                 await self._commit()
                 if self.step.maintain_every and time.monotonic() - self._maintained >= self.step.maintain_every:
                     self._maintained = time.monotonic()
-                    try:
-                        await self.step.maintain(Partitions(self))
-                    except Exception:  # its work is done again on the next round
-                        log.exception("%s: periodic work failed", self.step.name)
+                    await self._maintain()
+
+    async def _maintain(self) -> None:
+        """The step's periodic work. If it fails, what it changed is undone as a failed batch's
+        is (its partitions start over from what was done, over state rebuilt from the
+        changelog), so the work is found and done again; failing MAINTAIN_ATTEMPTS times in a
+        row, the step stops, and the worker is unhealthy: never only a log line."""
+        try:
+            await self.step.maintain(Partitions(self))
+        except Exception:
+            self._maintain_failures += 1
+            self.failed("periodic")
+            if self._maintain_failures >= MAINTAIN_ATTEMPTS:
+                log.critical("%s: periodic work failed %d times in a row; the step stops", self.step.name,
+                             self._maintain_failures, exc_info=True)
+                raise
+            log.exception("%s: periodic work failed (%d of %d); its partitions start over", self.step.name,
+                          self._maintain_failures, MAINTAIN_ATTEMPTS)
+            await self._start_over()
+            await asyncio.sleep(min(0.2 * 2 ** self._maintain_failures, RETRY_MAX_SECONDS))
+            return
+        self._maintain_failures = 0
 
     async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
         """What is there, up to the step's ``max_records``; a step with ``gather_within`` goes on
@@ -267,6 +288,7 @@ class Runner:
             return
         except Exception:
             self._failures += 1
+            self.failed("batch")
             delay = min(0.2 * 2 ** min(self._failures, 8), RETRY_MAX_SECONDS)
             log.exception("%s: a batch of %d records failed; read again in %.1fs", self.step.name,
                           sum(len(r) for r in records.values()), delay)

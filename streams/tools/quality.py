@@ -78,7 +78,7 @@ async def run_week(days: float, scale: float, seed: int, repeat: int
         # The week is on the broker before the worker starts, so the validate step reads each source's
         # whole backlog at once: a source is counted silent after 2 s instead of 30.
         settings = Settings(data_dir=Path(tmp), kafka_bootstrap_servers=cluster.bootstrap_servers, app_id=APP_ID,
-                            kafka_session_timeout=3.0, source_idle_seconds=2.0)
+                            kafka_session_timeout=3.0, source_idle_seconds=2.0, idle_watermark="event")
         store, metrics = open_store(settings), Metrics()
         pipeline = worker_pipeline(settings, cluster, store, rules, metrics)
         try:

@@ -8,13 +8,15 @@ fed only the group an event came keyed by.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
+from aiokafka import TopicPartition
 
 from schemas.contracts.events import NormalisedEvent, Source
 from schemas.contracts.levels import RiskLevel
@@ -28,6 +30,8 @@ from streams.notify.routing import Policy
 from streams.runtime.outbox import Outbox, Output
 from streams.runtime.runner import Batch, Partitions, Step
 from streams.runtime.state import StateTable
+
+log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 3600.0  # seconds between sweeps of notifications of signals long closed
 NOTIFIED_KEPT_MS = 90 * 86_400_000  # how long a signal's last notification is remembered
@@ -59,6 +63,7 @@ class Raised:
     new: bool
     notices: list[CentreNotice]
     cause: NormalisedEvent | None
+    unrouted: bool = False  # no centre holds its region
 
 
 class PartitionStates:
@@ -82,12 +87,15 @@ class Correlate(Step):
 
     def __init__(self, correlator: Correlator, regional: Correlator | None, output: Output, metrics: Metrics,
                  observer: Observer, clock: Callable[[], datetime], policy: dict[RiskLevel, Policy],
-                 repeat_interval: float, app_id: str) -> None:
+                 repeat_interval: float, app_id: str, quiet: Callable[[], Awaitable[set[int]]] | None = None) -> None:
         """``regional``: the city-wide correlator this (county) scope repartitions for; None when
-        this is the regional scope itself."""
+        this is the regional scope itself. ``quiet``: the partitions of this step with nothing
+        left to read anywhere upstream, asked of the broker; given, a silent partition's
+        watermark follows the wall clock (live), else event time alone (a replay)."""
         self.correlator, self.regional, self.output = correlator, regional, output
         self.metrics, self.observer, self.clock = metrics, observer, clock
         self.policy, self.repeat_interval = policy, timedelta(seconds=repeat_interval)
+        self.quiet = quiet
         source = topics.EVENTS if regional is not None else topics.REGIONAL_EVENTS
         suffix = "" if regional is not None else "-regional"
         self.name = f"correlate{suffix}"
@@ -107,14 +115,15 @@ class Correlate(Step):
         for r in batch:
             doc = orjson.loads(r.value)
             source, states = Source(doc["source"]), PartitionStates(self.windows, r.partition)
-            wider = regional is not None and regional.concerns(source, doc["category"])
+            reach = topics.reaching(r.headers) if regional is not None else None  # a wide area's copy
+            wider = regional is not None and reach is None and regional.concerns(source, doc["category"])
             event = None
             if wider or self.correlator.concerns(source, doc["category"]):
                 event = NormalisedEvent.model_validate(doc)  # from the parsed JSON: faster than from bytes
                 self._timed += 1
                 started = time.perf_counter() if self._timed % RULE_TIMING_EVERY == 0 else None
                 outcomes = self.correlator.process(event, r.partition, states, now,
-                                                   only=r.key.decode() if regional is None else None)
+                                                   only=r.key.decode() if regional is None else None, reach=reach)
                 if started is not None:
                     self.timer.observe(time.perf_counter() - started)
             else:  # most events: no rule takes them, they only move the watermark on
@@ -142,7 +151,7 @@ class Correlate(Step):
         if sent.release is not None:
             outbox.add(topics.BROADCAST_REQUESTS.name, signal.signal_id.encode(),
                        sent.release.model_dump_json(by_alias=True, exclude_none=True).encode())
-        return Raised(signal, outcome.previous_level is None, sent.notices, cause)
+        return Raised(signal, outcome.previous_level is None, sent.notices, cause, sent.unrouted)
 
     async def _settle(self, outbox: Outbox, raised: list[Raised], now: datetime) -> None:
         """In this order: the outputs on the broker, then counted and shown, then the state that
@@ -156,6 +165,10 @@ class Correlate(Step):
         m, observer = self.metrics, self.observer
         for r in raised:
             m.signals.labels(r.signal.rule_id, r.signal.level.value, "new" if r.new else "update").inc()
+            if r.unrouted:
+                m.signals_unrouted.labels(r.signal.rule_id).inc()
+                log.error("signal %s (%s) about %s routes to no centre of the registry: stored, for the platform's "
+                          "operators", r.signal.signal_id, r.signal.rule_id, r.signal.region_code)
             observer.on_signal(r.signal, r.new)
             for notice in r.notices:
                 m.notices.labels(channel(notice).name, notice.centre_level.value).inc()
@@ -164,14 +177,23 @@ class Correlate(Step):
                     m.notice_latency_event_time.observe(max(0.0, (now - r.cause.occurred_at).total_seconds()))
                 observer.on_notice(notice)
 
+    def revoked(self, partitions: set[TopicPartition]) -> None:
+        self.correlator.forget(tp.partition for tp in partitions)
+
     async def maintain(self, partitions: Partitions) -> None:
         """Absences that fell due while no event came; and, hourly, notifications of signals
         long closed forgotten (a signal stops updating when its windows close; the longest is
         far shorter than NOTIFIED_KEPT_MS)."""
         now, held = self.clock(), partitions.held
         outbox, raised = self.output.outbox(), []
+        clock_ms, quiet = to_ms(now), set()
+        if self.quiet is not None and any(self.correlator.idle(tp.partition) and
+                                          self.correlator.clock_would_check(tp.partition, clock_ms) for tp in held):
+            quiet = await self.quiet()
         for tp in held:
-            for outcome in self.correlator.advance(tp.partition, PartitionStates(self.windows, tp.partition), now):
+            states = PartitionStates(self.windows, tp.partition)
+            for outcome in self.correlator.advance(tp.partition, states, now,
+                                                   clock_ms if tp.partition in quiet else None):
                 raised.append(self._raise(outbox, outcome, None, tp.partition, now))
         if time.monotonic() - self._swept >= SWEEP_EVERY:
             self._swept = time.monotonic()

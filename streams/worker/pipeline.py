@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,7 +31,7 @@ from streams.runtime.kafka import Cluster
 from streams.runtime.outbox import Output
 from streams.runtime.runner import Runner, Step
 from streams.runtime.state import StateTable
-from streams.runtime.topics import TopicSpec, ensure_topics
+from streams.runtime.topics import TopicSpec, ensure_topics, partition_lag
 from streams.store.clickhouse import Store
 from streams.worker import sinks
 from streams.worker.correlate import Correlate, Observer, Quiet
@@ -61,13 +61,37 @@ class Parts:
     policy: dict[RiskLevel, Policy]
     observer: Observer
     clock: Callable[[], datetime]
+    cluster: Cluster
+
+
+def quiet_probe(parts: Parts, step: str, upstream: tuple[str, ...]) -> Callable[[], Awaitable[set[int]]] | None:
+    """Live (FENGQIAO_IDLE_WATERMARK=clock): the partitions of ``step`` with nothing left to read,
+    none while a step ``upstream`` has input it has not done, by what the broker has now. A
+    broker that cannot say counts as not quiet (event time alone rules meanwhile)."""
+    if parts.settings.idle_watermark != "clock":
+        return None
+    own = f"{parts.settings.app_id}-{step}"
+
+    async def quiet() -> set[int]:
+        try:
+            lag = await partition_lag(parts.cluster, groups(parts.settings.app_id, (*upstream, step)))
+        except Exception as exc:
+            log.warning("%s: cannot tell whether its input is all read (%s); event time alone rules", step, exc)
+            return set()
+        if any(n for (group, _), n in lag.items() if group != own):
+            return set()
+        return {tp.partition for (group, tp), n in lag.items() if group == own and n == 0}
+
+    return quiet
 
 
 def _correlate(parts: Parts, regional: bool) -> Correlate:
     s = parts.settings
+    quiet = quiet_probe(parts, "correlate-regional", ("validate", "correlate")) if regional else \
+        quiet_probe(parts, "correlate", ("validate",))
     return Correlate(parts.regional if regional else parts.county, None if regional else parts.regional,
                      parts.output, parts.metrics, parts.observer, parts.clock, parts.policy,
-                     s.notice_repeat_interval, s.app_id)
+                     s.notice_repeat_interval, s.app_id, quiet)
 
 
 def _sink(spec: TopicSpec) -> Callable[[Parts], Step]:
@@ -115,11 +139,12 @@ class Pipeline:
                                          request_timeout_ms=30_000)
         self.output = Output(self.producer)
         parts = Parts(settings, self.output, store, metrics, Validator(pseudonymiser), self.correlator,
-                      self.regional, policy, observer or Quiet(), clock)
+                      self.regional, policy, observer or Quiet(), clock, cluster)
         self.steps = [spec.make(parts) for spec in STEPS]
         assert all((s.name, s.consumes) == (spec.name, spec.consumes) for s, spec in zip(self.steps, STEPS)), \
             "each step is what its entry in STEPS declares"
-        self.runners = [Runner(step, cluster, f"{settings.app_id}-{spec.name}", metrics.step_seconds.labels(step.name))
+        self.runners = [Runner(step, cluster, f"{settings.app_id}-{spec.name}", metrics.step_seconds.labels(step.name),
+                               lambda kind, name=step.name: metrics.step_failures.labels(name, kind).inc())
                         for spec, step in zip(STEPS, self.steps)]
         self._rules_seen = rule_files_signature(settings.rules_dir)
         self._watch: asyncio.Task | None = None

@@ -98,7 +98,10 @@ class Validate(Step):
             in_batch.add(result.uid)
             counts[(m.events_valid, r.topic)] += 1
             for e in result.events:
-                outbox.add(topics.EVENTS.name, e.partition_key, e.model_dump_json().encode())
+                body = e.model_dump_json().encode()
+                outbox.add(topics.EVENTS.name, e.partition_key, body)
+                for county in e.reach():  # a wide area: again in each county's partition
+                    outbox.add(topics.EVENTS.name, county.encode(), body, ((topics.REACH_HEADER, county.encode()),))
             accepted.append((r.topic, r.partition, result.uid))
         await outbox.send()
         for topic, partition, uid in accepted:  # remembered only once its events are confirmed

@@ -193,3 +193,100 @@ def test_an_absence_falls_due_once_its_sources_fall_silent_without_another_event
     wall[0] = 62  # both silent for more than 30 s: the watermark moves to the latest time seen, 2 h
     assert [o.signal.rule_id for o in correlator.advance(0, states, T0)] == ["broadcast_coverage_gap"]
     assert correlator.advance(0, states, T0) == []  # once
+
+
+def test_live_a_quiet_place_s_deadline_falls_due_on_the_wall_clock_and_in_a_replay_on_event_time_alone():
+    """A broadcast at 08:30 to a district that sends nothing more: live (the clock given, as the
+    step gives it when nothing is left to read), its coverage gap falls due once the clock
+    passes 09:00 plus the sources' idle bound; in a replay (no clock) the watermark stays at
+    08:30 and nothing falls due."""
+    from streams.detection.cases import BASE, make_event
+    from streams.detection.windows import to_ms
+
+    broadcast = {"source": "broadcast", "category": "broadcast.alert", "region": "210202000000", "at": "30m",
+                 "attributes": {"broadcast": "dalian-ebs,B1"}}
+    deadline = to_ms(BASE + timedelta(hours=1))  # 08:30 + 30 min ("within: 30m"), BASE being 08:00
+    for live in (True, False):
+        wall = [0.0]
+        correlator, states = Correlator(load_rules(), source_idle=30, wallclock=lambda: wall[0]), DictStates()
+        assert not correlator.process(make_event(0, broadcast), 0, states, T0)
+        wall[0] = 31
+        assert correlator.idle(0)
+        clock = (lambda ms: ms) if live else (lambda ms: None)
+        assert correlator.advance(0, states, T0, clock(deadline)) == []  # 09:00: less the idle bound, not yet
+        assert correlator.advance(0, states, T0, clock(deadline + 29_000)) == []
+        fired = correlator.advance(0, states, T0, clock(deadline + 61_000))  # the next minute's check
+        assert [o.signal.rule_id for o in fired] == (["broadcast_coverage_gap"] if live else [])
+
+
+def test_the_wall_clock_never_moves_a_partition_whose_sources_still_speak():
+    from streams.detection.cases import make_event
+    from streams.detection.windows import to_ms
+
+    wall = [0.0]
+    correlator, states = Correlator(load_rules(), source_idle=30, wallclock=lambda: wall[0]), DictStates()
+    wall[0] = 31
+    broadcast = {"source": "broadcast", "category": "broadcast.alert", "region": "210202000000", "at": "0m",
+                 "attributes": {"broadcast": "dalian-ebs,B1"}}
+    correlator.process(make_event(0, broadcast), 0, states, T0)
+    assert not correlator.idle(0)
+    assert correlator.advance(0, states, T0, to_ms(T0 + timedelta(days=1))) == []
+
+
+def test_an_absence_signal_feeds_risk_as_every_signal_does():
+    """The welfare rule declares a risk score of 20: the missed visit it raises puts its community
+    on blue (entity_risk), as a dispute cluster's would."""
+    from streams.detection.cases import make_event
+
+    correlator, states = Correlator(load_rules()), DictStates()
+    inputs = [
+        {"at": "0h", "source": "dept_alert", "category": "civil_affairs.elderly_alone_registered", "region": "210202001001"},
+        {"at": "10h", "source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000"},
+        {"at": "60h", "category": "environment.sanitation", "region": "210202001001"},
+    ]
+    fired = [o.signal for n, spec in enumerate(inputs) for o in correlator.process(make_event(n, spec), 0, states, T0)
+             if o.signal]
+    assert [(s.rule_id, s.level) for s in fired] == [("welfare_under_weather_warning", RiskLevel.yellow),
+                                                    ("entity_risk", RiskLevel.blue)]
+    assert fired[1].entity == "community:210202001001"
+
+
+def test_a_district_s_event_is_no_community_of_its_own():
+    """A community rule counts events placed in a community; a district-wide alert is not one."""
+    from streams.detection.cases import make_event
+
+    rule = next(r for r in load_rules() if r.id == "welfare_under_weather_warning")
+    district = make_event(0, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000"})
+    community = make_event(1, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210202001001"})
+    assert rule.groups(district) == [] and rule.groups(community) == ["210202001001"]
+
+
+def test_a_city_wide_warning_reaches_the_registered_places_of_another_county_s_partition():
+    """The city-wide warning's copy in a county's partition (``reach``) reaches the places held
+    there; it raises nothing of its own groups, which are the original's."""
+    from streams.detection.cases import make_event
+
+    correlator, partition3 = Correlator(load_rules()), DictStates()
+    elder = {"source": "dept_alert", "category": "civil_affairs.elderly_alone_registered", "region": "210203002003",
+             "at": "0h"}
+    warning = {"source": "dept_alert", "category": "weather.cold_wave", "region": "210200000000", "at": "10h"}
+    later = {"category": "environment.sanitation", "region": "210203002003", "at": "60h"}
+    correlator.process(make_event(0, elder), 3, partition3, T0)
+    assert correlator.process(make_event(1, warning), 3, partition3, T0, reach="210203") == []
+    fired = [o.signal for o in correlator.process(make_event(2, later), 3, partition3, T0) if o.signal]
+    assert [(s.rule_id, s.region_code) for s in fired][:1] == [("welfare_under_weather_warning", "210203002003")]
+    # without the copy, the original in its own partition never sees that place
+    alone, original = Correlator(load_rules()), DictStates()
+    alone.process(make_event(0, elder), 3, DictStates(), T0)
+    alone.process(make_event(1, warning), 5, original, T0)
+    assert not [k for k in original if k.startswith("welfare")]
+
+
+def test_the_events_of_a_wide_area_reach_every_county_under_it():
+    from streams.detection.cases import make_event
+
+    city = make_event(0, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210200000000"})
+    county = make_event(1, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000"})
+    reached = city.reach()
+    assert "210202" in reached and "210203" in reached and all(c.startswith("2102") and len(c) == 6 for c in reached)
+    assert county.reach() == [] and make_event(2, {"category": "dispute.neighbour", "region": COMMUNITY}).reach() == []

@@ -1,0 +1,163 @@
+"""What an alerting system owes its operators (issue 17), through Apache Kafka and the worker.
+
+Periodic work (absences falling due) that fails starts over as a failed batch does, and failing
+on, stops the worker, which reports itself unhealthy. A province-wide CAP warning nobody confirmed raises a coverage gap for the whole province: it
+reaches every city centre of the province the registry knows and is stored, instead of an
+IndexError in the step's periodic work. And it falls due on the wall clock: the province sends
+nothing after it, so no later event moves the watermark; live, a partition with nothing left
+to read follows the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas.contracts.events import BEIJING
+from schemas.contracts.signals import CentreNotice
+from streams import topics
+from streams.app import Stack
+from streams.runtime.runner import MAINTAIN_ATTEMPTS
+from tests.helpers import cap_xml
+from tests.integration.conftest import on_kafka
+from tests.integration.test_ingestion import read_all
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+
+def sent_ago(xml: bytes, minutes: int) -> bytes:
+    """The alert as sent ``minutes`` ago by the wall clock."""
+    sent = (datetime.now(BEIJING) - timedelta(minutes=minutes)).replace(microsecond=0).isoformat()
+    return xml.replace(b"2026-11-20T08:00:00+08:00", sent.encode())
+
+
+async def until(check, timeout: float = 60.0):
+    async with asyncio.timeout(timeout):
+        while not (found := await check()):
+            await asyncio.sleep(0.5)
+    return found
+
+
+async def test_a_province_wide_gap_falls_due_on_the_clock_and_reaches_every_city_centre_of_the_province(
+        tmp_path, kafka):
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-province",
+                        source_idle_seconds=2.0)
+    async with Stack(settings, gateway=False) as stack:
+        alert = cap_xml("LN-MET-RED-1", geocodes=("210000",), level="红色", severity="Extreme")
+        await publish_cap(stack, sent_ago(alert, 40))
+
+        async def notices() -> list[CentreNotice]:
+            got = [CentreNotice.model_validate_json(r.value)
+                   for r in await read_all(stack.bootstrap_servers, topics.CENTRE_NOTICES)]
+            return [n for n in got if n.rule_id == "broadcast_coverage_gap"]
+
+        gap = await until(notices)
+        assert sorted(n.centre_code for n in gap) == ["2101", "2102"]  # Shenyang and Dalian, not Liaoyuan (Jilin)
+        assert {n.region_code for n in gap} == {"210000000000"}
+        assert await stack.drain(timeout=60)
+        stored = stack.store.query("SELECT region_code FROM fengqiao.signals FINAL "
+                                   "WHERE rule_id = 'broadcast_coverage_gap'")
+        assert stored == [{"region_code": "210000000000"}]
+        m = stack.metrics
+        assert m.total(m.step_failures) == 0 and m.total(m.signals_unrouted) == 0
+        assert stack.alive()
+
+
+
+async def publish_cap(stack: Stack, xml: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+    await producer.start()
+    await producer.send_and_wait(topics.EMERGENCY_BROADCASTS.name, xml, key=b"dl-ebs")
+    await producer.stop()
+
+
+def failing_plan(monkeypatch, times: int) -> list[int]:
+    """The correlate step's notification planning raises ``times`` times (every time: -1)."""
+    from streams.worker import correlate
+
+    real, failures = correlate.plan, []
+
+    def plan(*args, **kwargs):
+        if times < 0 or len(failures) < times:
+            failures.append(1)
+            raise IndexError("a defect in planning")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(correlate, "plan", plan)
+    return failures
+
+
+async def test_periodic_work_that_fails_starts_over_and_what_it_owed_comes_once(tmp_path, kafka, monkeypatch):
+    """The coverage gap falls due in the step's periodic work, whose planning fails twice: the
+    partition starts over from its changelog, the gap is found again, and it is raised once."""
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-periodic",
+                        source_idle_seconds=2.0)
+    async with Stack(settings, gateway=False) as stack:
+        failures = failing_plan(monkeypatch, 2)
+        await publish_cap(stack, sent_ago(cap_xml("DL-EBS-GAP-1"), 40))
+
+        async def gaps() -> list:
+            return [r for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)
+                    if b'"broadcast_coverage_gap"' in r.value]
+
+        assert len(await until(gaps)) == 1
+        await asyncio.sleep(3)  # and no second one after
+        assert len(await gaps()) == 1 and len(failures) == 2
+        m = stack.metrics
+        assert m.total(m.step_failures, step="correlate", kind="periodic") == 2
+        assert m.total(m.signals, rule="broadcast_coverage_gap", kind="new") == 1
+        assert stack.alive()
+
+
+async def test_periodic_work_that_keeps_failing_makes_the_worker_unhealthy(tmp_path, kafka, monkeypatch):
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-periodic-broken",
+                        source_idle_seconds=2.0)
+    async with Stack(settings, gateway=False) as stack:
+        failing_plan(monkeypatch, -1)
+        await publish_cap(stack, sent_ago(cap_xml("DL-EBS-GAP-2"), 40))
+        stop = asyncio.Event()
+        await asyncio.wait_for(stack.watch(stop), timeout=90)
+        assert stop.is_set() and not stack.alive()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{stack.metrics_port}/healthz") as r:
+                assert r.status == 503
+        m = stack.metrics
+        assert m.total(m.step_failures, step="correlate", kind="periodic") == MAINTAIN_ATTEMPTS
+
+
+async def test_a_city_wide_warning_reaches_registered_elders_in_every_county_s_partition(tmp_path, kafka):
+    """Two elders registered in communities of two districts (events partitions 0 and 4); a
+    city-wide cold wave (keyed by the city, partition 1) 50 hours ago and no visit since: each
+    community's welfare signal is raised, although neither lives where the warning landed."""
+    from tests.helpers import dept_alert
+
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-city-wide",
+                        source_idle_seconds=2.0)
+    now = datetime.now(BEIJING).replace(microsecond=0)
+    alerts = [dept_alert(n, department="civil_affairs", category="elderly_alone_registered", community=place,
+                         occurred_at=(now - timedelta(days=3)).isoformat())
+              for n, place in ((1, "210202001001"), (2, "210203001001"))]
+    alerts.append(dept_alert(3, department="weather", category="cold_wave", community="210200000000",
+                             occurred_at=(now - timedelta(hours=50)).isoformat(), subjects=[]))
+    async with Stack(settings, gateway=False) as stack:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
+        await producer.start()
+        for alert in alerts:
+            await producer.send_and_wait(topics.DEPT_ALERTS.name, json.dumps(alert, ensure_ascii=False).encode(),
+                                         key=alert["department"].encode())
+        await producer.stop()
+
+        async def welfare() -> set[str]:
+            found = {json.loads(r.value)["region_code"] for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)
+                     if b'"welfare_under_weather_warning"' in r.value}
+            return found if len(found) == 2 else set()
+
+        assert await until(welfare) == {"210202001001", "210203001001"}
+        assert await stack.drain(timeout=60)
+        stored = stack.store.query("SELECT count() AS n FROM fengqiao.events FINAL WHERE region_code = '210200000000'")
+        assert stored == [{"n": 1}]  # the warning is stored once, not once per county it reached
