@@ -8,14 +8,16 @@ temporary directory and is stopped with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
 from streams.runtime.kraft import KRaftCluster
+from streams.runtime.topics import TopicSpec
 
 # Broker settings for tests: groups may use short sessions (a killed worker's partitions move
 # in seconds, not the default minimum of 6), and retention is enforced within a second.
@@ -54,6 +56,17 @@ def on_kafka(cluster: KRaftCluster, **values: Any) -> Settings:
     values.setdefault("kafka_session_timeout", SESSION)
     return Settings(kafka_bootstrap_servers=cluster.bootstrap_servers,
                     kafka_replication_factor=cluster.replication, **values)
+
+
+async def produce(bootstrap: str, spec: TopicSpec, records: Iterable[tuple[bytes | None, bytes]]) -> None:
+    """Put (key, value) records on a topic, each confirmed, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(spec.name, value, key=key)
+    finally:
+        await producer.stop()
 
 
 def kafka_env(cluster: KRaftCluster) -> dict[str, str]:

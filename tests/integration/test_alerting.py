@@ -14,9 +14,7 @@ import asyncio
 import json
 from datetime import datetime, timedelta
 
-import aiohttp
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from schemas.contracts.events import BEIJING
 from schemas.contracts.signals import CentreNotice
@@ -24,8 +22,9 @@ from streams import topics
 from streams.app import Stack
 from streams.runtime.runner import MAINTAIN_ATTEMPTS
 from tests.helpers import cap_xml
-from tests.integration.conftest import on_kafka
+from tests.integration.conftest import on_kafka, produce
 from tests.integration.test_ingestion import read_all
+from tests.integration.test_step_failure import stops_unhealthy
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -70,10 +69,7 @@ async def test_a_province_wide_gap_falls_due_on_the_clock_and_reaches_every_city
 
 
 async def publish_cap(stack: Stack, xml: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
-    await producer.start()
-    await producer.send_and_wait(topics.EMERGENCY_BROADCASTS.name, xml, key=b"dl-ebs")
-    await producer.stop()
+    await produce(stack.bootstrap_servers, topics.EMERGENCY_BROADCASTS, [(b"dl-ebs", xml)])
 
 
 def failing_plan(monkeypatch, times: int) -> list[int]:
@@ -120,12 +116,7 @@ async def test_periodic_work_that_keeps_failing_makes_the_worker_unhealthy(tmp_p
     async with Stack(settings, gateway=False) as stack:
         failing_plan(monkeypatch, -1)
         await publish_cap(stack, sent_ago(cap_xml("DL-EBS-GAP-2"), 40))
-        stop = asyncio.Event()
-        await asyncio.wait_for(stack.watch(stop), timeout=90)
-        assert stop.is_set() and not stack.alive()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{stack.metrics_port}/healthz") as r:
-                assert r.status == 503
+        await stops_unhealthy(stack, timeout=90)
         m = stack.metrics
         assert m.total(m.step_failures, step="correlate", kind="periodic") == MAINTAIN_ATTEMPTS
 
@@ -145,12 +136,8 @@ async def test_a_city_wide_warning_reaches_registered_elders_in_every_county_s_p
     alerts.append(dept_alert(3, department="weather", category="cold_wave", community="210200000000",
                              occurred_at=(now - timedelta(hours=50)).isoformat(), subjects=[]))
     async with Stack(settings, gateway=False) as stack:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
-        await producer.start()
-        for alert in alerts:
-            await producer.send_and_wait(topics.DEPT_ALERTS.name, json.dumps(alert, ensure_ascii=False).encode(),
-                                         key=alert["department"].encode())
-        await producer.stop()
+        await produce(stack.bootstrap_servers, topics.DEPT_ALERTS,
+                      [(a["department"].encode(), json.dumps(a, ensure_ascii=False).encode()) for a in alerts])
 
         async def welfare() -> set[str]:
             found = {json.loads(r.value)["region_code"] for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)

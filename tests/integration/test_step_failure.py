@@ -61,9 +61,14 @@ async def test_a_step_that_cannot_start_over_stops_the_stack_and_fails_its_healt
         monkeypatch.setattr(runner.step, "process", broken)
         monkeypatch.setattr(runner, "_start_over", broken)
         await publish(stack.bootstrap_servers, grid_report(1))
-        stop = asyncio.Event()
-        await asyncio.wait_for(stack.watch(stop), timeout=60)
-        assert stop.is_set() and not stack.alive()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{stack.metrics_port}/healthz") as r:
-                assert r.status == 503
+        await stops_unhealthy(stack)
+
+
+async def stops_unhealthy(stack: Stack, timeout: float = 60) -> None:
+    """The stack's watch stops it, and its /healthz answers 503."""
+    stop = asyncio.Event()
+    await asyncio.wait_for(stack.watch(stop), timeout=timeout)
+    assert stop.is_set() and not stack.alive()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{stack.metrics_port}/healthz") as r:
+            assert r.status == 503

@@ -8,14 +8,13 @@ import asyncio
 import json
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.app import Stack
 from streams.runtime.topics import drained, group_lag
 from streams.worker.pipeline import groups
 from tests.helpers import grid_report
-from tests.integration.conftest import on_kafka
+from tests.integration.conftest import on_kafka, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -33,12 +32,8 @@ async def test_a_store_outage_pauses_the_sink_and_loses_nothing(tmp_path, kafka)
     async with Stack(settings) as stack:
         store, metrics, sink = stack.store, stack.metrics, stack.pipeline.runner("sink-events")
         await store.run(store.execute, "DETACH TABLE fengqiao.events")  # the table is gone: inserts fail
-        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers, acks="all")
-        await producer.start()
-        for report in REPORTS:
-            await producer.send_and_wait(topics.GRID_REPORTS.name, json.dumps(report, ensure_ascii=False).encode(),
-                                         key=report["grid_code"].encode())
-        await producer.stop()
+        await produce(stack.bootstrap_servers, topics.GRID_REPORTS,
+                      [(r["grid_code"].encode(), json.dumps(r, ensure_ascii=False).encode()) for r in REPORTS])
 
         await until(lambda: metrics.total(metrics.sink_retries, table="events") >= 3)
         assert {tp.topic for tp in sink.consumer.paused()} == {topics.EVENTS.name}
