@@ -8,7 +8,9 @@ before another's first hour. So the validate step emits its records in event-tim
 only up to a bound: the least event time reached by any input partition with more to read, plus
 ``within``. A partition's records beyond the bound wait here, uncommitted, and the partition is
 paused until the others catch up (as Flink's watermark alignment does). A partition with nothing
-more to read never holds the others back, so live inputs are never waited for.
+more to read never holds the others back, so live inputs are never waited for. What a partition
+has to read is what the broker has now, not what its last fetch saw: a burst after a quiet spell
+is a backlog from its first record.
 """
 
 from __future__ import annotations
@@ -63,12 +65,13 @@ class Alignment:
         if not self.within_ms:
             return math.inf
         fronts = []
+        ends = await partitions.ends()
         for tp in partitions.held:
             end = self.next.get(tp)
             if end is None:
                 end = await partitions.position(tp)
-            if not partitions.behind(tp, end):
-                continue  # all read: what comes next is live
+            if ends.get(tp, 0) <= end:
+                continue  # all read, by what the broker has now: what comes next is live
             times = [t for _, _, t in hand.get(tp, []) if t is not None]
             fronts.append(max(times, default=self.reached.get(tp, -math.inf)))
         return min(fronts, default=math.inf) + self.within_ms

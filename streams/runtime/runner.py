@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
@@ -35,6 +36,7 @@ from streams.runtime.topics import TopicSpec
 log = logging.getLogger(__name__)
 
 RETRY_MAX_SECONDS = 10.0
+ENDS_EVERY = 0.5  # seconds: how old the partitions' ends a step asks for may be
 MAINTAIN_ATTEMPTS = 5  # periodic work failing this many times in a row stops the step
 # Where a partition stood at a revocation: its group's committed offset, its changelogs' ends.
 Mark = tuple[int | None, tuple[int, ...]]
@@ -87,10 +89,11 @@ class Partitions:
         """Assigned and recovered."""
         return set(self._runner.ready)
 
-    def behind(self, tp: TopicPartition, next_offset: int) -> bool:
-        """Whether the broker had more of ``tp`` than ``next_offset`` at the last fetch."""
-        high = self._runner.consumer.highwater(tp)
-        return high is not None and high > next_offset
+    async def ends(self) -> dict[TopicPartition, int]:
+        """The end of each partition held as the broker has it now (asked at most every
+        ENDS_EVERY seconds), not as the last fetch of it saw it: after a quiet spell, that fetch
+        is long past, and a backlog that came since would look like nothing."""
+        return await self._runner.ends_now()
 
     def processed(self, tp: TopicPartition, next_offset: int) -> None:
         """Everything of ``tp`` below ``next_offset`` is done: it may be committed."""
@@ -184,6 +187,17 @@ class Runner:
         self._recovery: asyncio.Task | None = None
         self._left: dict[TopicPartition, Mark] = {}  # marks at the last revocation
         self._maintained = time.monotonic()
+        self._ends: dict[TopicPartition, int] = {}
+        self._ends_at = -math.inf
+
+    async def ends_now(self) -> dict[TopicPartition, int]:
+        held = sorted(self.ready)
+        if time.monotonic() - self._ends_at >= ENDS_EVERY or not set(held) <= self._ends.keys():
+            ends = await self.consumer.end_offsets(held) if held else {}
+            if self.cluster.tansu:  # its ListOffsets falls short of the end when a producer batched records
+                ends = {tp: max(end, self.consumer.highwater(tp) or 0) for tp, end in ends.items()}
+            self._ends, self._ends_at = ends, time.monotonic()
+        return self._ends
 
     async def start(self) -> None:
         await self.consumer.start()

@@ -57,11 +57,11 @@ class Partitions:
     """What alignment sees of a runner: held partitions, what the broker has, what is paused."""
 
     def __init__(self, ends: dict[TopicPartition, int]) -> None:
-        self.ends, self.paused = ends, set()
+        self.now, self.paused = ends, set()
         self.held = set(ends)
 
-    def behind(self, tp: TopicPartition, next_offset: int) -> bool:
-        return self.ends[tp] > next_offset
+    async def ends(self) -> dict[TopicPartition, int]:
+        return dict(self.now)
 
     async def position(self, tp: TopicPartition) -> int:
         return 0
@@ -115,7 +115,7 @@ async def test_what_waits_goes_once_the_others_catch_up_and_a_dead_letter_keeps_
     # the dead letter (no time) first; the grid partition's 60 min waits, paused, uncommitted
     assert [name for _, name, _ in going] == ["r1", "r0", "r0", "r1"] and done == {GRID: 2, ALERTS: 2}
     assert parts.paused == {GRID}
-    parts.ends[ALERTS] = 2  # nothing more to read of the alerts: nothing holds the grid back
+    parts.now[ALERTS] = 2  # nothing more to read of the alerts: nothing holds the grid back
     going, done = await align.release(parts, {})
     assert [t for *_, t in going] == [60 * MIN, 61 * MIN] and done == {GRID: 4} and not parts.paused
 
