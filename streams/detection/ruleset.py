@@ -208,6 +208,8 @@ class RuleBase(Strict):
     window: Duration
     allowed_lateness: Duration = Field(default=timedelta(0), description="how late an event may still count")
     level: RiskLevel
+    takes_level: bool = Field(default=False, description="the signal takes the highest level its own evidence "
+                              "carries (a department's red or orange, a CAP alert's), never less than level")
     uplift: int = Field(default=0, ge=0, le=3, description="levels added when a chained signal is evidence")
     summary: str = Field(description="format string: {place} {count} {window_hours} {window_days} {rule}")
     max_evidence: int = Field(default=50, ge=1)

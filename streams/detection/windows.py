@@ -195,10 +195,13 @@ def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, t
 
 
 def _level(rule: Any, entries: list[Entry]) -> RiskLevel:
+    base = rule.level
+    if rule.takes_level:  # a single urgent event raises at its publisher's own level
+        base = max([base, *(RiskLevel(e.level) for e in entries if e.source != Source.signal.value and e.level)])
     chained = [RiskLevel(e.level) for e in entries if e.source == Source.signal.value and e.level]
     if not chained:
-        return rule.level
-    return raise_level(max([rule.level, *chained]), rule.uplift)
+        return base
+    return raise_level(max([base, *chained]), rule.uplift)
 
 
 def _absence_step(rule: AbsenceRule, state: WindowState, tag: str, t: int, uid: str) -> WindowState:

@@ -208,20 +208,23 @@ class Injector:
                 "event_id": event_id, "grid_code": grid, "reporter": f"GW{grid[-7:]}",
                 "category": spec.category, "parties": subjects,
                 "location": {"region_code": community, **({"address": address} if address else {})},
-                "text": "网格员巡查登记。", "occurred_at": when}
+                "text": "网格员巡查登记。", "occurred_at": when,
+                **({"severity_hint": spec.level.value} if spec.level else {})}
         if source == "dept_alert":
             department, _, category = spec.category.partition(".")
             return topics.DEPT_ALERTS.name, region.encode(), {
                 "event_id": event_id, "department": department, "category": category,
                 "location": {"region_code": region, **({"address": address} if address else {})},
-                "subjects": subjects, "attributes": attributes, "occurred_at": when}
+                "subjects": subjects, "attributes": attributes, "occurred_at": when,
+                **({"severity": spec.level.value} if spec.level else {})}
         if source == "broadcast":
             sender, _, identifier = attributes["broadcast"].partition(",")
             msg_type = spec.category.removeprefix("broadcast.").capitalize()
             return topics.EMERGENCY_BROADCASTS.name, region.encode(), {
-                "identifier": f"{tag}-{identifier}", "sender": sender, "sent": when, "status": "Actual",
-                "msgType": msg_type, "scope": "Public",
-                "info": [{"category": ["Met"], "event": "寒潮", "urgency": "Expected", "severity": "Moderate",
+                "identifier": f"{tag}-{identifier}", "sender": sender, "sent": when,
+                "status": attributes.get("status", "Actual"), "msgType": msg_type, "scope": "Public",
+                "info": [{"category": ["Met"], "event": "寒潮", "urgency": "Expected",
+                          "severity": attributes.get("severity", "Moderate"),
                           "certainty": "Likely", "area": [{"areaDesc": "模拟区域",
                                                            "geocode": [{"valueName": "GB2260", "value": region}]}]}]}
         if source == "broadcast_receipt":

@@ -198,3 +198,26 @@ async def test_two_sources_day_long_backlogs_in_one_burst_after_a_quiet_spell_ar
         assert "welfare_under_weather_warning" not in raised
         stored = stack.store.query("SELECT count() AS n FROM fengqiao.events FINAL WHERE category = 'care.elderly_alone'")
         assert stored == [{"n": 1}]
+
+
+async def test_a_lone_red_police_alert_notifies_its_centres_at_once(tmp_path, kafka):
+    """One red report of a gathering, nothing before or after it: the four centres of its community
+    are notified without waiting for a window to fill or an event to move time on."""
+    from tests.helpers import dept_alert
+
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-urgent")
+    alert = dept_alert(1, category="gathering", severity="red", occurred_at=datetime.now(BEIJING).isoformat())
+    async with Stack(settings, gateway=False) as stack:
+        await produce(stack.bootstrap_servers, topics.DEPT_ALERTS, [(b"police", json.dumps(alert).encode())])
+
+        async def notices() -> list[CentreNotice]:
+            got = [CentreNotice.model_validate_json(r.value)
+                   for r in await read_all(stack.bootstrap_servers, topics.CENTRE_NOTICES)]
+            return [n for n in got if n.rule_id == "urgent_department_alert"]
+
+        sent = await until(notices, timeout=30)
+        assert [(n.centre_code, n.role.value) for n in sent] == [
+            ("210202001001", "handle"), ("210202001", "inform"), ("210202", "inform"), ("2102", "inform")]
+        assert {n.level.value for n in sent} == {"red"}
+        m = stack.metrics
+        assert m.total(m.signals, rule="urgent_department_alert", kind="new") == 1
