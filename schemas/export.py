@@ -1,6 +1,6 @@
 """JSON Schema files for publishers and consumers, exported from the models.
 
-``python -m schemas.export`` (or ``fengqiao schemas``) writes ``schemas/jsonschema/``; a test
+``python -m schemas.export`` writes ``schemas/jsonschema/``; a test
 fails when the committed files differ from the models.
 """
 

@@ -56,6 +56,7 @@ class DepartmentAlert(Contract):
     attributes: dict[str, str] = Field(default_factory=dict, max_length=50,
                                        description="e.g. device_id of an IoT alarm, call_id of a 110 call")
     occurred_at: EventTime
+    drill: bool = Field(default=False, description="an exercise or a test (演练): stored, never pages a live centre")
 
     @field_validator("category")
     @classmethod

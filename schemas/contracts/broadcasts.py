@@ -160,6 +160,7 @@ class BroadcastReceipt(Contract):
     terminals_total: int = Field(ge=0)
     terminals_played: int = Field(ge=0)
     occurred_at: EventTime = Field(description="when the terminals reported")
+    drill: bool = Field(default=False, description="an exercise or a test (演练): stored, never pages a live centre")
 
     @model_validator(mode="after")
     def played_within_total(self) -> BroadcastReceipt:

@@ -104,6 +104,7 @@ class GridReport(Contract):
     attachments: list[str] = Field(default_factory=list, max_length=20)
     severity_hint: RiskLevel | None = None
     occurred_at: EventTime
+    drill: bool = Field(default=False, description="an exercise or a test (演练): stored, never pages a live centre")
 
     @field_validator("category")
     @classmethod

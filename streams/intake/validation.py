@@ -119,6 +119,7 @@ class Validator:
             subjects=sorted(set(people.values())),
             text=p.mask_text(report.text, people),
             attributes=attributes,
+            drill=report.drill,
         )
 
     # -- department alerts (部门预警) ----------------------------------------------------------
@@ -144,6 +145,7 @@ class Validator:
             subjects=sorted(set(people.values())),
             text=p.mask_text(alert.text, people),
             attributes=attributes,
+            drill=alert.drill,
         )
         return Accepted(event.uid, [event])
 
@@ -227,5 +229,6 @@ class Validator:
                 "terminals_played": str(receipt.terminals_played),
                 "complete": "true" if receipt.terminals_played == receipt.terminals_total else "false",
             },
+            drill=receipt.drill,
         )
         return Accepted(event.uid, [event])

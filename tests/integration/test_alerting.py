@@ -221,3 +221,26 @@ async def test_a_lone_red_police_alert_notifies_its_centres_at_once(tmp_path, ka
         assert {n.level.value for n in sent} == {"red"}
         m = stack.metrics
         assert m.total(m.signals, rule="urgent_department_alert", kind="new") == 1
+
+
+async def test_a_drill_grid_report_pages_no_one(tmp_path, kafka):
+    """A grid worker's exercise (drill: true), marked red: its signal goes to the drill channel
+    only, and is stored as a drill; no live centre is paged (Dalian art. 18's yearly drills)."""
+    from tests.helpers import grid_report
+
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-drill-report")
+    report = grid_report(1, category="hazard.gas", severity_hint="red", drill=True,
+                         at=datetime.now(BEIJING).replace(microsecond=0))
+    async with Stack(settings, gateway=False) as stack:
+        await produce(stack.bootstrap_servers, topics.GRID_REPORTS,
+                      [(report["grid_code"].encode(), json.dumps(report, ensure_ascii=False).encode())])
+
+        async def drills() -> list[CentreNotice]:
+            return [CentreNotice.model_validate_json(r.value)
+                    for r in await read_all(stack.bootstrap_servers, topics.DRILL_NOTICES)]
+
+        drill = await until(drills, timeout=30)
+        assert {n.rule_id for n in drill} == {"urgent_grid_report"} and all(n.drill for n in drill)
+        assert await stack.drain(timeout=60)
+        assert await read_all(stack.bootstrap_servers, topics.CENTRE_NOTICES) == []
+        assert stack.store.query("SELECT drill FROM fengqiao.events FINAL") == [{"drill": 1}]
