@@ -58,6 +58,8 @@ class Metrics:
                                       "One batch through a step of the worker, from fetch to confirmed outputs",
                                       ["step"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                       registry=r)
+        self.events_late = Counter("fengqiao_events_late", "Events too late for a rule's windows (not counted by "
+                                   "it; kept in fengqiao.late_events), by rule", ["rule_id"], registry=r)
         self.step_failures = Counter("fengqiao_step_failures", "Batches or periodic work of a step that failed "
                                      "and started over from what was done, by step and kind", ["step", "kind"],
                                      registry=r)

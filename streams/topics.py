@@ -34,6 +34,8 @@ DRILL_NOTICES = TopicSpec("drill-notices", 2, "centre code", "notices of drills 
                           retention=MONTH)
 BROADCAST_REQUESTS = TopicSpec("broadcast-requests", 2, "signal id", "drafts of CAP alerts for red signals, to approve",
                                retention=MONTH)
+LATE_EVENTS = TopicSpec("late-events", 2, "event uid", "events too late for a rule's windows: counted and kept, "
+                        "with the signal they would have changed", retention=MONTH)
 DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close",
                              retention=MONTH)
 
@@ -51,4 +53,5 @@ def reaching(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
 
 INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
 ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS,
+       LATE_EVENTS,
        BROADCAST_REQUESTS)

@@ -319,3 +319,22 @@ LEFT JOIN fengqiao.signal_handling AS a USING (signal_id)
 JOIN due AS u USING (signal_id)
 GROUP BY department;
 
+CREATE TABLE IF NOT EXISTS fengqiao.late_events_local ON CLUSTER 'fengqiao'
+(
+    uid           String COMMENT 'the event (publisher:event_id), as in fengqiao.events',
+    rule_id       LowCardinality(String),
+    entity        String COMMENT 'the group of the rule it belongs to',
+    region_code   FixedString(12),
+    occurred_at   DateTime64(3, 'Asia/Shanghai'),
+    late_by_s     Float64 COMMENT 'how far behind the latest event of its group, less window and allowed lateness',
+    signal_id     String COMMENT 'the signal of its group it would have changed, empty if none',
+    noted_at      DateTime64(3, 'Asia/Shanghai'),
+    drill         Bool
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/late_events', '{replica}')
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (rule_id, entity, uid)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.late_events ON CLUSTER 'fengqiao' AS fengqiao.late_events_local ENGINE = Distributed('fengqiao', fengqiao, late_events_local, cityHash64(substring(region_code, 1, 6)));
+

@@ -35,6 +35,23 @@ class Evidence(BaseModel):
     occurred_at: datetime
 
 
+class LateEvent(BaseModel):
+    """An event that reached a rule after its group's windows had closed (迟到事件): not counted
+    by the rule, counted and kept here, with the signal of its group it would have changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    uid: str
+    rule_id: str
+    entity: str = Field(description="the rule's group the event belongs to")
+    region_code: str
+    occurred_at: datetime
+    late_by_s: float = Field(description="how far behind its group's latest event, less the window and lateness")
+    signal_id: str = Field(default="", description="the signal of its group it would have changed, if any")
+    noted_at: datetime
+    drill: bool = False
+
+
 class RiskSignal(BaseModel):
     """A correlated risk signal. A later version of the same id replaces the earlier one."""
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from schemas.contracts.events import NormalisedEvent, Source
-from schemas.contracts.signals import RiskSignal
+from schemas.contracts.signals import LateEvent, RiskSignal
 from schemas.reference.regions import registry
 from streams.detection import risk
 from streams.detection.risk import RiskPolicy
@@ -26,6 +26,7 @@ from streams.detection.windows import (
     Outcome,
     WindowState,
     expire,
+    from_ms,
     observe,
     signal_as_event,
     state_prefix,
@@ -63,6 +64,7 @@ class Correlator:
         self._started = wallclock()
         self._sources: dict[int, dict[str, list[float]]] = {}  # partition -> source -> [latest ms, seen at]
         self._checked: dict[int, int] = {}
+        self.late: list[LateEvent] = []  # events too late for a rule's windows, until taken
         self.replace_rules(rules)
 
     def replace_rules(self, rules: list[Any]) -> dict[str, list[str]]:
@@ -194,6 +196,9 @@ class Correlator:
                 key = self.prefixes[rule.id] + group
                 before = WindowState.from_json(states.get(key))
                 outcome = observe(rule, before, event, group, tag, now, partition)
+                if outcome.late_ms is not None:
+                    self.late.append(self._late(rule, group, before, event, outcome.late_ms, now))
+                    continue
                 if outcome.state is before:
                     continue
                 states.put(key, outcome.state.to_json(), partition)
@@ -213,6 +218,19 @@ class Correlator:
         if depth < MAX_CHAIN_DEPTH:
             outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now, depth + 1, only)
         return outcomes
+
+    @staticmethod
+    def _late(rule: Any, group: str, state: WindowState, event: NormalisedEvent, late_ms: int,
+              now: datetime) -> LateEvent:
+        signal = RiskSignal.make_id(rule.id, group, from_ms(state.anchor_ms)) if state.anchor_ms is not None else ""
+        return LateEvent(uid=event.uid, rule_id=rule.id, entity=group, region_code=event.region_code,
+                         occurred_at=event.occurred_at, late_by_s=late_ms / 1000, signal_id=signal, noted_at=now,
+                         drill=event.drill)
+
+    def take_late(self) -> list[LateEvent]:
+        """The late events noted since the last call (迟到事件: not counted by their rules)."""
+        late, self.late = self.late, []
+        return late
 
     def rules_for(self, event: NormalisedEvent) -> list[Any]:
         """The rules an event of its source and category can be anything to (most are none)."""

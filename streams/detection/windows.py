@@ -105,6 +105,7 @@ class Outcome:
     state: WindowState
     signal: RiskSignal | None = None
     previous_level: RiskLevel | None = None  # the level before this update, None when new
+    late_ms: int | None = None  # the event came this much too late for the group's windows
 
     @property
     def escalated(self) -> bool:
@@ -166,8 +167,10 @@ def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, t
     t, uid = to_ms(event.occurred_at), event.uid
     window_ms, late_ms = rule.window_ms, rule.late_ms
     latest = max(t, state.entries[-1].at_ms) if state.entries else t  # entries are kept in time order
-    if t < latest - window_ms - late_ms or any(e.uid == uid for e in state.entries):
-        return Outcome(state)  # too late for any open window, or seen before (redelivery)
+    if any(e.uid == uid for e in state.entries):
+        return Outcome(state)  # seen before (redelivery)
+    if t < latest - window_ms - late_ms:  # too late for any open window: counted and kept apart
+        return Outcome(state, late_ms=latest - window_ms - late_ms - t)
     entry = Entry(t, uid, event.source.value, event.category, tag, event.level.value if event.level else None,
                   event.drill)
     entries = [e for e in sorted([*state.entries, entry]) if e.at_ms >= latest - window_ms - late_ms]

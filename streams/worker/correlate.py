@@ -20,7 +20,7 @@ from aiokafka import TopicPartition
 
 from schemas.contracts.events import NormalisedEvent, Source
 from schemas.contracts.levels import RiskLevel
-from schemas.contracts.signals import CentreNotice, RiskSignal
+from schemas.contracts.signals import CentreNotice, LateEvent, RiskSignal
 from streams import topics
 from streams.detection.correlator import Correlator
 from streams.detection.windows import Outcome, state_format, to_ms
@@ -112,6 +112,7 @@ class Correlate(Step):
     async def process(self, batch: Batch) -> None:
         outbox, raised = self.output.outbox(), []
         now, regional = self.clock(), self.regional
+        self.correlator.take_late()  # what a batch that failed noted: it is read again
         for r in batch:
             doc = orjson.loads(r.value)
             source, states = Source(doc["source"]), PartitionStates(self.windows, r.partition)
@@ -133,7 +134,10 @@ class Correlate(Step):
             if wider and event is not None:
                 for key in regional.regroup_keys(event):  # 重分区: once per city-wide group
                     outbox.add(topics.REGIONAL_EVENTS.name, key.encode(), r.value)
-        await self._settle(outbox, raised, now)
+        late = self.correlator.take_late()
+        for note in late:
+            outbox.add(topics.LATE_EVENTS.name, note.uid.encode(), note.model_dump_json().encode())
+        await self._settle(outbox, raised, now, late)
 
     def _raise(self, outbox: Outbox, outcome: Outcome, cause: NormalisedEvent | None, partition: int,
                now: datetime) -> Raised:
@@ -153,11 +157,14 @@ class Correlate(Step):
                        sent.release.model_dump_json(by_alias=True, exclude_none=True).encode())
         return Raised(signal, outcome.previous_level is None, sent.notices, cause, sent.unrouted)
 
-    async def _settle(self, outbox: Outbox, raised: list[Raised], now: datetime) -> None:
+    async def _settle(self, outbox: Outbox, raised: list[Raised], now: datetime,
+                      late: Iterable[LateEvent] = ()) -> None:
         """In this order: the outputs on the broker, then counted and shown, then the state that
         accounts for them on its changelog."""
         await outbox.send()
         self._announce(raised, now)
+        for note in late:
+            self.metrics.events_late.labels(note.rule_id).inc()
         await self.output.flush(self.tables)
 
     def _announce(self, raised: list[Raised], now: datetime) -> None:

@@ -244,3 +244,22 @@ async def test_a_drill_grid_report_pages_no_one(tmp_path, kafka):
         assert await stack.drain(timeout=60)
         assert await read_all(stack.bootstrap_servers, topics.CENTRE_NOTICES) == []
         assert stack.store.query("SELECT drill FROM fengqiao.events FINAL") == [{"drill": 1}]
+
+
+async def test_a_late_event_is_counted_and_kept_with_the_signal_it_would_have_changed(tmp_path, kafka):
+    from tests.helpers import T0, grid_report
+
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-late")
+    async with Stack(settings, gateway=False) as stack:
+        for reports in ([grid_report(n) for n in (1, 2, 3)], [grid_report(4, at=T0 - timedelta(days=2))]):
+            await produce(stack.bootstrap_servers, topics.GRID_REPORTS,
+                          [(r["grid_code"].encode(), json.dumps(r, ensure_ascii=False).encode()) for r in reports])
+            assert await stack.drain(timeout=60)  # the late one synced after the cluster was raised
+        m = stack.metrics
+        assert m.total(m.events_late, rule_id="dispute_cluster") == 1
+        [signal] = stack.store.query("SELECT signal_id FROM fengqiao.signals FINAL WHERE rule_id = 'dispute_cluster'")
+        kept = stack.store.query("SELECT uid, signal_id, late_by_s FROM fengqiao.late_events FINAL "
+                                 "WHERE rule_id = 'dispute_cluster'")
+        assert kept == [{"uid": "grid:t-000004", "signal_id": signal["signal_id"], "late_by_s": 24 * 3600 + 3 * 60}]
+        assert stack.store.query("SELECT count() AS n FROM fengqiao.events FINAL WHERE uid = 'grid:t-000004'") == [
+            {"n": 1}]  # the event itself is stored as every event is

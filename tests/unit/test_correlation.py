@@ -290,3 +290,15 @@ def test_the_events_of_a_wide_area_reach_every_county_under_it():
     reached = city.reach()
     assert "210202" in reached and "210203" in reached and all(c.startswith("2102") and len(c) == 6 for c in reached)
     assert county.reach() == [] and make_event(2, {"category": "dispute.neighbour", "region": COMMUNITY}).reach() == []
+
+
+def test_an_event_too_late_for_its_windows_is_noted_with_the_signal_it_would_have_changed():
+    correlator, states = Correlator([RULE]), DictStates()
+    raised = [o.signal for e in (event(1), event(2), event(3)) for o in correlator.process(e, 0, states, T0)
+              if o.signal.rule_id == RULE.id]
+    late = event(4, at=T0 - timedelta(days=2))  # a grid app that synced two days late
+    assert correlator.process(late, 0, states, T0) == []
+    [note] = correlator.take_late()
+    assert (note.uid, note.rule_id, note.signal_id) == (late.uid, RULE.id, raised[-1].signal_id)
+    assert note.late_by_s == pytest.approx(24 * 3600 + 3 * 60)  # 2 days behind, less the 24 h window
+    assert correlator.take_late() == []
