@@ -178,6 +178,8 @@ class Correlator:
                depth: int, only: str | None = None, reach: str | None = None) -> list[Outcome]:
         outcomes = []
         for rule in self.rules_for(event):
+            if reach is None and isinstance(rule, AbsenceRule):
+                self._withdraw(rule, event, partition, states, now)
             tag = rule.tag(event)
             if tag is None:
                 continue
@@ -218,6 +220,17 @@ class Correlator:
         if depth < MAX_CHAIN_DEPTH:
             outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now, depth + 1, only)
         return outcomes
+
+    def _withdraw(self, rule: AbsenceRule, event: NormalisedEvent, partition: int, states: States,
+                  now: datetime) -> None:
+        """A Cancel (or an Update) ends the checks pending for what it withdraws: a broadcast
+        cancelled before its deadline has no coverage gap; an updated one is checked as updated."""
+        for group in rule.cancelled_groups(event):
+            key = self.prefixes[rule.id] + group
+            before = WindowState.from_json(states.get(key))
+            if before.pending:
+                before.pending = []
+                states.put(key, before.to_json(), partition)
 
     @staticmethod
     def _late(rule: Any, group: str, state: WindowState, event: NormalisedEvent, late_ms: int,

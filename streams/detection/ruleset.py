@@ -301,10 +301,24 @@ class AbsenceRule(RuleBase):
     expected: Filter
     within: Duration
     requires: Filter | None = Field(default=None, description="only where such an event was seen in the window")
+    cancelled_by: Filter | None = Field(default=None, description="an event that withdraws earlier triggers (a CAP "
+                                        "Cancel or Update): the checks pending for what its `cancels` names end")
+    cancels: FieldName = Field(default="attributes.references_resolved",
+                               description="the field naming what a cancelling event withdraws (';'-separated), "
+                               "each in place of the group's last part")
 
     @property
     def within_ms(self) -> int:
         return duration_ms(self.within)
+
+    def cancelled_groups(self, event: NormalisedEvent) -> list[str]:
+        """The groups whose pending checks ``event`` withdraws (none if it cancels nothing)."""
+        if self.cancelled_by is None or not self.filter.matches(event) or not self.cancelled_by.matches(event):
+            return []
+        last = self.group_by[-1].field.removeprefix("attributes.")
+        withdrawn = [ref for ref in (field_value(event, self.cancels) or "").split(";") if ref]
+        return sorted({g for ref in withdrawn
+                       for g in self.groups(event.model_copy(update={"attributes": {**event.attributes, last: ref}}))})
 
     @model_validator(mode="after")
     def placed_and_long_enough(self) -> AbsenceRule:
@@ -312,6 +326,8 @@ class AbsenceRule(RuleBase):
             raise ValueError("an absence rule groups by region_code first: its signal is about a place")
         if self.window < self.within:
             raise ValueError("window must be at least within, so the trigger is still held when it is due")
+        if self.cancelled_by is not None and not self.group_by[-1].field.startswith("attributes."):
+            raise ValueError("cancelled_by needs a group whose last part is an attribute naming what is withdrawn")
         return self
 
     def tag(self, event: NormalisedEvent) -> str | None:
@@ -323,7 +339,7 @@ class AbsenceRule(RuleBase):
         return None
 
     def alternatives(self) -> list[Filter]:
-        return [f for f in (self.trigger, self.expected, self.requires) if f is not None]
+        return [f for f in (self.trigger, self.expected, self.requires, self.cancelled_by) if f is not None]
 
 
 Rule = Annotated[Union[EventCountRule, ValueCountRule, TemporalRule, AbsenceRule], Field(discriminator="type")]

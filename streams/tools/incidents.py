@@ -223,6 +223,9 @@ class Injector:
             return topics.EMERGENCY_BROADCASTS.name, region.encode(), {
                 "identifier": f"{tag}-{identifier}", "sender": sender, "sent": when,
                 "status": attributes.get("status", "Actual"), "msgType": msg_type, "scope": "Public",
+                **({"references": [f"{s},{tag}-{i},{when}" for s, _, i in
+                                   (ref.partition(",") for ref in attributes["references_resolved"].split(";"))]}
+                   if attributes.get("references_resolved") else {}),
                 "info": [{"category": ["Met"], "event": "寒潮", "urgency": "Expected",
                           "severity": attributes.get("severity", "Moderate"),
                           "certainty": "Likely", "area": [{"areaDesc": "模拟区域",

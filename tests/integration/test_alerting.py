@@ -263,3 +263,23 @@ async def test_a_late_event_is_counted_and_kept_with_the_signal_it_would_have_ch
         assert kept == [{"uid": "grid:t-000004", "signal_id": signal["signal_id"], "late_by_s": 24 * 3600 + 3 * 60}]
         assert stack.store.query("SELECT count() AS n FROM fengqiao.events FINAL WHERE uid = 'grid:t-000004'") == [
             {"n": 1}]  # the event itself is stored as every event is
+
+
+async def test_a_broadcast_cancelled_before_its_deadline_raises_no_gap(tmp_path, kafka):
+    """Two warnings 40 minutes ago, no receipt for either; one was cancelled five minutes after
+    it was sent. Once the clock passes their deadlines, only the other raises its coverage gap."""
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-cancel",
+                        source_idle_seconds=2.0)
+    kept, cancelled = cap_xml("DL-EBS-KEPT"), cap_xml("DL-EBS-GONE")
+    cancel = cap_xml("DL-EBS-GONE-C", msg_type="Cancel", references="dalian-ebs,DL-EBS-GONE,2026-11-20T08:00:00+08:00")
+    async with Stack(settings, gateway=False) as stack:
+        for xml, ago in ((kept, 40), (cancelled, 40), (cancel, 35)):
+            await publish_cap(stack, sent_ago(xml, ago))
+
+        async def gaps() -> list[str]:
+            return [json.loads(r.value)["entity"] for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)
+                    if b'"broadcast_coverage_gap"' in r.value]
+
+        assert await until(gaps) == ["210202000000|dalian-ebs,DL-EBS-KEPT"]
+        await asyncio.sleep(3)
+        assert await gaps() == ["210202000000|dalian-ebs,DL-EBS-KEPT"]
