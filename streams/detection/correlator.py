@@ -179,7 +179,7 @@ class Correlator:
         outcomes = []
         for rule in self.rules_for(event):
             if reach is None and isinstance(rule, AbsenceRule):
-                self._withdraw(rule, event, partition, states, now)
+                self._withdraw(rule, event, partition, states)
             tag = rule.tag(event)
             if tag is None:
                 continue
@@ -221,8 +221,7 @@ class Correlator:
             outcomes += self._enter(signal_as_event(outcome.signal, now), partition, states, now, depth + 1, only)
         return outcomes
 
-    def _withdraw(self, rule: AbsenceRule, event: NormalisedEvent, partition: int, states: States,
-                  now: datetime) -> None:
+    def _withdraw(self, rule: AbsenceRule, event: NormalisedEvent, partition: int, states: States) -> None:
         """A Cancel (or an Update) ends the checks pending for what it withdraws: a broadcast
         cancelled before its deadline has no coverage gap; an updated one is checked as updated."""
         for group in rule.cancelled_groups(event):
