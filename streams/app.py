@@ -46,6 +46,7 @@ from streams.worker.pipeline import Pipeline, groups, now_beijing
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 15.0  # seconds for each part to stop, e.g. when the broker is already gone
+STOP_BUDGET = 30.0  # seconds for all of them: a supervisor's grace period is not the sum of the parts'
 LAG_EVERY = 10.0  # seconds between measurements of the consumer lag
 
 
@@ -165,12 +166,15 @@ class Stack:
             ("producer", self.producer and self.producer.stop),
             ("worker", self.pipeline and self.pipeline.stop),
         ]
+        loop = asyncio.get_running_loop()
+        budget_ends = loop.time() + STOP_BUDGET
         for name, stop in steps:
             if stop:
+                allowed = max(1.0, min(STOP_TIMEOUT, budget_ends - loop.time()))
                 try:
-                    await asyncio.wait_for(stop(), STOP_TIMEOUT)
+                    await asyncio.wait_for(stop(), allowed)
                 except asyncio.TimeoutError:
-                    log.error("stopping the %s took over %ss; going on without it", name, STOP_TIMEOUT)
+                    log.error("stopping the %s took over %.0fs; going on without it", name, allowed)
                 except Exception:
                     log.exception("stopping the %s failed", name)
         if self.monitor:

@@ -4,9 +4,12 @@ The analysts' cookbook and the jurisdiction tests run against it; every expected
 them can be counted from this file. "Now" is ``NOW``: Friday 2026-11-20 15:00, Beijing.
 
 - 中山区 (210202): community A1 has five neighbour disputes on Thursday between the same two
-  people (X in all five, Y in three), a 110 call, and an older family dispute last month;
+  people (X in all five, Y in three), a 110 call, and an older family dispute last month whose
+  report synced after Thursday's, too late for A1's cluster;
   community A2 has a fire hazard reported twice at the same address on Wednesday.
-- 西岗区 (210203): community B1 has three disputes on Tuesday (Z in two), and an uncovered broadcast.
+- 西岗区 (210203): community B1 has three disputes on Tuesday (Z in two), an uncovered broadcast,
+  and a neighbour dispute of last month whose report synced after Tuesday's, too late for B1's
+  cluster. Both late reports are stored as events and noted once each in late_events.
 - Signals: A1's dispute cluster (yellow, upgraded to orange), A2's fire hazard (orange), B1's
   dispute cluster (yellow), B1's broadcast coverage gap (orange), and a drill in A1.
 - Handling: A1 acknowledged in 10 min, assigned to police and civil affairs, never closed;
@@ -24,13 +27,13 @@ from typing import Any
 
 from schemas.contracts.events import BEIJING, GridReport
 from schemas.contracts.levels import RiskLevel
-from schemas.contracts.signals import Evidence, RiskSignal
+from schemas.contracts.signals import Evidence, LateEvent, RiskSignal
 from schemas.reference.regions import Level
 from streams.intake.identity import Pseudonymiser
 from streams.intake.validation import Origin, Validator
 from streams.notify.routing import route
 from streams.store.clickhouse import EmbeddedStore, Store, load_regions, migrate
-from streams.worker.sinks import dead_letter_row, event_rows, notice_rows, signal_rows
+from streams.worker.sinks import dead_letter_row, event_rows, late_rows, notice_rows, signal_rows
 from tests.helpers import dept_alert, grid_report, id_number
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=BEIJING)
@@ -69,6 +72,7 @@ def events() -> dict[str, Any]:
         out[f"a2-{n}"] = _report(n, A2, "hazard.fire", wednesday + (n - 7) * 6 * H, [], "8号楼楼道")
     for n in (9, 10, 11):
         out[f"b1-{n}"] = _report(n, B1, "dispute.neighbour", tuesday + (n - 9) * H, [Z] if n < 11 else [], "12号楼")
+    out["b1-old"] = _report(12, B1, "dispute.neighbour", NOW - timedelta(days=33), [], "12号楼")
     alert = dept_alert(1, community=A1, occurred_at=(NOW - 2 * H).isoformat())
     accepted = V.dept_alert(json.dumps(alert, ensure_ascii=False).encode(), Origin("dept-alerts", 0, 0), NOW)
     out["police"] = accepted.events[0]
@@ -128,6 +132,17 @@ def actions(s: dict[str, list[RiskSignal]]) -> list[dict[str, Any]]:
     ]
 
 
+def late(ev: dict[str, Any], sigs: dict[str, list[RiskSignal]]) -> list[LateEvent]:
+    """The reports of last month read after each community's disputes, too late for their cluster."""
+    def note(old: Any, latest: Any, sig: RiskSignal) -> LateEvent:
+        behind = (latest.occurred_at - old.occurred_at).total_seconds()
+        return LateEvent(uid=old.uid, rule_id="dispute_cluster", entity=sig.region_code, region_code=sig.region_code,
+                         occurred_at=old.occurred_at, late_by_s=behind - 25 * 3600, signal_id=sig.signal_id,
+                         noted_at=sig.updated_at)
+
+    return [note(ev["a1-old"], ev["a1-5"], sigs["a1"][-1]), note(ev["b1-old"], ev["b1-11"], sigs["b1"][0])]
+
+
 def dead_letter() -> dict[str, Any]:
     letter = V.grid_report(b'{"event_id": "broken"', Origin("grid-reports", 0, 42), NOW)
     return dead_letter_row(letter, V.pseudonymiser, NOW - H)
@@ -150,6 +165,8 @@ def seed(store: Store) -> dict[str, Any]:
             add(signal_rows(sig.model_dump_json().encode()))
             for notice in route(sig, sig.updated_at):
                 add(notice_rows(notice.model_dump_json().encode()))
+    for note in late(ev, sigs):
+        add(late_rows(note.model_dump_json().encode()))
     for table, batch in rows.items():
         store.insert(table, batch, dedup_token=f"seed:{table}")
     store.insert("dispatch_actions", actions(sigs), dedup_token="seed:dispatch_actions")

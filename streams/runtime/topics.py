@@ -122,14 +122,19 @@ async def group_lag(cluster: Cluster, groups: Groups) -> int:
 
 
 async def drained(cluster: Cluster, groups: Groups, timeout: float) -> float | None:
-    """Seconds until the groups have committed everything on their topics, or None after ``timeout``."""
+    """Seconds until the groups have committed everything on their topics, or None after ``timeout``.
+
+    The timeout bounds the calls to the broker too: a lag query that hangs (a group coordinator
+    not yet available, a broker going down) held a stopping ``fengqiao up`` past a minute."""
     loop = asyncio.get_running_loop()
     start = loop.time()
-    while loop.time() - start < timeout:
-        if await group_lag(cluster, groups) == 0:
+    try:
+        async with asyncio.timeout(timeout):
+            while await group_lag(cluster, groups) != 0:
+                await asyncio.sleep(0.5)
             return loop.time() - start
-        await asyncio.sleep(0.5)
-    return None
+    except TimeoutError:
+        return None
 
 
 async def partition_lag(cluster: Cluster, groups: Groups) -> dict[tuple[str, TopicPartition], int]:

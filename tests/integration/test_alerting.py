@@ -72,17 +72,18 @@ async def publish_cap(stack: Stack, xml: bytes) -> None:
     await produce(stack.bootstrap_servers, topics.EMERGENCY_BROADCASTS, [(b"dl-ebs", xml)])
 
 
-def failing_plan(monkeypatch, times: int) -> list[int]:
-    """The correlate step's notification planning raises ``times`` times (every time: -1)."""
+def failing_plan(monkeypatch, times: int, rule: str = "broadcast_coverage_gap") -> list[int]:
+    """The correlate step's notification planning raises ``times`` times (every time: -1) for the
+    signals of ``rule`` (the broadcast's own severe-alert signal, raised as it is read, goes through)."""
     from streams.worker import correlate
 
     real, failures = correlate.plan, []
 
-    def plan(*args, **kwargs):
-        if times < 0 or len(failures) < times:
+    def plan(signal, *args, **kwargs):
+        if signal.rule_id == rule and (times < 0 or len(failures) < times):
             failures.append(1)
             raise IndexError("a defect in planning")
-        return real(*args, **kwargs)
+        return real(signal, *args, **kwargs)
 
     monkeypatch.setattr(correlate, "plan", plan)
     return failures
@@ -213,11 +214,12 @@ async def test_a_lone_red_police_alert_notifies_its_centres_at_once(tmp_path, ka
         async def notices() -> list[CentreNotice]:
             got = [CentreNotice.model_validate_json(r.value)
                    for r in await read_all(stack.bootstrap_servers, topics.CENTRE_NOTICES)]
-            return [n for n in got if n.rule_id == "urgent_department_alert"]
+            urgent = [n for n in got if n.rule_id == "urgent_department_alert"]
+            return urgent if len(urgent) >= 4 else []
 
         sent = await until(notices, timeout=30)
-        assert [(n.centre_code, n.role.value) for n in sent] == [
-            ("210202001001", "handle"), ("210202001", "inform"), ("210202", "inform"), ("2102", "inform")]
+        assert sorted((n.centre_code, n.role.value) for n in sent) == [  # one per centre, in any partition
+            ("2102", "inform"), ("210202", "inform"), ("210202001", "inform"), ("210202001001", "handle")]
         assert {n.level.value for n in sent} == {"red"}
         m = stack.metrics
         assert m.total(m.signals, rule="urgent_department_alert", kind="new") == 1

@@ -86,6 +86,17 @@ def running_up(tmp_path: Path, *args: str, broker: str = "tansu") -> Iterator[tu
             proc.wait()
 
 
+def finish(proc: subprocess.Popen, seen: list[str], timeout: float) -> str:
+    """What ``fengqiao up`` printed until it exited; a stop that hangs fails with all of it."""
+    try:
+        rest, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rest, _ = proc.communicate()
+        raise AssertionError(f"fengqiao up did not stop within {timeout} s:\n" + "".join(seen) + rest) from None
+    return rest
+
+
 @pytest.mark.parametrize("broker", ["tansu", "kafka"])
 @pytest.mark.parametrize("how", ["SIGTERM to the process", "Ctrl-C to the process group"])
 def test_stopping_leaves_no_process(tmp_path, how, broker):
@@ -98,7 +109,7 @@ def test_stopping_leaves_no_process(tmp_path, how, broker):
             proc.send_signal(signal.SIGTERM)
         else:
             os.killpg(proc.pid, signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        rest = finish(proc, seen, 60)
         assert proc.returncode == 0, "".join(seen) + rest
         assert "summary:" in rest
         time.sleep(0.2)
@@ -117,7 +128,7 @@ def test_sighup_reloads_the_rule_pack(tmp_path):
         assert any("rule pack reloaded" in line for line in seen), "".join(seen)
         assert proc.poll() is None  # still running
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
+        finish(proc, seen, 60)
         assert proc.returncode == 0
 
 
@@ -125,7 +136,7 @@ def test_a_dead_broker_stops_the_stack_with_a_clear_error(tmp_path):
     with running_up(tmp_path, "--simulate") as (proc, seen):
         [broker] = descendants(proc.pid)
         os.kill(broker, signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=90)
+        rest = finish(proc, seen, 90)
         assert proc.returncode == 1, "".join(seen) + rest
         assert "the broker it started exited" in rest
 
