@@ -3,23 +3,25 @@
 Kafka clients log whole messages at DEBUG, and input messages carry ID numbers, mobile numbers
 and names in clear (a DEBUG run once printed hundreds of them). So the loggers that log payloads
 never go below INFO, and every record passes a filter that masks anything shaped like an ID
-number (with a valid check digit), a mobile number or a JSON name field, as a second guard.
+number, a mobile or landline number (however written) or a JSON name field, as a second guard.
 """
 
 from __future__ import annotations
 
 import logging
 
-from streams.intake.identity import ID_NUMBER, MOBILE, NAME_FIELD, valid_id_number
+from streams.intake.identity import NAME_FIELD
+from streams.intake.masking import find_numbers
 
 PAYLOAD_LOGGERS = ("aiokafka", "kafka")  # log message keys and values at DEBUG
+LABELS = {"id_number": "[身份证]", "mobile": "[手机]", "landline": "[电话]", "number": "[号码]"}
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def redact(text: str) -> str:
     """``text`` with identifiers replaced by what they are."""
-    text = ID_NUMBER.sub(lambda m: "[身份证]" if valid_id_number(m[1]) else m[0], text)
-    text = MOBILE.sub("[手机]", text)
+    for found in reversed(find_numbers(text)):
+        text = text[:found.start] + LABELS[found.kind] + text[found.end:]
     return NAME_FIELD.sub(lambda m: m[0].replace(m[1], "[姓名]"), text)
 
 

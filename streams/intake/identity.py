@@ -12,6 +12,8 @@ import hmac
 import operator
 import re
 
+from streams.intake.masking import Found, classify, find_identifiers, fold
+
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
@@ -35,7 +37,7 @@ def valid_id_number(value: str) -> bool:
 
 
 def _digits(value: str) -> str:
-    return re.sub(r"\D", "", value)[-11:]
+    return re.sub(r"\D", "", fold(value))[-11:]
 
 
 class Pseudonymiser:
@@ -62,24 +64,36 @@ class Pseudonymiser:
         """The one pseudonym of a person: by ID number, else mobile number, else scoped name."""
         if id_number and valid_id_number(id_number):
             return self.id_number(id_number)
-        if phone and MOBILE.fullmatch(phone.strip()):
+        if phone and classify(re.sub(r"\D", "", fold(phone))) == "mobile":
             return self.phone(phone)
         return self.name(name, scope)
 
-    def mask_text(self, text: str, names: dict[str, str] | None = None) -> str:
-        """Replace ID numbers, mobile numbers and the given names (name -> pseudonym) in text."""
+    def landline(self, value: str) -> str:
+        return self._mac("landline", value)
+
+    def number(self, value: str) -> str:
+        return self._mac("number", value)
+
+    def mask_text(self, text: str, names: dict[str, str] | None = None, scope: str = "") -> str:
+        """Replace the given names (name -> pseudonym), then every identifier ``masking`` finds:
+        numbers however written, and names nobody declared (pseudonymised within ``scope``)."""
         if not text:
             return text
-
-        def id_sub(m: re.Match[str]) -> str:
-            return f"[身份证 {self.id_number(m[1])}]" if valid_id_number(m[1]) else m[0]
-
-        text = ID_NUMBER.sub(id_sub, text)
-        text = MOBILE.sub(lambda m: f"[手机 {self.phone(m[1])}]", text)
         for name in sorted(names or {}, key=len, reverse=True):
             if name:
                 text = text.replace(name, f"[当事人 {names[name]}]")  # type: ignore[index]
+        for found in reversed(find_identifiers(text)):
+            text = text[:found.start] + self._mask(found, scope) + text[found.end:]
         return text
+
+    def _mask(self, found: Found, scope: str) -> str:
+        label, pseudonym = {
+            "id_number": ("身份证", self.id_number),
+            "mobile": ("手机", self.phone),
+            "landline": ("电话", self.landline),
+            "number": ("号码", self.number),
+        }.get(found.kind, ("姓名", lambda v: self.name(v, scope)))
+        return f"[{label} {pseudonym(found.value)}]"
 
     def mask_raw(self, text: str) -> str:
         """Mask raw input of unknown shape (a dead letter): names are taken from its name fields."""

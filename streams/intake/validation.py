@@ -19,6 +19,7 @@ from schemas.contracts.broadcasts import BroadcastReceipt, CapMsgType, Emergency
 from schemas.contracts.cap import CapError, looks_like_xml, parse_cap
 from schemas.contracts.events import GridReport, Location, NormalisedEvent, Party, Source
 from streams.intake.identity import Pseudonymiser
+from streams.intake.masking import warm_up
 from streams.runtime.deadletter import DeadLetter, Origin
 
 GRID_PUBLISHER = "grid"
@@ -63,6 +64,7 @@ class Validator:
 
     def __init__(self, pseudonymiser: Pseudonymiser) -> None:
         self.pseudonymiser = pseudonymiser
+        warm_up()
 
     # -- shared --------------------------------------------------------------------------
     def _parse(self, model: type[M], raw: bytes, where: Origin) -> M | DeadLetter:
@@ -83,7 +85,7 @@ class Validator:
         """A location's address (masked) and coordinates as attributes."""
         out = {}
         if location.address:
-            out["address"] = self.pseudonymiser.mask_text(location.address, people)
+            out["address"] = self.pseudonymiser.mask_text(location.address, people, location.region_code)
         if location.lat is not None and location.lon is not None:
             out["lat"], out["lon"] = str(location.lat), str(location.lon)
         return out
@@ -100,7 +102,8 @@ class Validator:
         p = self.pseudonymiser
         community = report.location.region_code
         people = self._people(report.parties, community)
-        attributes = {"reporter": report.reporter, **self._place(report.location, people)}
+        # A grid worker's account is often their mobile number: masked like any text.
+        attributes = {"reporter": p.mask_text(report.reporter), **self._place(report.location, people)}
         if report.attachments:
             attributes["attachments"] = str(len(report.attachments))
         roles = [party.role for party in report.parties if party.role]
@@ -117,7 +120,7 @@ class Validator:
             ingested_at=now,
             level=report.severity_hint,
             subjects=sorted(set(people.values())),
-            text=p.mask_text(report.text, people),
+            text=p.mask_text(report.text, people, community),
             attributes=attributes,
             drill=report.drill,
         )
@@ -130,7 +133,7 @@ class Validator:
         p = self.pseudonymiser
         region = alert.location.region_code
         people = self._people(alert.subjects, region)
-        attributes = {k: p.mask_text(v, people) for k, v in alert.attributes.items()}
+        attributes = {k: p.mask_text(v, people, region) for k, v in alert.attributes.items()}
         attributes |= self._place(alert.location, people)
         attributes["department_name"] = departments()[alert.department.value].name
         event = NormalisedEvent(
@@ -143,7 +146,7 @@ class Validator:
             ingested_at=now,
             level=alert.severity,
             subjects=sorted(set(people.values())),
-            text=p.mask_text(alert.text, people),
+            text=p.mask_text(alert.text, people, region),
             attributes=attributes,
             drill=alert.drill,
         )
@@ -187,7 +190,7 @@ class Validator:
         if first:
             attributes |= {"event": first.event, "cap_category": ",".join(first.category),
                            "severity": first.severity.value,
-                           "area_desc": ";".join(a.area_desc for a in first.area)[:512]}
+                           "area_desc": self.pseudonymiser.mask_text(";".join(a.area_desc for a in first.area)[:512])}
         text = (first.headline or first.description or "") if first else (alert.note or "")
         events = [
             NormalisedEvent(

@@ -29,7 +29,7 @@ def test_masking_free_text():
     masked = P.mask_text(text, {"张伟": P.name("张伟", "c"), "李娜": P.name("李娜", "c")})
     assert idn not in masked and "13812345678" not in masked
     assert "张伟" not in masked and "李娜" not in masked
-    assert "123456789012345678" in masked  # not a valid ID number: left alone
+    assert "123456789012345678" not in masked and "[号码 " in masked  # no birth date in it: a number, masked
     assert MOBILE.search(masked) is None
 
 
