@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from streams.intake.identity import NAME_FIELD
-from streams.intake.masking import find_numbers
+from streams.intake.masking import find_numbers, replace
 
 PAYLOAD_LOGGERS = ("aiokafka", "kafka")  # log message keys and values at DEBUG
 LABELS = {"id_number": "[身份证]", "mobile": "[手机]", "landline": "[电话]", "number": "[号码]"}
@@ -20,8 +20,7 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def redact(text: str) -> str:
     """``text`` with identifiers replaced by what they are."""
-    for found in reversed(find_numbers(text)):
-        text = text[:found.start] + LABELS[found.kind] + text[found.end:]
+    text = replace(text, find_numbers(text), lambda found: LABELS[found.kind])
     return NAME_FIELD.sub(lambda m: m[0].replace(m[1], "[姓名]"), text)
 
 

@@ -12,14 +12,12 @@ import hmac
 import operator
 import re
 
-from streams.intake.masking import Found, classify, find_identifiers, fold
+from streams.intake.masking import Found, classify, find_identifiers, fold, replace
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
 # A name field in JSON text, even truncated or otherwise invalid: "name": "张伟".
 NAME_FIELD = re.compile(r'"(?:name|姓名|full_name|contact_name)"\s*:\s*"([^"\\]{1,64})"')
-MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4})(?!\d)")
 
 
 _ID_SHAPE = re.compile(r"[0-9]{17}[0-9Xx]")
@@ -36,8 +34,9 @@ def valid_id_number(value: str) -> bool:
     return _ID_SHAPE.fullmatch(value) is not None and check_digit(value[:17]) == value[17].upper()
 
 
-def _digits(value: str) -> str:
-    return re.sub(r"\D", "", fold(value))[-11:]
+def _bare(value: str) -> str:
+    """The digits of ``value``, full-width ones included."""
+    return re.sub(r"\D", "", fold(value))
 
 
 class Pseudonymiser:
@@ -54,7 +53,7 @@ class Pseudonymiser:
         return self._mac("id", value.upper())
 
     def phone(self, value: str) -> str:
-        return self._mac("phone", _digits(value))
+        return self._mac("phone", _bare(value)[-11:])
 
     def name(self, value: str, scope: str) -> str:
         """A name alone is not unique: it is scoped to a community."""
@@ -64,7 +63,7 @@ class Pseudonymiser:
         """The one pseudonym of a person: by ID number, else mobile number, else scoped name."""
         if id_number and valid_id_number(id_number):
             return self.id_number(id_number)
-        if phone and classify(re.sub(r"\D", "", fold(phone))) == "mobile":
+        if phone and classify(_bare(phone)) == "mobile":
             return self.phone(phone)
         return self.name(name, scope)
 
@@ -82,9 +81,7 @@ class Pseudonymiser:
         for name in sorted(names or {}, key=len, reverse=True):
             if name:
                 text = text.replace(name, f"[当事人 {names[name]}]")  # type: ignore[index]
-        for found in reversed(find_identifiers(text)):
-            text = text[:found.start] + self._mask(found, scope) + text[found.end:]
-        return text
+        return replace(text, find_identifiers(text), lambda found: self._mask(found, scope))
 
     def _mask(self, found: Found, scope: str) -> str:
         label, pseudonym = {

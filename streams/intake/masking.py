@@ -7,14 +7,15 @@ digit groups joined by spaces, dashes, dots or brackets are read as one number, 
 a mobile with or without +86, a landline with its area code and extension, an 18-character ID
 number whatever its check digit (a mistyped one is still someone's number), and any other run of
 15 or more digits (old ID numbers, bank cards). People's names are found with jieba's
-part-of-speech tagger (人名 ``nr``) and rules on surnames around it: jieba alone splits 赵桂兰
-into 赵 + 桂兰 and misses 张大爷.
+segmentation and its dictionary's tags (人名 ``nr``, see ``tag``) and rules on surnames and the
+words around them: jieba alone splits 赵桂兰 into 赵 + 桂兰 and misses 张大爷.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -316,6 +317,13 @@ def find_names(text: str) -> list[Found]:
                     and _named_after(text, end, flag_at) and add(i, end):
                 break
     return sorted(found, key=lambda f: f.start)
+
+
+def replace(text: str, found: list[Found], mask: Callable[[Found], str]) -> str:
+    """``text`` with each span found (in order, not overlapping) replaced by its mask."""
+    for f in reversed(found):
+        text = text[:f.start] + mask(f) + text[f.end:]
+    return text
 
 
 def find_identifiers(text: str) -> list[Found]:

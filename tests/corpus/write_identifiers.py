@@ -281,10 +281,9 @@ def write() -> int:
             ids.append({"kind": "id_number", "text": idn})
         rows.append({"text": text, "identifiers": ids})
     rows += [{"text": text, "identifiers": []} for text in CLEAN]
-    rows += [{"text": text, "identifiers": [{"kind": k, "text": t} for k, t in ids], "held_out": 1}
-             for text, ids in HELD_OUT]
-    rows += [{"text": text, "identifiers": [{"kind": k, "text": t} for k, t in ids], "held_out": 2}
-             for text, ids in HELD_OUT_2]
+    for held, texts in enumerate((HELD_OUT, HELD_OUT_2), start=1):
+        rows += [{"text": text, "identifiers": [{"kind": k, "text": t} for k, t in ids], "held_out": held}
+                 for text, ids in texts]
     with OUT.open("w", encoding="utf-8") as out:
         for row in rows:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from streams.intake.identity import ID_NUMBER, MOBILE, valid_id_number
+from streams.intake.identity import valid_id_number
 from streams.tools.simulator import GIVEN, SURNAMES
+from tests.helpers import ID_NUMBER, MOBILE
 from tests.integration.test_up_command import FENGQIAO, env_for
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
-from streams.intake.identity import MOBILE, Pseudonymiser, check_digit, valid_id_number
-from tests.helpers import id_number
+from streams.intake.identity import Pseudonymiser, check_digit, valid_id_number
+from tests.helpers import MOBILE, id_number
 
 P = Pseudonymiser(b"test-key")
 
