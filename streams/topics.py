@@ -4,8 +4,9 @@ sets the copies (``streams.runtime.topics.Topology``), and every topic fengqiao 
 these configs, whatever the cluster's defaults.
 
 Retention: the inputs and the events a week (room to replay after an outage; ClickHouse keeps
-the events); dead letters, signals, notices, the centres' actions and warning drafts 30 days
-(ClickHouse keeps them too, and the dispatch desk keeps its cases on a compacted topic of its own).
+the events); dead letters, signals, notices, the centres' actions, warning drafts and person
+links 30 days (ClickHouse keeps them too, and the dispatch desk keeps its cases on a compacted
+topic of its own).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ BROADCAST_REQUESTS = TopicSpec("broadcast-requests", 2, "signal id", "drafts of 
                                retention=MONTH)
 LATE_EVENTS = TopicSpec("late-events", 2, "event uid", "events too late for a rule's windows: counted and kept, "
                         "with the signal they would have changed", retention=MONTH)
+PERSON_LINKS = TopicSpec("person-links", 2, "identifier pseudonym", "同人关联: which person pseudonym each identifier "
+                         "pseudonym names in its county, as links are made (pseudonyms only)", retention=MONTH)
 DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close",
                              retention=MONTH)
 
@@ -53,5 +56,5 @@ def reaching(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
 
 INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
 ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS,
-       LATE_EVENTS,
+       LATE_EVENTS, PERSON_LINKS,
        BROADCAST_REQUESTS)

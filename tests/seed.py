@@ -10,6 +10,9 @@ them can be counted from this file. "Now" is ``NOW``: Friday 2026-11-20 15:00, B
 - 西岗区 (210203): community B1 has three disputes on Tuesday (Z in two), an uncovered broadcast,
   and a neighbour dispute of last month whose report synced after Tuesday's, too late for B1's
   cluster. Both late reports are stored as events and noted once each in late_events.
+- People: X is named by ID number in three of A1's disputes and last month's, by mobile alone (as
+  张伟) in the other two, and by ID number and mobile in the 110 call, which links the two: one
+  person, under the pseudonym of the ID number (met first). Y and Z by ID number alone.
 - Signals: A1's dispute cluster (yellow, upgraded to orange), A2's fire hazard (orange), B1's
   dispute cluster (yellow), B1's broadcast coverage gap (orange), and a drill in A1.
 - Handling: A1 acknowledged in 10 min, assigned to police and civil affairs, never closed;
@@ -27,13 +30,15 @@ from typing import Any
 
 from schemas.contracts.events import BEIJING, GridReport
 from schemas.contracts.levels import RiskLevel
-from schemas.contracts.signals import Evidence, LateEvent, RiskSignal
+from schemas.contracts.signals import Evidence, LateEvent, PersonLink, RiskSignal
 from schemas.reference.regions import Level
+from streams.detection.windows import to_ms
 from streams.intake.identity import Pseudonymiser
+from streams.intake.linking import DictLinks, resolve
 from streams.intake.validation import Origin, Validator
 from streams.notify.routing import route
 from streams.store.clickhouse import EmbeddedStore, Store, load_regions, migrate
-from streams.worker.sinks import dead_letter_row, event_rows, late_rows, notice_rows, signal_rows
+from streams.worker.sinks import dead_letter_row, event_rows, late_rows, notice_rows, person_link_rows, signal_rows
 from tests.helpers import dept_alert, grid_report, id_number
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=BEIJING)
@@ -49,6 +54,7 @@ def party(serial: int, county: str = "210202") -> dict[str, str]:
 
 
 X, Y, Z = party(1), party(2), party(3, "210203")
+X_BY_MOBILE = {"name": "张伟", "phone": "13812345678"}  # X as the grid worker knew him on Thursday
 
 
 def person(p: dict[str, str], community: str) -> str:
@@ -66,7 +72,8 @@ def events() -> dict[str, Any]:
     thursday, wednesday, tuesday = NOW - 30 * H, NOW - 54 * H, NOW - 78 * H
     out = {}
     for n in range(1, 6):
-        out[f"a1-{n}"] = _report(n, A1, "dispute.neighbour", thursday + n * H, [X, Y] if n <= 3 else [X], "5号楼")
+        parties = [X, Y] if n <= 3 else [X_BY_MOBILE]
+        out[f"a1-{n}"] = _report(n, A1, "dispute.neighbour", thursday + n * H, parties, "5号楼")
     out["a1-old"] = _report(6, A1, "dispute.family", NOW - timedelta(days=31), [X], "5号楼")
     for n in (7, 8):
         out[f"a2-{n}"] = _report(n, A2, "hazard.fire", wednesday + (n - 7) * 6 * H, [], "8号楼楼道")
@@ -143,6 +150,15 @@ def late(ev: dict[str, Any], sigs: dict[str, list[RiskSignal]]) -> list[LateEven
     return [note(ev["a1-old"], ev["a1-5"], sigs["a1"][-1]), note(ev["b1-old"], ev["b1-11"], sigs["b1"][0])]
 
 
+def person_links(ev: dict[str, Any]) -> list[PersonLink]:
+    """The links the correlator makes of the week's events, read in event-time order."""
+    links, out = DictLinks(), {}
+    for e in sorted(ev.values(), key=lambda e: e.occurred_at):
+        for link in resolve(links, e.region_code[:6], e.identities, to_ms(e.occurred_at)).records(e, NOW):
+            out[(link.county, link.identifier)] = link
+    return list(out.values())
+
+
 def dead_letter() -> dict[str, Any]:
     letter = V.grid_report(b'{"event_id": "broken"', Origin("grid-reports", 0, 42), NOW)
     return dead_letter_row(letter, V.pseudonymiser, NOW - H)
@@ -167,6 +183,8 @@ def seed(store: Store) -> dict[str, Any]:
                 add(notice_rows(notice.model_dump_json().encode()))
     for note in late(ev, sigs):
         add(late_rows(note.model_dump_json().encode()))
+    for link in person_links(ev):
+        add(person_link_rows(link.model_dump_json().encode()))
     for table, batch in rows.items():
         store.insert(table, batch, dedup_token=f"seed:{table}")
     store.insert("dispatch_actions", actions(sigs), dedup_token="seed:dispatch_actions")

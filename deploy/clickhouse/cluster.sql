@@ -338,3 +338,29 @@ SETTINGS replicated_deduplication_window = 1000;
 
 CREATE TABLE IF NOT EXISTS fengqiao.late_events ON CLUSTER 'fengqiao' AS fengqiao.late_events_local ENGINE = Distributed('fengqiao', fengqiao, late_events_local, cityHash64(substring(region_code, 1, 6)));
 
+ALTER TABLE fengqiao.events_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS identities Array(Tuple(id_number Nullable(String), mobile Nullable(String), name String))
+    DEFAULT [] COMMENT 'per person named: the pseudonyms of their ID number, mobile and name';
+
+ALTER TABLE fengqiao.events ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS identities Array(Tuple(id_number Nullable(String), mobile Nullable(String), name String))
+    DEFAULT [] COMMENT 'per person named: the pseudonyms of their ID number, mobile and name';
+
+CREATE TABLE IF NOT EXISTS fengqiao.person_links_local ON CLUSTER 'fengqiao'
+(
+    county        FixedString(6) COMMENT 'links are kept per county',
+    identifier    String COMMENT 'pseudonym of an ID number, a mobile or a name, as in events.subjects',
+    kind          LowCardinality(String) COMMENT 'id_number | mobile | name',
+    person        String COMMENT 'the person pseudonym signals name',
+    shared        Bool COMMENT 'named with two people (a household phone, two of one name): alone it names neither',
+    region_code   FixedString(12) COMMENT 'where the event that made the link happened',
+    linked_by     String COMMENT 'the event (uid) that made or changed the link',
+    linked_at     DateTime64(3, 'Asia/Shanghai'),
+    changed_at    DateTime64(3, 'Asia/Shanghai')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/person_links', '{replica}', changed_at)
+ORDER BY (county, identifier)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.person_links ON CLUSTER 'fengqiao' AS fengqiao.person_links_local ENGINE = Distributed('fengqiao', fengqiao, person_links_local, cityHash64(substring(region_code, 1, 6)));
+

@@ -128,6 +128,22 @@ class Source(str, enum.Enum):
     signal = "signal"  # a raised signal taken as evidence by a chained rule
 
 
+class Identity(BaseModel):
+    """The identifiers one person was named by in one event, as pseudonyms only (never in clear):
+    what links one person across sources (同人关联, ``streams.intake.linking``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id_number: str | None = Field(default=None, description="pseudonym of a valid resident ID number")
+    mobile: str | None = Field(default=None, description="pseudonym of a mobile number")
+    name: str = Field(description="pseudonym of the name within its community")
+
+    @property
+    def strongest(self) -> str:
+        """The pseudonym a person is known by before any link: ID number, else mobile, else name."""
+        return self.id_number or self.mobile or self.name
+
+
 class NormalisedEvent(BaseModel):
     """The one internal event every input becomes, pseudonymised, on the ``events`` topic."""
 
@@ -143,7 +159,10 @@ class NormalisedEvent(BaseModel):
     occurred_at: datetime
     ingested_at: datetime
     level: RiskLevel | None = None
-    subjects: list[str] = Field(default_factory=list, description="pseudonyms of the people involved")
+    subjects: list[str] = Field(default_factory=list, description="pseudonyms of the people involved, each "
+                                "by their strongest identifier (ID number, mobile, name)")
+    identities: list[Identity] = Field(default_factory=list, description="per person named, every identifier "
+                                       "pseudonym given for them: how the correlator links one person across sources")
     text: str = Field(default="", description="free text with identifiers masked")
     attributes: dict[str, str] = Field(default_factory=dict)
     drill: bool = Field(default=False, description="exercise or test (演练): never pages a live centre")

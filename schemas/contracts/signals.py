@@ -52,6 +52,24 @@ class LateEvent(BaseModel):
     drill: bool = False
 
 
+class PersonLink(BaseModel):
+    """Which person an identifier names in a county (同人关联), as the correlator linked it: an ID
+    number and a mobile named together for one person, a name with either. Pseudonyms only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    county: str = Field(description="6 digits: links are kept per county")
+    identifier: str = Field(description="the pseudonym of an ID number, a mobile or a name, as in events.subjects")
+    kind: Literal["id_number", "mobile", "name"]
+    person: str = Field(description="the person pseudonym signals name (one of the person's identifier pseudonyms)")
+    shared: bool = Field(description="named with two people (a household's phone, two of one name): alone it "
+                         "names neither")
+    region_code: str = Field(description="where the event that made the link happened")
+    linked_by: str = Field(description="the event (uid) that made or changed the link")
+    linked_at: datetime = Field(description="that event's time")
+    changed_at: datetime = Field(description="when the correlator made the change: the row's version")
+
+
 class RiskSignal(BaseModel):
     """A correlated risk signal. A later version of the same id replaces the earlier one."""
 

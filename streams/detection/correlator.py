@@ -26,12 +26,13 @@ from streams.detection.windows import (
     Outcome,
     WindowState,
     expire,
-    from_ms,
+    merge,
     observe,
     signal_as_event,
     state_prefix,
     to_ms,
 )
+from streams.intake.linking import Merge
 
 
 # -- the rule pack over a store of states ------------------------------------------------------
@@ -43,12 +44,17 @@ class States(Protocol):
 
     def put(self, key: str, value: dict[str, Any], partition: int) -> None: ...
 
+    def delete(self, key: str) -> None: ...
+
     def items(self) -> Iterable[tuple[str, dict[str, Any]]]: ...
 
 
 class DictStates(dict):  # type: ignore[type-arg]
     def put(self, key: str, value: dict[str, Any], partition: int) -> None:
         self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
 
 
 class Correlator:
@@ -209,6 +215,55 @@ class Correlator:
                     outcomes += self._follow(rule, group, outcome, partition, states, now, depth, only)
         return outcomes
 
+    def merge_people(self, merges: Iterable[Merge], cause: NormalisedEvent, partition: int, states: States,
+                     now: datetime) -> list[Outcome]:
+        """Two pseudonyms of one county found to be one person (``intake.linking``): the windows of
+        every rule grouped by person, and the person's risk, move from the absorbed pseudonym to
+        the one kept, joining what is there (``windows.merge``); what that raises or updates is
+        returned, chains followed. ``cause``: the event that made the link."""
+        outcomes: list[Outcome] = []
+        for m in merges:
+            for rule in self.rules:
+                for key, group, target in self._groups_naming(rule, m, states):
+                    tkey = self.prefixes[rule.id] + target
+                    outcome = merge(rule, WindowState.from_json(states.get(tkey)), WindowState.from_json(states.get(key)),
+                                    group, target, cause.region_code, now)
+                    states.delete(key)
+                    states.put(tkey, outcome.state.to_json(), partition)
+                    if outcome.signal is not None:
+                        outcomes.append(outcome)
+                        outcomes += self._follow(rule, target, outcome, partition, states, now, depth=0)
+            gone = states.get(f"{risk.RULE_ID}|person:{m.county}|{m.absorbed}")
+            if gone is not None:
+                key = f"{risk.RULE_ID}|person:{m.county}|{m.into}"
+                doc, total, before, after = risk.merge(states.get(key), gone, f"person:{m.county}|{m.absorbed}",
+                                                       self.risk_policy)
+                states.delete(f"{risk.RULE_ID}|person:{m.county}|{m.absorbed}")
+                states.put(key, doc, partition)
+                if after is not None and (before is None or after > before):
+                    names = {r.id: r.name for r in self.rules}
+                    made = risk.risk_signal("person", f"{m.county}|{m.into}", doc, total, after, names, cause.drill, now)
+                    outcomes.append(Outcome(WindowState(), made, before))
+        return outcomes
+
+    def _groups_naming(self, rule: Any, m: Merge, states: States) -> list[tuple[str, str, str]]:
+        """(state key, group, group with the kept pseudonym) of ``rule``'s windows whose person
+        part is the absorbed pseudonym of the merge's county."""
+        shift = 0 if rule.within_county or rule.regional else 1  # the county a non-region group is tied to
+        at = {i + shift for i, part in enumerate(rule.group_by) if part.field == "subjects"}
+        if not at:
+            return []
+        prefix = self.prefixes[rule.id]
+        found = []
+        for key, _ in states.items():
+            if not key.startswith(prefix):
+                continue
+            parts = key[len(prefix):].split("|")
+            if parts[0][:6] == m.county and any(parts[i] == m.absorbed for i in at if i < len(parts)):
+                target = [m.into if i in at and p == m.absorbed else p for i, p in enumerate(parts)]
+                found.append((key, "|".join(parts), "|".join(target)))
+        return found
+
     def _follow(self, rule: Any, group: str, outcome: Outcome, partition: int, states: States, now: datetime,
                 depth: int, only: str | None = None) -> list[Outcome]:
         """What a signal raised or upgraded leads to, whichever kind of rule raised it (an absence
@@ -234,7 +289,7 @@ class Correlator:
     @staticmethod
     def _late(rule: Any, group: str, state: WindowState, event: NormalisedEvent, late_ms: int,
               now: datetime) -> LateEvent:
-        signal = RiskSignal.make_id(rule.id, group, from_ms(state.anchor_ms)) if state.anchor_ms is not None else ""
+        signal = state.signal_id(rule.id, group) if state.anchor_ms is not None else ""
         return LateEvent(uid=event.uid, rule_id=rule.id, entity=group, region_code=event.region_code,
                          occurred_at=event.occurred_at, late_by_s=late_ms / 1000, signal_id=signal, noted_at=now,
                          drill=event.drill)

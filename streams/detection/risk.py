@@ -97,9 +97,41 @@ def add(state: dict[str, Any] | None, signal: RiskSignal, score: float, at_ms: i
         day = opened_on(at_ms)
         if state.get("opened") != day:
             state.update(opened=day, version=0)
+            state.pop("signal_entity", None)  # a new episode is this object's own
     state["anchor_ms"] = min(state["anchor_ms"] or at_ms, at_ms)
     if before is None or after > before:
         state.update(level=after.value, version=state["version"] + 1)
+    return state, total, before, after
+
+
+def merge(into: dict[str, Any] | None, absorbed: dict[str, Any], absorbed_entity: str, policy: RiskPolicy
+          ) -> tuple[dict[str, Any], float, RiskLevel | None, RiskLevel | None]:
+    """One person's risk (``absorbed``, the object ``absorbed_entity``) joins another's, the two
+    found to be one person: their contributions add up (each signal once). An open episode of
+    ``into`` goes on; else one of ``absorbed`` goes on as an update of its own signal. Returns
+    the joined state, the score, and the levels before and after, as ``add`` does."""
+    state_format(absorbed)
+    if into:
+        state_format(into)
+    base = into if into and into.get("level") else absorbed
+    state = {**(into or {}), **{k: base[k] for k in ("level", "anchor_ms", "version", "opened") if k in base},
+             "format": STATE_FORMAT}
+    if base is absorbed and absorbed.get("level"):
+        state["signal_entity"] = absorbed.get("signal_entity") or absorbed_entity
+    mine = [Contribution._make(c) for c in (into or {}).get("contributions", [])]
+    ids = {c.signal_id for c in mine}
+    contributions = sorted([*mine, *(Contribution._make(c) for c in absorbed["contributions"]
+                                     if c[3] not in ids)])
+    state["contributions"] = [list(c) for c in contributions]
+    before = RiskLevel(state["level"]) if state.get("level") else None
+    total = decayed(contributions, max((c.at_ms for c in contributions), default=0), policy)
+    after = policy.level(total)
+    if after is not None and (before is None or after > before):
+        if before is None:
+            state.update(anchor_ms=min(c.at_ms for c in contributions), opened=opened_on(contributions[0].at_ms),
+                         version=0)
+            state.pop("signal_entity", None)
+        state.update(level=after.value, version=state.get("version", 0) + 1)
     return state, total, before, after
 
 
@@ -121,7 +153,7 @@ def risk_signal(kind: str, key: str, state: dict[str, Any], total: float, level:
     anchor = from_ms(state["anchor_ms"])
     opened = datetime.fromisoformat(state.get("opened") or opened_on(state["anchor_ms"])).replace(tzinfo=anchor.tzinfo)
     return RiskSignal(
-        signal_id=RiskSignal.make_id(RULE_ID, f"{kind}:{key}", opened),
+        signal_id=RiskSignal.make_id(RULE_ID, state.get("signal_entity") or f"{kind}:{key}", opened),
         version=state["version"],
         rule_id=RULE_ID,
         rule_name="实体风险累积",

@@ -36,7 +36,7 @@ def raise_level(level: RiskLevel, steps: int) -> RiskLevel:
     return next(lv for lv in RiskLevel if lv.grade == grade)
 
 
-STATE_FORMAT = 2  # of the documents in the windows table; 1: the same, untyped and unmarked
+STATE_FORMAT = 3  # of the documents in the windows table; 2: without signal_group; 1: the same, unmarked
 
 
 class StateFormatError(ValueError):
@@ -84,20 +84,29 @@ class WindowState:
     raised_ms: int | None = None
     pending: list[Pending] = field(default_factory=list)  # absence: triggers awaiting their deadline
     partition: int | None = None  # where its events live, for deadlines fired by a watermark
+    # the group the open incident's signal id was made with, where that is not the group it is
+    # kept under now (a person merged into another by ``intake.linking``): it updates that signal
+    signal_group: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"format": STATE_FORMAT, "entries": [list(e) for e in self.entries], "anchor_ms": self.anchor_ms,
                 "version": self.version, "level": self.level, "raised_ms": self.raised_ms,
-                "pending": [list(p) for p in self.pending], "partition": self.partition}
+                "pending": [list(p) for p in self.pending], "partition": self.partition,
+                "signal_group": self.signal_group}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any] | None) -> WindowState:
-        """Read format 2, or format 1 (the same arrays, before the format was marked)."""
+        """Read format 3, 2 (without ``signal_group``), or 1 (format 2 before it was marked)."""
         if not doc:
             return cls()
         state_format(doc)
         return cls([Entry._make(e) for e in doc["entries"]], doc["anchor_ms"], doc["version"], doc["level"],
-                   doc["raised_ms"], [Pending._make(p) for p in doc["pending"]], doc["partition"])
+                   doc["raised_ms"], [Pending._make(p) for p in doc["pending"]], doc["partition"],
+                   doc.get("signal_group"))
+
+    def signal_id(self, rule_id: str, group: str) -> str:
+        """The id of the open incident's signal (``anchor_ms`` set)."""
+        return RiskSignal.make_id(rule_id, self.signal_group or group, from_ms(self.anchor_ms or 0))
 
 
 @dataclass(frozen=True)
@@ -175,14 +184,14 @@ def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, t
                   event.drill)
     entries = [e for e in sorted([*state.entries, entry]) if e.at_ms >= latest - window_ms - late_ms]
     new = WindowState(entries, state.anchor_ms, state.version, state.level, state.raised_ms,
-                      list(state.pending), partition if partition is not None else state.partition)
+                      list(state.pending), partition if partition is not None else state.partition, state.signal_group)
     if isinstance(rule, AbsenceRule):
         return Outcome(_absence_step(rule, new, tag, t, event.uid))
     span = firing_span(rule, entries, t, window_ms)
     if span is None:
         if fired(rule, [e for e in entries if e.at_ms >= latest - window_ms]):
             return Outcome(new)  # a late event outside the open incident: kept, nothing raised
-        new.anchor_ms, new.version, new.level, new.raised_ms = None, 0, None, None
+        new.anchor_ms, new.version, new.level, new.raised_ms, new.signal_group = None, 0, None, None, None
         return Outcome(new)
     entries = span
     previous = RiskLevel(state.level) if state.anchor_ms is not None and state.level else None
@@ -229,12 +238,48 @@ def expire(rule: AbsenceRule, state: WindowState, group: str, watermark_ms: int,
     outcomes = []
     for _deadline, trigger_ms, uid in due:
         state = WindowState(state.entries, trigger_ms, 1, rule.level.value, to_ms(now),
-                            [p for p in state.pending if p.uid != uid], state.partition)
+                            [p for p in state.pending if p.uid != uid], state.partition, None)
         evidence = [e for e in state.entries if e.uid == uid or e.tag == "requires"]
         drill = any(e.uid == uid and e.drill for e in state.entries)
         region = region_of(rule, group, "")
         outcomes.append(Outcome(state, make_signal(rule, state, group, rule.level, region, drill, now, evidence)))
     return outcomes
+
+
+def merge(rule: Any, into: WindowState, absorbed: WindowState, absorbed_group: str, group: str,
+          region_code: str, now: datetime) -> Outcome:
+    """One person's window (``absorbed``, kept under ``absorbed_group``) joins another's (``into``,
+    under ``group``), the two found to be one person (同人合并). The entries and pending checks
+    join; an open incident of ``into`` goes on; else an open incident of ``absorbed`` goes on
+    under ``group`` as an update of its own signal (a link that came after a signal updates it
+    rather than raising a second); else the joined window is judged as if one person's events
+    had been seen all along, and may raise. ``region_code``: where the link was made, for a
+    signal whose group names no place."""
+    seen = {e.uid for e in into.entries}
+    entries = sorted([*into.entries, *(e for e in absorbed.entries if e.uid not in seen)])
+    waiting = {p.uid for p in into.pending}
+    state = WindowState(entries, into.anchor_ms, into.version, into.level, into.raised_ms,
+                        [*into.pending, *(p for p in absorbed.pending if p.uid not in waiting)],
+                        into.partition if into.partition is not None else absorbed.partition, into.signal_group)
+    if isinstance(rule, AbsenceRule) or not entries or into.anchor_ms is not None:
+        return Outcome(state)
+    previous = None
+    if absorbed.anchor_ms is not None:
+        state.anchor_ms, state.version, state.level = absorbed.anchor_ms, absorbed.version, absorbed.level
+        state.raised_ms, state.signal_group = absorbed.raised_ms, absorbed.signal_group or absorbed_group
+        previous = RiskLevel(absorbed.level) if absorbed.level else None
+        span = [e for e in entries if state.anchor_ms <= e.at_ms <= state.anchor_ms + rule.window_ms]
+    else:
+        span = firing_span(rule, entries, entries[-1].at_ms, rule.window_ms) or []
+        if not span:
+            return Outcome(state)
+        state.anchor_ms, state.version, state.raised_ms = span[0].at_ms, 0, to_ms(now)
+    state.version += 1
+    level = max(_level(rule, span), previous) if previous else _level(rule, span)
+    state.level = level.value
+    region = region_of(rule, group, region_code)
+    drill = all(e.drill for e in span)
+    return Outcome(state, make_signal(rule, state, group, level, region, drill, now, span), previous)
 
 
 def region_of(rule: Any, group: str, fallback: str) -> str:
@@ -256,7 +301,7 @@ def make_signal(rule: Any, state: WindowState, group: str, level: RiskLevel, reg
                                   window_days=round(rule.window.total_seconds() / 86400))
     chain = sorted({e.category.removeprefix("signal.") for e in entries if e.source == Source.signal.value})
     return RiskSignal(
-        signal_id=RiskSignal.make_id(rule.id, group, anchor),
+        signal_id=state.signal_id(rule.id, group),
         version=state.version,
         rule_id=rule.id,
         rule_name=rule.name,

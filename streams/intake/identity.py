@@ -12,6 +12,7 @@ import hmac
 import operator
 import re
 
+from schemas.contracts.events import Identity
 from streams.intake.masking import Found, classify, find_identifiers, fold, replace
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -59,13 +60,20 @@ class Pseudonymiser:
         """A name alone is not unique: it is scoped to a community."""
         return self._mac("name", f"{scope}\x1f{value.strip()}")
 
+    def identity(self, name: str, scope: str, id_number: str | None = None, phone: str | None = None) -> Identity:
+        """Every identifier a person was named by, pseudonymised: an ID number only with its right
+        check digit (a mistyped one would split one person in two), a phone only if a mobile (a
+        landline is a household's), the name within ``scope``."""
+        return Identity(
+            id_number=self.id_number(id_number) if id_number and valid_id_number(id_number) else None,
+            mobile=self.phone(phone) if phone and classify(_bare(phone)) == "mobile" else None,
+            name=self.name(name, scope),
+        )
+
     def person(self, name: str, scope: str, id_number: str | None = None, phone: str | None = None) -> str:
-        """The one pseudonym of a person: by ID number, else mobile number, else scoped name."""
-        if id_number and valid_id_number(id_number):
-            return self.id_number(id_number)
-        if phone and classify(_bare(phone)) == "mobile":
-            return self.phone(phone)
-        return self.name(name, scope)
+        """The pseudonym of a person by their strongest identifier: ID number, else mobile number,
+        else scoped name (``streams.intake.linking`` joins the others to it)."""
+        return self.identity(name, scope, id_number, phone).strongest
 
     def landline(self, value: str) -> str:
         return self._mac("landline", value)

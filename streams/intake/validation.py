@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from schemas.contracts.alerts import DepartmentAlert, departments
 from schemas.contracts.broadcasts import BroadcastReceipt, CapMsgType, EmergencyBroadcast
 from schemas.contracts.cap import CapError, looks_like_xml, parse_cap
-from schemas.contracts.events import GridReport, Location, NormalisedEvent, Party, Source
+from schemas.contracts.events import GridReport, Identity, Location, NormalisedEvent, Party, Source
 from streams.intake.identity import Pseudonymiser
 from streams.intake.masking import warm_up
 from streams.runtime.deadletter import DeadLetter, Origin
@@ -77,9 +77,13 @@ class Validator:
         except ValidationError as exc:
             return dead_letter_from(exc, raw, where)
 
-    def _people(self, parties: list[Party], scope: str) -> dict[str, str]:
+    def _people(self, parties: list[Party], scope: str) -> tuple[dict[str, str], list[Identity]]:
+        """Each party's name -> the pseudonym of their strongest identifier, and every identifier
+        each was named by (pseudonyms), for linking one person across sources."""
         p = self.pseudonymiser
-        return {party.name: p.person(party.name, scope, party.id_number, party.phone) for party in parties}
+        identities = [p.identity(party.name, scope, party.id_number, party.phone) for party in parties]
+        names = {party.name: found.strongest for party, found in zip(parties, identities)}
+        return names, list(dict.fromkeys(identities))
 
     def _place(self, location: Location, people: dict[str, str]) -> dict[str, str]:
         """A location's address (masked) and coordinates as attributes."""
@@ -101,7 +105,7 @@ class Validator:
     def normalise_grid_report(self, report: GridReport, now: datetime) -> NormalisedEvent:
         p = self.pseudonymiser
         community = report.location.region_code
-        people = self._people(report.parties, community)
+        people, identities = self._people(report.parties, community)
         # A grid worker's account is often their mobile number: masked like any text.
         attributes = {"reporter": p.mask_text(report.reporter), **self._place(report.location, people)}
         if report.attachments:
@@ -120,6 +124,7 @@ class Validator:
             ingested_at=now,
             level=report.severity_hint,
             subjects=sorted(set(people.values())),
+            identities=identities,
             text=p.mask_text(report.text, people, community),
             attributes=attributes,
             drill=report.drill,
@@ -132,7 +137,7 @@ class Validator:
             return alert
         p = self.pseudonymiser
         region = alert.location.region_code
-        people = self._people(alert.subjects, region)
+        people, identities = self._people(alert.subjects, region)
         attributes = {k: p.mask_text(v, people, region) for k, v in alert.attributes.items()}
         attributes |= self._place(alert.location, people)
         attributes["department_name"] = departments()[alert.department.value].name
@@ -146,6 +151,7 @@ class Validator:
             ingested_at=now,
             level=alert.severity,
             subjects=sorted(set(people.values())),
+            identities=identities,
             text=p.mask_text(alert.text, people, region),
             attributes=attributes,
             drill=alert.drill,

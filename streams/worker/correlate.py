@@ -24,6 +24,8 @@ from schemas.contracts.signals import CentreNotice, LateEvent, RiskSignal
 from streams import topics
 from streams.detection.correlator import Correlator
 from streams.detection.windows import Outcome, state_format, to_ms
+from streams.intake import linking
+from streams.intake.linking import links_format
 from streams.metrics import Metrics
 from streams.notify.planning import Notified, channel, plan
 from streams.notify.routing import Policy
@@ -78,8 +80,27 @@ class PartitionStates:
     def put(self, key: str, value: dict[str, Any], partition: int) -> None:
         self.table.put(self.partition, key, value)
 
+    def delete(self, key: str) -> None:
+        self.table.delete(self.partition, key)
+
     def items(self) -> Iterable[tuple[str, dict[str, Any]]]:
         return self.held.items()
+
+
+class PartitionLinks:
+    """The person links (``intake.linking``) of one partition's counties."""
+
+    def __init__(self, table: StateTable, partition: int) -> None:
+        self.table, self.partition = table, partition
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.table.of(self.partition).get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.table.put(self.partition, key, value)
+
+    def delete(self, key: str) -> None:
+        self.table.delete(self.partition, key)
 
 
 class Correlate(Step):
@@ -104,7 +125,10 @@ class Correlate(Step):
         # centres, and the deadlines it gave them.
         self.windows = StateTable(f"correlation-windows{suffix}", source, app_id, check=state_format)
         self.notified = StateTable(f"notified{suffix}", source, app_id)
-        self.tables = (self.windows, self.notified)
+        self.tables: tuple[StateTable, ...] = (self.windows, self.notified)
+        if regional is not None:  # 同人关联: people are linked where their county's events are read
+            self.links = StateTable("person-links", source, app_id, check=links_format)
+            self.tables += (self.links,)
         self.timer = metrics.rule_seconds.labels("county" if regional is not None else "regional")
         self._timed = 0
         self._swept = 0.0
@@ -118,26 +142,45 @@ class Correlate(Step):
             source, states = Source(doc["source"]), PartitionStates(self.windows, r.partition)
             reach = topics.reaching(r.headers) if regional is not None else None  # a wide area's copy
             wider = regional is not None and reach is None and regional.concerns(source, doc["category"])
-            event = None
+            event, outcomes, relinked = None, [], False
+            if regional is not None and reach is None and doc.get("identities"):  # people named: link them
+                parsed = NormalisedEvent.model_validate(doc)
+                event, outcomes = self._link(outbox, parsed, r.partition, states, now)
+                relinked = event is not parsed
             if wider or self.correlator.concerns(source, doc["category"]):
-                event = NormalisedEvent.model_validate(doc)  # from the parsed JSON: faster than from bytes
+                event = event or NormalisedEvent.model_validate(doc)  # from the parsed JSON: faster than from bytes
                 self._timed += 1
                 started = time.perf_counter() if self._timed % RULE_TIMING_EVERY == 0 else None
-                outcomes = self.correlator.process(event, r.partition, states, now,
-                                                   only=r.key.decode() if regional is None else None, reach=reach)
+                outcomes += self.correlator.process(event, r.partition, states, now,
+                                                    only=r.key.decode() if regional is None else None, reach=reach)
                 if started is not None:
                     self.timer.observe(time.perf_counter() - started)
             else:  # most events: no rule takes them, they only move the watermark on
                 occurred = to_ms(datetime.fromisoformat(doc["occurred_at"]))
-                outcomes = self.correlator.pass_by(r.partition, source, occurred, states, now)
+                outcomes += self.correlator.pass_by(r.partition, source, occurred, states, now)
             raised += [self._raise(outbox, outcome, event, r.partition, now) for outcome in outcomes]
             if wider and event is not None:
+                value = event.model_dump_json().encode() if relinked else r.value
                 for key in regional.regroup_keys(event):  # 重分区: once per city-wide group
-                    outbox.add(topics.REGIONAL_EVENTS.name, key.encode(), r.value)
+                    outbox.add(topics.REGIONAL_EVENTS.name, key.encode(), value)
         late = self.correlator.take_late()
         for note in late:
             outbox.add(topics.LATE_EVENTS.name, note.uid.encode(), note.model_dump_json().encode())
         await self._settle(outbox, raised, now, late)
+
+    def _link(self, outbox: Outbox, event: NormalisedEvent, partition: int, states: PartitionStates,
+              now: datetime) -> tuple[NormalisedEvent, list[Outcome]]:
+        """The event's people resolved to one person pseudonym each (同人关联), the links it made
+        onto ``person-links``, and what merging two people's windows raised or updated."""
+        found = linking.resolve(PartitionLinks(self.links, partition), event.region_code[:6], event.identities,
+                                to_ms(event.occurred_at))
+        outcomes = self.correlator.merge_people(found.merges, event, partition, states, now)
+        for link in found.records(event, now):
+            outbox.add(topics.PERSON_LINKS.name, link.identifier.encode(), link.model_dump_json().encode())
+        people = sorted(set(found.people))
+        if people != event.subjects:
+            event = event.model_copy(update={"subjects": people})
+        return event, outcomes
 
     def _raise(self, outbox: Outbox, outcome: Outcome, cause: NormalisedEvent | None, partition: int,
                now: datetime) -> Raised:

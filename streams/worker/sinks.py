@@ -43,6 +43,11 @@ def late_rows(value: bytes) -> Rows:
     return [("late_events", value)]
 
 
+def person_link_rows(value: bytes) -> Rows:
+    """A person link is its row as it is (pseudonyms only)."""
+    return [("person_links", value)]
+
+
 def signal_rows(value: bytes) -> Rows:
     signal = RiskSignal.model_validate_json(value)
     row = signal.model_dump(mode="json", exclude={"schema_version", "evidence"})
@@ -93,7 +98,7 @@ ToRows = Callable[[ConsumerRecord], Rows]
 
 # The topics stored, each by its function from a record to rows.
 SUNK = (topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES, topics.DRILL_NOTICES,
-        topics.DISPATCH_ACTIONS, topics.LATE_EVENTS)
+        topics.DISPATCH_ACTIONS, topics.LATE_EVENTS, topics.PERSON_LINKS)
 
 
 def rows_of(spec: TopicSpec, pseudonymiser: Pseudonymiser, clock: Callable[[], datetime]) -> ToRows:
@@ -102,7 +107,8 @@ def rows_of(spec: TopicSpec, pseudonymiser: Pseudonymiser, clock: Callable[[], d
         return dead_letter_rows(pseudonymiser, clock)
     by_value = {topics.EVENTS.name: event_rows, topics.SIGNALS.name: signal_rows,
                 topics.CENTRE_NOTICES.name: notice_rows, topics.DRILL_NOTICES.name: notice_rows,
-                topics.DISPATCH_ACTIONS.name: action_rows, topics.LATE_EVENTS.name: late_rows}[spec.name]
+                topics.DISPATCH_ACTIONS.name: action_rows, topics.LATE_EVENTS.name: late_rows,
+                topics.PERSON_LINKS.name: person_link_rows}[spec.name]
     if spec is topics.EVENTS:  # an event reaching a county's partition is stored once, as itself
         return lambda record: [] if topics.reaching(record.headers) else event_rows(record.value)
     return lambda record: by_value(record.value)

@@ -80,7 +80,7 @@ async def test_the_corpus_was_taken_in(stack):
 async def test_no_identifier_of_the_corpus_is_in_clear_anywhere(stack):
     texts = []
     after_validation = (topics.EVENTS, topics.REGIONAL_EVENTS, topics.SIGNALS, topics.CENTRE_NOTICES,
-                        topics.DRILL_NOTICES, topics.BROADCAST_REQUESTS, topics.LATE_EVENTS)
+                        topics.DRILL_NOTICES, topics.BROADCAST_REQUESTS, topics.LATE_EVENTS, topics.PERSON_LINKS)
     for spec in after_validation:
         texts.extend(r.value.decode("utf-8", "replace") for r in await read_all(stack.bootstrap_servers, spec))
     for table in stack.store.tables():

@@ -47,6 +47,16 @@ def test_3_parties_in_repeated_disputes(seeded):
     assert answer(seeded, 3, since="2026-10-01 00:00:00")[0][1] == 6
 
 
+def test_17_everything_about_one_person(seeded):
+    """X: last month's dispute and three of Thursday's by ID number, two by mobile alone, and the
+    110 call by both (the event names him by the stronger, the ID number)."""
+    got = answer(seeded, 17, person=person(X, A1))
+    assert [(r[1], r[2], r[4]) for r in got] == [("grid_report", "dispute.family", "id_number")] + [
+        ("grid_report", "dispute.neighbour", "id_number")] * 3 + [("grid_report", "dispute.neighbour", "mobile")] * 2 + [
+        ("dept_alert", "police.police_call_110", "id_number")]
+    assert answer(seeded, 17, person=person(Z, B1))[0][3] == B1
+
+
 def test_4_signal_trend(seeded):
     assert [(str(d), r, lv, n) for d, r, lv, n in answer(seeded, 4)] == [
         ("2026-11-17", "dispute_cluster", "yellow", 1), ("2026-11-18", "fire_gas_hazard", "orange", 1),

@@ -78,16 +78,16 @@ def test_window_state_is_written_with_its_format_and_reads_the_previous_one():
     """Format 1 (before the format was marked) is the same arrays: a worker reads it as it is."""
     written = WindowState([Entry(1, "a", "grid_report", "x", "", None, True)], 1, 1, "yellow", 1,
                           [Pending(9, 1, "a")], 3).to_json()
-    assert written["format"] == STATE_FORMAT == 2
+    assert written["format"] == STATE_FORMAT == 3 and written["signal_group"] is None
     assert written["entries"] == [[1, "a", "grid_report", "x", "", None, True]]  # the same JSON as format 1
-    previous = {k: v for k, v in written.items() if k != "format"}
+    previous = {k: v for k, v in written.items() if k not in ("format", "signal_group")}
     state = WindowState.from_json(previous)
     assert state.entries[0].drill is True and state.pending[0].deadline_ms == 9 and state.partition == 3
 
 
 def test_a_window_state_of_a_newer_format_is_refused_by_name():
-    with pytest.raises(StateFormatError, match="format 3; this worker reads formats 1 to 2"):
-        WindowState.from_json({"format": 3, "entries": []})
+    with pytest.raises(StateFormatError, match="format 4; this worker reads formats 1 to 3"):
+        WindowState.from_json({"format": 4, "entries": []})
 
 
 def test_a_reload_keeps_the_windows_of_unchanged_rules_and_starts_changed_ones_afresh():

@@ -60,7 +60,7 @@ def sample_rows():
 def test_migrations_are_idempotent(store):
     assert migrate(store) == []
     assert set(store.tables()) == {"events", "dead_letters", "signals", "signal_evidence", "notices",
-                                   "dispatch_actions", "regions", "late_events"}
+                                   "dispatch_actions", "regions", "late_events", "person_links"}
     assert set(store.tables(rollups=True)) - set(store.tables()) == {"events_hourly", "signals_hourly"}
 
 
@@ -96,9 +96,12 @@ def test_rows_insert_and_a_retried_batch_is_stored_once(store):
         store.insert(table, rows, dedup_token=f"test:{table}")
         store.insert(table, rows, dedup_token=f"test:{table}")  # a retry after an uncertain insert
         assert store.count(table, final=False) == len(rows), table
-    got = store.query("SELECT uid, county, community, subjects, text FROM fengqiao.events ORDER BY uid")
+    got = store.query("SELECT uid, county, community, subjects, text, identities FROM fengqiao.events ORDER BY uid")
     assert [r["uid"] for r in got] == ["grid:t-000001", "grid:t-000002", "grid:t-000003"]
     assert got[0]["county"] == "210202" and got[0]["community"] == COMMUNITY
+    zhang, li = got[0]["identities"]  # every identifier of each party, pseudonymised
+    assert zhang["id_number"] in got[0]["subjects"] and li["id_number"] is None and li["mobile"] in got[0]["subjects"]
+    assert all(v is None or v.startswith("p-") for i in (zhang, li) for v in i.values())
     assert "13812345678" not in json.dumps(got, ensure_ascii=False)
 
 
