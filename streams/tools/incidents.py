@@ -189,10 +189,13 @@ class Injector:
         return where[code]
 
     def _person(self, token: str, people: dict[str, dict[str, str]]) -> dict[str, str]:
-        """The same synthetic person for the same token throughout a case."""
+        """The same synthetic person for the same token throughout a case: their name, ID number
+        and mobile (a grid report names them by name and mobile only, as grid workers do; a
+        department by all three, so only linking makes them one person)."""
         if token not in people:
             name = self.rng.choice(SURNAMES) + self.rng.choice("明华强丽军芳伟静")
-            people[token] = {"name": name, "id_number": synthetic_id_number(self.rng, "210202")}
+            people[token] = {"name": name, "id_number": synthetic_id_number(self.rng, "210202"),
+                             "phone": f"1{self.rng.choice('3589')}{self.rng.randint(0, 999999999):09d}"}
         return people[token]
 
     def _raw(self, spec: CaseEvent, event_id: str, tag: str, region: str, subjects: list[dict[str, str]],
@@ -206,7 +209,7 @@ class Injector:
             grid = f"{community}001"
             return topics.GRID_REPORTS.name, grid.encode(), {
                 "event_id": event_id, "grid_code": grid, "reporter": f"GW{grid[-7:]}",
-                "category": spec.category, "parties": subjects,
+                "category": spec.category, "parties": [{"name": p["name"], "phone": p["phone"]} for p in subjects],
                 "location": {"region_code": community, **({"address": address} if address else {})},
                 "text": "网格员巡查登记。", "occurred_at": when,
                 **({"severity_hint": spec.level.value} if spec.level else {})}
