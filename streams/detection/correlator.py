@@ -233,13 +233,13 @@ class Correlator:
                     if outcome.signal is not None:
                         outcomes.append(outcome)
                         outcomes += self._follow(rule, target, outcome, partition, states, now, depth=0)
-            gone = states.get(f"{risk.RULE_ID}|person:{m.county}|{m.absorbed}")
+            absorbed, kept = f"person:{m.county}|{m.absorbed}", f"person:{m.county}|{m.into}"  # risk objects
+            gone = states.get(f"{risk.RULE_ID}|{absorbed}")
             if gone is not None:
-                key = f"{risk.RULE_ID}|person:{m.county}|{m.into}"
-                doc, total, before, after = risk.merge(states.get(key), gone, f"person:{m.county}|{m.absorbed}",
+                doc, total, before, after = risk.merge(states.get(f"{risk.RULE_ID}|{kept}"), gone, absorbed,
                                                        self.risk_policy)
-                states.delete(f"{risk.RULE_ID}|person:{m.county}|{m.absorbed}")
-                states.put(key, doc, partition)
+                states.delete(f"{risk.RULE_ID}|{absorbed}")
+                states.put(f"{risk.RULE_ID}|{kept}", doc, partition)
                 if after is not None and (before is None or after > before):
                     names = {r.id: r.name for r in self.rules}
                     made = risk.risk_signal("person", f"{m.county}|{m.into}", doc, total, after, names, cause.drill, now)

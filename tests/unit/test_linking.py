@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from schemas.contracts.events import Identity, NormalisedEvent, Source
+from schemas.contracts.levels import RiskLevel
+from streams.detection import risk
 from streams.detection.correlator import Correlator, DictStates
 from streams.detection.ruleset import load_rules
 from streams.detection.windows import to_ms
@@ -157,3 +159,20 @@ def test_a_name_shared_by_two_people_is_theirs_again_once_they_prove_to_be_one()
     assert found.people == [by_mobile] and found.merges == [Merge(COUNTY, P.id_number(ZHANG_ID), by_mobile)]
     assert any(c.identifier == P.name("王芳", COMMUNITY) and not c.shared for c in found.changes)
     assert resolve(links, COUNTY, [person("王芳")], at(4)).people == [by_mobile]
+
+
+def test_a_persons_risk_moves_with_them_and_keeps_its_signal():
+    correlator, states = Correlator(ESCALATION), DictStates()
+    by_id, by_mobile = P.id_number(ZHANG_ID), P.phone(ZHANG_MOBILE)
+    for n, hours in ((1, 0), (2, 1)):
+        correlator.process(event(n, hours, [by_id]), 0, states, T0)
+    raised = correlator.process(event(3, 2, [by_id], Source.dept_alert, "police.fight"), 0, states, T0)
+    (first,) = [o.signal for o in raised if o.signal.entity.startswith("person:")]  # 40: yellow
+    outcomes = correlator.merge_people([Merge(COUNTY, by_id, by_mobile)], event(4, 3, [by_mobile]), 0, states, T0)
+    assert not [o for o in outcomes if o.signal.rule_id == "entity_risk"]  # the same level: nothing to page
+    assert f"entity_risk|person:{COUNTY}|{by_id}" not in states
+    kept = states[f"entity_risk|person:{COUNTY}|{by_mobile}"]
+    assert kept["level"] == "yellow" and kept["signal_entity"] == f"person:{COUNTY}|{by_id}"
+    # the person's risk signal, when it next changes, is the same signal naming the person now
+    again = risk.risk_signal("person", f"{COUNTY}|{by_mobile}", kept, 40.0, RiskLevel.yellow, {}, False, T0)
+    assert again.signal_id == first.signal_id and again.entity == f"person:{COUNTY}|{by_mobile}"
