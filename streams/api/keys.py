@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 from dataclasses import asdict, dataclass
@@ -20,6 +21,8 @@ from pathlib import Path
 from schemas.contracts.alerts import Department
 from streams import topics
 from streams.store.jurisdiction import check_centre
+
+log = logging.getLogger(__name__)
 
 GRID = "grid"  # 网格 back-end
 BROADCAST = "broadcast"  # 广电: the emergency broadcast system and its terminals
@@ -68,13 +71,33 @@ class ApiKey:
 
 
 class KeyStore:
-    """The keys file (JSON), read at start; created and revoked with ``fengqiao keys``."""
+    """The keys file (JSON), created and revoked with ``fengqiao keys``. A running gateway reads
+    it again whenever it changed on disk (looked at on every request: one ``stat``), so a key
+    added or revoked takes effect at once, without a restart. A file that cannot be read
+    authenticates no one until it is mended (fail closed)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.keys: list[ApiKey] = []
-        if path.exists():
-            self.keys = [ApiKey(**k) for k in json.loads(path.read_text("utf-8"))["keys"]]
+        self._seen: tuple[int, int, int] | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the file again if it is not the one read last (written since, replaced, removed)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self.keys, self._seen = [], None
+            return
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen == self._seen:
+            return
+        try:
+            self.keys = [ApiKey(**k) for k in json.loads(self.path.read_text("utf-8"))["keys"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("keys file %s cannot be read (%s): no key is accepted until it is mended", self.path, exc)
+            self.keys = []
+        self._seen = seen
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +108,7 @@ class KeyStore:
 
     def add(self, publisher: str, key_id: str | None = None) -> tuple[ApiKey, str]:
         """A new key for ``publisher``: returns the record and the key itself, shown only now."""
+        self.refresh()
         if not known_holder(publisher):
             raise ValueError(f"unknown publisher {publisher!r}; one of {', '.join(PUBLISHERS)}, "
                              "or centre:CODE for a centre (4, 6, 9 or 12 digits)")
@@ -98,6 +122,7 @@ class KeyStore:
         return record, token
 
     def revoke(self, key_id: str) -> bool:
+        self.refresh()
         before = len(self.keys)
         self.keys = [k for k in self.keys if k.id != key_id]
         self.save()
@@ -107,6 +132,7 @@ class KeyStore:
         """The key a token belongs to, or None; every stored key is compared, in constant time."""
         if not token:
             return None
+        self.refresh()
         presented = digest(token)
         found = None
         for key in self.keys:

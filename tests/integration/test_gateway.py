@@ -134,3 +134,20 @@ async def test_openapi_is_served_and_its_references_resolve(gateway):
 
     walk(doc)
     assert refs and refs <= set(doc["components"]["schemas"])
+
+
+async def test_a_key_added_or_revoked_while_the_gateway_runs_takes_effect_at_once(gateway):
+    """As an operator would: ``fengqiao keys add`` in another process while ``make run`` runs."""
+    cli = KeyStore(gateway.settings.keys_path)  # another process's view of the same file
+    record, token = cli.add("grid")
+    status, body = await post(gateway, "grid-reports", grid_report(91, category="hazard.fire"), token)
+    assert (status, body) == (202, {"accepted": ["t-000091"]})
+    assert cli.revoke(record.id)
+    assert (await post(gateway, "grid-reports", grid_report(92, category="hazard.fire"), token))[0] == 401
+    assert (await post(gateway, "grid-reports", grid_report(93, category="hazard.fire"), KEYS["grid"]))[0] == 202
+    # a keys file that cannot be read authenticates no one until it is mended (fail closed)
+    good = gateway.settings.keys_path.read_bytes()
+    gateway.settings.keys_path.write_text("{not json", encoding="utf-8")
+    assert (await post(gateway, "grid-reports", grid_report(94, category="hazard.fire"), KEYS["grid"]))[0] == 401
+    gateway.settings.keys_path.write_bytes(good)
+    assert (await post(gateway, "grid-reports", grid_report(95, category="hazard.fire"), KEYS["grid"]))[0] == 202
