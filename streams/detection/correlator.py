@@ -80,6 +80,7 @@ class Correlator:
         self._rules_for: dict[tuple[Source, str], list[Any]] = {}  # (source, category) -> rules it may concern
         self.absence = [r for r in rules if isinstance(r, AbsenceRule)]
         self.prefixes = {r.id: state_prefix(r) for r in rules}
+        self.names = {r.id: r.name for r in rules}  # what an entity_risk explanation calls them
         return {
             "added": sorted(set(self.prefixes) - set(before)),
             "removed": sorted(set(before) - set(self.prefixes)),
@@ -241,8 +242,8 @@ class Correlator:
                 states.delete(f"{risk.RULE_ID}|{absorbed}")
                 states.put(f"{risk.RULE_ID}|{kept}", doc, partition)
                 if after is not None and (before is None or after > before):
-                    names = {r.id: r.name for r in self.rules}
-                    made = risk.risk_signal("person", f"{m.county}|{m.into}", doc, total, after, names, cause.drill, now)
+                    made = risk.risk_signal("person", f"{m.county}|{m.into}", doc, total, after, self.names, cause.drill,
+                                            now)
                     outcomes.append(Outcome(WindowState(), made, before))
         return outcomes
 
@@ -319,7 +320,6 @@ class Correlator:
         upgrades the object's entity_risk signal."""
         if not rule.risk_score:
             return []
-        names = {r.id: r.name for r in self.rules}
         outcomes = []
         for kind, key in risk.objects(rule, group, signal.region_code):
             state_key = f"{risk.RULE_ID}|{kind}:{key}"
@@ -327,7 +327,7 @@ class Correlator:
                                                  to_ms(signal.window_end), self.risk_policy)
             states.put(state_key, doc, partition)
             if after is not None and (before is None or after > before):
-                made = risk.risk_signal(kind, key, doc, total, after, names, signal.drill, now)
+                made = risk.risk_signal(kind, key, doc, total, after, self.names, signal.drill, now)
                 outcomes.append(Outcome(WindowState(), made, before))
         return outcomes
 

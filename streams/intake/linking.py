@@ -33,7 +33,6 @@ from schemas.contracts.events import Identity, NormalisedEvent
 from schemas.contracts.signals import PersonLink
 
 LINKS_FORMAT = 1
-STRONG = ("id_number", "mobile")
 
 
 def links_format(doc: dict[str, Any]) -> int:
@@ -93,8 +92,8 @@ class Person(NamedTuple):
 
     @property
     def strong(self) -> bool:
-        """Known by an ID number or a mobile, not by a name alone."""
-        return self.id_number is not None or any(not m.startswith("n:") for m in self.members)
+        """Known by an ID number or a mobile (members ``i:``, ``m:``), not by a name alone."""
+        return any(not m.startswith("n:") for m in self.members)
 
 
 @dataclass(frozen=True)

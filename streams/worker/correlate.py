@@ -69,7 +69,8 @@ class Raised:
 
 
 class PartitionStates:
-    """The correlator's view of one partition's window states."""
+    """One partition of a state table, as the correlator reads its window states (``States``)
+    and the linker its person links (``linking.Links``)."""
 
     def __init__(self, table: StateTable, partition: int) -> None:
         self.table, self.partition, self.held = table, partition, table.of(partition)
@@ -77,7 +78,7 @@ class PartitionStates:
     def get(self, key: str) -> dict[str, Any] | None:
         return self.held.get(key)
 
-    def put(self, key: str, value: dict[str, Any], partition: int) -> None:
+    def put(self, key: str, value: dict[str, Any], partition: int | None = None) -> None:
         self.table.put(self.partition, key, value)
 
     def delete(self, key: str) -> None:
@@ -85,22 +86,6 @@ class PartitionStates:
 
     def items(self) -> Iterable[tuple[str, dict[str, Any]]]:
         return self.held.items()
-
-
-class PartitionLinks:
-    """The person links (``intake.linking``) of one partition's counties."""
-
-    def __init__(self, table: StateTable, partition: int) -> None:
-        self.table, self.partition = table, partition
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.table.of(self.partition).get(key)
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        self.table.put(self.partition, key, value)
-
-    def delete(self, key: str) -> None:
-        self.table.delete(self.partition, key)
 
 
 class Correlate(Step):
@@ -172,7 +157,7 @@ class Correlate(Step):
               now: datetime) -> tuple[NormalisedEvent, list[Outcome]]:
         """The event's people resolved to one person pseudonym each (同人关联), the links it made
         onto ``person-links``, and what merging two people's windows raised or updated."""
-        found = linking.resolve(PartitionLinks(self.links, partition), event.region_code[:6], event.identities,
+        found = linking.resolve(PartitionStates(self.links, partition), event.region_code[:6], event.identities,
                                 to_ms(event.occurred_at))
         outcomes = self.correlator.merge_people(found.merges, event, partition, states, now)
         for link in found.records(event, now):
