@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Debian packages the test suite talks to, installed when missing (CI runs as root).
-TEST_DEBS := kcat prometheus chromium
+# Debian packages the test suite talks to (and the CJK fonts its screenshots are drawn in), installed
+# when missing (CI runs as root).
+TEST_DEBS := kcat prometheus chromium fonts-noto-cjk
 
 .PHONY: run test bench drill venv test-deps kafka clean
 

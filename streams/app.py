@@ -24,9 +24,11 @@ from aiokafka import AIOKafkaProducer
 
 from streams import topics
 from streams.api.centres import CentreRoutes
+from streams.api.console import CentreConsole
 from streams.api.gateway import Gateway
 from streams.api.keys import KeyStore
 from streams.api.monitor import Monitor
+from streams.api.operators import OperatorStore
 from streams.config import Settings
 from streams.detection.ruleset import Rule, load_rules
 from streams.dispatch.desk import DispatchDesk
@@ -83,6 +85,7 @@ class Stack:
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self.gateway: Any = None
+        self.console: CentreConsole | None = None
         self.desk: DispatchDesk | None = None
         self.notifier: Notifier | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -126,9 +129,15 @@ class Stack:
             await self.desk.start()
             self.producer = cluster.producer(acks="all")
             await self.producer.start()
+            if self.store is None and not s.embedded_clickhouse:  # the console reads case files from the server
+                self.store = await asyncio.to_thread(open_store, s)
+            self.console = CentreConsole(self.desk, OperatorStore(s.operators_path), self.store,
+                                         s.console_base(s.gateway_port), {r.id: r.name for r in self.rules})
             self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port,
-                                   CentreRoutes(self.desk, keys).routes())
+                                   [*CentreRoutes(self.desk, keys).routes(), *self.console.routes()])
             await self.gateway.start()
+            if s.gateway_port == 0 and not s.console_url:  # the real port is known only now
+                self.console.base = s.console_base(self.gateway.port)
         if self.with_pipeline:
             self._lag_task = asyncio.create_task(self._measure_lag(), name="consumer-lag")
         self.ready = True

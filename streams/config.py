@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1", description="the metrics endpoint's address")
     metrics_port: int = Field(default=9470, ge=0, le=65535, description="0: any free port")
     api_keys_file: Path | None = Field(default=None, description="publishers' hashed API keys; unset: <data dir>/api-keys.json")
+    operators_file: Path | None = Field(default=None, description="the console's operator accounts (hashed passwords); "
+                                        "unset: <data dir>/operators.json")
+    console_url: str | None = Field(default=None, description="the console's address as operators reach it, e.g. "
+                                    "https://fengqiao.example.gov.cn/console (links in notices and webhooks, and "
+                                    "https means Secure cookies); unset: the gateway's own address")
     rules_dir: Path | None = Field(default=None, description="a rule pack directory; unset: the bundled streams/detection/rules")
     app_id: str = Field(default="fengqiao", description="names the steps' consumer groups (<app id>-<step>) and state changelogs")
     # The embedded broker completes a group join only after the session timeout, so it is
@@ -102,6 +107,16 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.api_keys_file or self.data_dir / "api-keys.json"
+
+    @property
+    def operators_path(self) -> Path:
+        return self.operators_file or self.data_dir / "operators.json"
+
+    def console_base(self, port: int | None = None) -> str:
+        """The console's address, without a trailing slash."""
+        if self.console_url:
+            return self.console_url.rstrip("/")
+        return f"http://{self.gateway_host}:{port if port is not None else self.gateway_port}/console"
 
     @property
     def chdb_path(self) -> Path:

@@ -26,6 +26,8 @@ class ActionKind(str, enum.Enum):
     close = "close"  # 办结
     reopen = "reopen"  # 重新办理
     supervise = "supervise"  # 督办: recorded by the desk when a deadline is missed, never sent by a centre
+    oversee = "oversee"  # 挂牌督办: a centre above the handler supervises the case by hand
+    escalate = "escalate"  # 提级: the handling centre hands the case up to the centre above
 
 
 class DispatchAction(Contract):
@@ -38,7 +40,8 @@ class DispatchAction(Contract):
     kind: ActionKind
     departments: list[Department] = Field(default_factory=list, description="for assign and coordinate")
     note: str = Field(default="", max_length=4000)
-    actor: str = Field(min_length=1, max_length=64, description="operator id")
+    actor: str = Field(min_length=1, max_length=64, description="who acted: the signed-in operator's login, "
+                       "key:<id> for a machine client, fengqiao for the desk itself; set by the gateway, never sent")
     occurred_at: EventTime
 
     @model_validator(mode="after")

@@ -1,9 +1,11 @@
 """The centres' routes (综治中心接口), under the gateway, with a centre's key
 (``fengqiao keys add centre:CODE``); the dispatch desk decides, this only speaks HTTP.
 
-- ``POST /v1/centres/{code}/actions``: acknowledge, assign, coordinate, feedback, close, reopen.
-  202 accepted; 401 no key; 403 another centre's key or a signal outside the jurisdiction;
-  404 no such signal; 409 not allowed in the case's state, with the reason; 422 a bad field.
+- ``POST /v1/centres/{code}/actions``: acknowledge, assign, coordinate, feedback, close, reopen,
+  oversee (挂牌督办, a centre above the handler), escalate (提级, the handler). 202 accepted;
+  401 no key; 403 another centre's key or a signal outside the jurisdiction; 404 no such
+  signal; 409 not allowed in the case's state, with the reason (in Chinese); 422 a bad field.
+  The actor recorded is the key (``key:<id>``); a body naming an actor is refused.
 - ``GET /v1/centres/{code}/cases``: the cases in the jurisdiction, open first.
 - ``GET /v1/centres/{code}/stream``: Server-Sent Events, the centre's own notices as they come;
   ``?channel=drill`` the drill channel instead (演练), which is all that drills ever reach.
@@ -32,8 +34,9 @@ class CentreRoutes:
                 web.get("/v1/centres/{code}/cases", self.get_cases),
                 web.get("/v1/centres/{code}/stream", self.get_stream)]
 
-    def _centre(self, request: web.Request) -> str | web.Response:
-        """The centre of the URL if the request's key is that centre's, or the refusal."""
+    def _holder(self, request: web.Request) -> tuple[str, str] | web.Response:
+        """(the centre of the URL, the key's actor name) if the request's key is that centre's,
+        or the refusal."""
         code = request.match_info["code"]
         key = self.keys.authenticate(bearer(request))
         if key is None:
@@ -41,19 +44,24 @@ class CentreRoutes:
                                      headers={"WWW-Authenticate": "Bearer"})
         if centre_of(key.publisher) != code:
             return web.json_response({"error": f"key {key.id} may not act as centre {code}"}, status=403)
-        return code
+        return code, f"key:{key.id}"
+
+    def _centre(self, request: web.Request) -> str | web.Response:
+        holder = self._holder(request)
+        return holder if isinstance(holder, web.Response) else holder[0]
 
     async def post_action(self, request: web.Request) -> web.Response:
-        centre = self._centre(request)
-        if isinstance(centre, web.Response):
-            return centre
+        holder = self._holder(request)
+        if isinstance(holder, web.Response):
+            return holder
+        centre, actor = holder
         try:
             body = await request.json()
         except ValueError:
             return invalid([{"field": "", "message": "the body is not JSON"}])
         if not isinstance(body, dict):
             return invalid([{"field": "", "message": "the body is a JSON object"}])
-        status, answer = await self.desk.act(centre, body)
+        status, answer = await self.desk.act(centre, body, actor)
         return web.json_response(answer, status=status)
 
     async def get_cases(self, request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from schemas.contracts.alerts import Department
 from streams import topics
+from streams.api.watched import WatchedFile
 from streams.store.jurisdiction import check_centre
 
 log = logging.getLogger(__name__)
@@ -79,25 +80,19 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.keys: list[ApiKey] = []
-        self._seen: tuple[int, int, int] | None = None
+        self._file = WatchedFile(path)
         self.refresh()
 
     def refresh(self) -> None:
         """Read the file again if it is not the one read last (written since, replaced, removed)."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self.keys, self._seen = [], None
-            return
-        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if seen == self._seen:
+        if not self._file.changed():
             return
         try:
-            self.keys = [ApiKey(**k) for k in json.loads(self.path.read_text("utf-8"))["keys"]]
+            self.keys = [ApiKey(**k) for k in json.loads(self.path.read_text("utf-8"))["keys"]] \
+                if self.path.exists() else []
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.error("keys file %s cannot be read (%s): no key is accepted until it is mended", self.path, exc)
             self.keys = []
-        self._seen = seen
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,11 @@ import sys
 from importlib.util import find_spec
 
 from streams.api.logs import configure as configure_logging
-from streams.cli import data, keys, platform, publishing, rules
+from streams.cli import data, keys, operators, platform, publishing, rules
 from streams.config import Settings
 from streams.detection.ruleset import RuleError
 
-GROUPS = [platform, publishing, rules, keys, data]
+GROUPS = [platform, publishing, rules, keys, operators, data]
 
 
 def parser() -> argparse.ArgumentParser:

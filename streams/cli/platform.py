@@ -49,6 +49,7 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
               f"{started if settings.embedded_kafka else ''}, {where}\n"
               f"  gateway http://{settings.gateway_host}:{stack.gateway.port}/v1/grid-reports  "
               f"metrics http://{settings.metrics_host}:{stack.metrics_port}/metrics\n"
+              f"  console {stack.console.base}/  (an operator: fengqiao operators add {args.city} your.name --generate)\n"
               f"  rules: {', '.join(r.id for r in stack.rules)}. Ctrl-C stops.", file=out, flush=True)
         simulator, sim_stop, sim_task = None, asyncio.Event(), None
         if args.simulate:

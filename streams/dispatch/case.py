@@ -3,7 +3,9 @@
 A case opens when the handling centre (承办) is notified. It must be acknowledged (签收) within
 the level's acknowledgement time and closed (办结) within its closure time. In between it may be
 assigned to departments (分办), get co-handling departments (协同) and feedback (处置反馈); a
-closed case may be reopened (重新办理), which opens it again with fresh deadlines.
+closed case may be reopened (重新办理), which opens it again with fresh deadlines. The handling
+centre may hand the case up to the centre above (提级), which then signs for it afresh; a centre
+above the handler may put the case under its supervision by hand (挂牌督办).
 
 A missed deadline is supervised (督办) by the centre above the handling one; if another period of
 the same length passes, by the centre above that, up to the city (Dalian art. 12, 22).
@@ -31,7 +33,11 @@ class CaseState(str, enum.Enum):
 
 LABEL = {CaseState.open: "待签收", CaseState.acknowledged: "已签收", CaseState.assigned: "已分办",
          CaseState.closed: "已办结"}
+ACTION_LABEL = {ActionKind.acknowledge: "签收", ActionKind.assign: "分办", ActionKind.coordinate: "协同",
+                ActionKind.feedback: "处置反馈", ActionKind.close: "办结", ActionKind.reopen: "重新办理",
+                ActionKind.supervise: "督办", ActionKind.oversee: "挂牌督办", ActionKind.escalate: "提级"}
 
+NOT_CLOSED = frozenset({CaseState.open, CaseState.acknowledged, CaseState.assigned})
 # kind -> (states it is allowed in, state after); None keeps the state.
 TRANSITIONS: dict[ActionKind, tuple[frozenset[CaseState], CaseState | None]] = {
     ActionKind.acknowledge: (frozenset({CaseState.open}), CaseState.acknowledged),
@@ -40,19 +46,23 @@ TRANSITIONS: dict[ActionKind, tuple[frozenset[CaseState], CaseState | None]] = {
     ActionKind.feedback: (frozenset({CaseState.acknowledged, CaseState.assigned}), None),
     ActionKind.close: (frozenset({CaseState.acknowledged, CaseState.assigned}), CaseState.closed),
     ActionKind.reopen: (frozenset({CaseState.closed}), CaseState.open),
+    ActionKind.supervise: (NOT_CLOSED, None),
+    ActionKind.oversee: (NOT_CLOSED, None),
+    ActionKind.escalate: (NOT_CLOSED, CaseState.open),  # the centre above signs for it afresh
 }
 HINT = {
-    CaseState.open: "acknowledge it first (先签收)",
-    CaseState.acknowledged: "assign it to a department first (先分办)",
-    CaseState.closed: "reopen it first (先重新办理)",
+    CaseState.open: "请先签收",
+    CaseState.acknowledged: "请先分办",
+    CaseState.closed: "请先重新办理",
     CaseState.assigned: "",
 }
+HAND = "hand"  # the key of a supervision by hand (挂牌督办): hand:<centre>
 
 
 @dataclass(frozen=True)
 class Refusal:
     status: int  # 403 outside the jurisdiction, 409 not allowed in this state
-    reason: str
+    reason: str  # in Chinese, for the operator
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,9 @@ class Case:
     state: CaseState = CaseState.open
     departments: list[str] = field(default_factory=list)
     round: int = 0  # reopenings so far
-    supervised: set[str] = field(default_factory=set)
+    supervised: set[str] = field(default_factory=set)  # ack:<round>:<centre>, close:…, hand:<centre>
     applied: set[str] = field(default_factory=set)  # action ids
+    history: list[dict[str, Any]] = field(default_factory=list)  # accepted actions, oldest first (留痕)
 
     def to_json(self) -> dict[str, Any]:
         """The case as the desk keeps it on its state topic."""
@@ -90,7 +101,7 @@ class Case:
                 "ack_within_s": self.ack_within.total_seconds(), "close_within_s": self.close_within.total_seconds(),
                 "ack_due": self.ack_due.isoformat(), "close_due": self.close_due.isoformat(),
                 "state": self.state.value, "departments": self.departments, "round": self.round,
-                "supervised": sorted(self.supervised), "applied": sorted(self.applied)}
+                "supervised": sorted(self.supervised), "applied": sorted(self.applied), "history": self.history}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Case:
@@ -98,28 +109,54 @@ class Case:
                    doc["summary"], timedelta(seconds=doc["ack_within_s"]), timedelta(seconds=doc["close_within_s"]),
                    datetime.fromisoformat(doc["ack_due"]), datetime.fromisoformat(doc["close_due"]),
                    CaseState(doc["state"]), list(doc["departments"]), doc["round"], set(doc["supervised"]),
-                   set(doc["applied"]))
+                   set(doc["applied"]), list(doc.get("history", [])))  # kept before histories: none
+
+    def overseers(self) -> list[str]:
+        """The centres that supervise this case: by hand, or for a missed deadline (督办)."""
+        return sorted({key.rsplit(":", 1)[-1] for key in self.supervised})
 
     def refuse(self, kind: ActionKind, centre: str) -> Refusal | None:
-        """Why ``centre`` may not do ``kind`` now, or None when it may."""
+        """Why ``centre`` may not do ``kind`` now (in Chinese), or None when it may."""
+        label = ACTION_LABEL[kind]
         if not self.region_code.startswith(centre):
-            return Refusal(403, f"{self.region_code} is outside the jurisdiction of centre {centre}")
+            return Refusal(403, f"{self.region_code}不在{centre}综治中心辖区内，不能{label}")
+        if kind is ActionKind.oversee and (centre == self.handler or not self.handler.startswith(centre)):
+            return Refusal(403, f"只有承办中心{self.handler}的上级中心可以挂牌督办")
+        if kind is ActionKind.escalate:
+            if centre != self.handler:
+                return Refusal(403, f"只有承办中心{self.handler}可以提级")
+            if not centres_above(self.handler):
+                return Refusal(409, "市级综治中心已是最高一级，无可提级")
         allowed, _ = TRANSITIONS[kind]
         if self.state not in allowed:
-            hint = HINT[self.state] if kind is not ActionKind.acknowledge else "it is acknowledged already"
-            return Refusal(409, f"cannot {kind.value} a case that is {self.state.value} ({LABEL[self.state]}); "
-                                f"{hint}".rstrip("; "))
+            if kind is ActionKind.acknowledge:
+                return Refusal(409, f"案件{LABEL[self.state]}，无需再签收")
+            hint = HINT[self.state]
+            return Refusal(409, f"案件{LABEL[self.state]}，不能{label}" + (f"：{hint}" if hint else ""))
+        if kind is ActionKind.oversee and f"{HAND}:{centre}" in self.supervised:
+            return Refusal(409, f"{centre}已挂牌督办此案件")
         return None
 
-    def apply(self, action_id: str, kind: ActionKind, departments: list[str], at: datetime) -> None:
-        """Apply an accepted action decided at ``at``."""
+    def apply(self, action_id: str, kind: ActionKind, departments: list[str], at: datetime, centre: str = "",
+              actor: str = "", note: str = "") -> None:
+        """Apply an accepted action decided at ``at`` (a supervision's ``note`` is its key)."""
         self.applied.add(action_id)
+        self.history.append({"kind": kind.value, "centre": centre, "actor": actor, "at": at.isoformat(),
+                             "departments": departments, "note": note})
         _, after = TRANSITIONS[kind]
         if kind in (ActionKind.assign, ActionKind.coordinate):
             self.departments += [d for d in departments if d not in self.departments]
+        if kind is ActionKind.supervise:
+            self.supervised.add(note)
+        if kind is ActionKind.oversee:
+            self.supervised.add(f"{HAND}:{centre}")
         if kind is ActionKind.reopen:
             self.round += 1
             self.ack_due, self.close_due = at + self.ack_within, at + self.close_within
+        if kind is ActionKind.escalate:
+            self.handler = centres_above(self.handler)[0]
+            self.ack_due = at + self.ack_within
+            self.round += 1  # the new handler's deadlines are supervised afresh
         if after is not None:
             self.state = after
 

@@ -31,7 +31,7 @@ from schemas.contracts.actions import ActionKind, ActionRecord, DispatchAction
 from schemas.contracts.signals import CentreNotice, NoticeRole, stable_id
 from schemas.reference.regions import level_of_centre
 from streams import topics
-from streams.dispatch.case import Case, CaseState, Supervision
+from streams.dispatch.case import Case, CaseState, Supervision, centres_above
 from streams.intake.identity import Pseudonymiser
 from streams.metrics import Metrics
 from streams.notify.routing import DEFAULT_POLICY, Policy
@@ -234,18 +234,23 @@ class DispatchDesk:
         if record.action_id in case.applied:
             return
         self._dirty.add(record.signal_id)
-        if record.kind is ActionKind.supervise:
-            case.applied.add(record.action_id)
-            case.supervised.add(record.note)
-        else:
-            case.apply(record.action_id, record.kind, [d.value for d in record.departments], record.recorded_at)
+        self._apply(case, record)
+
+    @staticmethod
+    def _apply(case: Case, record: ActionRecord) -> None:
+        case.apply(record.action_id, record.kind, [d.value for d in record.departments], record.recorded_at,
+                   record.centre_code, record.actor, record.note)
 
     # -- deciding an action -----------------------------------------------------------------
-    async def act(self, centre: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Decide one action by ``centre``; it is on the audit topic before the answer."""
+    async def act(self, centre: str, body: dict[str, Any], actor: str) -> tuple[int, dict[str, Any]]:
+        """Decide one action by ``actor`` of ``centre`` (who signed in, or whose key it is); it is
+        on the audit topic before the answer."""
         now = self.clock()
+        if "actor" in body:
+            return 422, {"error": "invalid", "errors": [
+                {"field": "actor", "message": "the actor is who signed in or whose key it is, never a field"}]}
         body = {"action_id": f"act-{uuid.uuid4().hex[:20]}", "occurred_at": now.isoformat(), **body,
-                "centre_code": centre}
+                "centre_code": centre, "actor": actor}
         try:
             action = DispatchAction.model_validate(body)
         except ValidationError as exc:
@@ -259,7 +264,7 @@ class DispatchDesk:
             if case is not None and action.action_id in case.applied:
                 return 200, self._view(case) | {"action_id": action.action_id, "repeated": True}
             refusal = (case.refuse(action.kind, centre) if case is not None else None)
-            status, reason = (404, f"no signal {action.signal_id}") if case is None else (
+            status, reason = (404, f"没有信号{action.signal_id}") if case is None else (
                 (refusal.status, refusal.reason) if refusal else (202, ""))
             record = ActionRecord(
                 **action.model_dump(mode="json", exclude={"note", "schema_version"}),
@@ -270,9 +275,24 @@ class DispatchDesk:
             self.metrics.dispatch_actions.labels(action.kind.value, record.outcome).inc()
             if status != 202:
                 return status, {"error": reason} | (self._view(case) if case else {})
-            case.apply(action.action_id, action.kind, [d.value for d in action.departments], now)
+            if action.kind is ActionKind.escalate:
+                await self._hand_up(case, centre, now)
+            self._apply(case, record)
             self._dirty.add(case.signal_id)
             return 202, self._view(case) | {"action_id": action.action_id}
+
+    async def _hand_up(self, case: Case, centre: str, now: datetime) -> None:
+        """提级: the centre above is told to handle the case, as a handling notice of its own."""
+        assert self._producer is not None
+        above = centres_above(centre)[0]
+        notice = CentreNotice(
+            notice_id=stable_id("esc", case.signal_id, str(case.round), above), signal_id=case.signal_id,
+            signal_version=0, centre_code=above, centre_level=level_of_centre(above), role=NoticeRole.handle,
+            level=case.level, rule_id=case.rule_id, region_code=case.region_code,
+            summary=f"提级：{centre}提请上级承办。{case.summary}", ack_due=now + case.ack_within,
+            close_due=case.close_due, created_at=now)
+        await self._producer.send_and_wait(topics.CENTRE_NOTICES.name, notice.model_dump_json().encode(),
+                                           key=above.encode())
 
     async def _record(self, record: ActionRecord) -> None:
         assert self._producer is not None
@@ -284,7 +304,8 @@ class DispatchDesk:
         return {"signal_id": case.signal_id, "state": case.state.value, "level": case.level.value,
                 "region_code": case.region_code, "handler": case.handler, "departments": case.departments,
                 "ack_due": case.ack_due.isoformat(), "close_due": case.close_due.isoformat(),
-                "rule_id": case.rule_id, "summary": case.summary}
+                "rule_id": case.rule_id, "summary": case.summary, "supervised_by": case.overseers(),
+                "history": case.history}
 
     # -- supervision (督办) --------------------------------------------------------------------
     async def _supervise_forever(self) -> None:
@@ -318,12 +339,13 @@ class DispatchDesk:
             ack_due=now + case.ack_within, close_due=case.close_due, created_at=now)
         await self._producer.send_and_wait(topics.CENTRE_NOTICES.name, notice.model_dump_json().encode(),
                                            key=due.centre.encode())
-        await self._record(ActionRecord(
+        record = ActionRecord(
             action_id=stable_id("act", case.signal_id, due.key), signal_id=case.signal_id, centre_code=due.centre,
             kind=ActionKind.supervise, note=due.key, actor=SYSTEM_ACTOR, occurred_at=now.isoformat(),
             region_code=case.region_code, centre_level=level_of_centre(due.centre), recorded_at=now,
-            outcome="accepted", reason=f"{case.handler} missed the {due.deadline} deadline {due.due.isoformat()}"))
-        case.supervised.add(due.key)
+            outcome="accepted", reason=f"{case.handler} missed the {due.deadline} deadline {due.due.isoformat()}")
+        await self._record(record)
+        self._apply(case, record)
         self._dirty.add(case.signal_id)
         self.metrics.supervisions.labels(due.deadline, level_of_centre(due.centre).value).inc()
         log.info("supervision of %s by %s: %s deadline missed", case.signal_id, due.centre, due.deadline)
@@ -342,11 +364,25 @@ class DispatchDesk:
                 self._streams[channel].discard(queue)
 
     # -- what the centres see ------------------------------------------------------------------
-    def cases_of(self, centre: str) -> list[dict[str, Any]]:
+    def cases_in(self, centre: str) -> list[Case]:
         """The cases in a centre's jurisdiction, open first, then by closure deadline."""
         mine = [c for c in self.cases.values() if c.region_code.startswith(centre)]
-        mine.sort(key=lambda c: (c.state is CaseState.closed, c.close_due))
-        return [self._view(c) for c in mine]
+        return sorted(mine, key=lambda c: (c.state is CaseState.closed, c.close_due))
+
+    def cases_of(self, centre: str) -> list[dict[str, Any]]:
+        return [self._view(c) for c in self.cases_in(centre)]
+
+    def case_of(self, centre: str, signal_id: str) -> Case | None:
+        """The case of ``signal_id`` if it lies in ``centre``'s jurisdiction."""
+        case = self.cases.get(signal_id)
+        return case if case is not None and case.region_code.startswith(centre) else None
+
+    def inbox(self, centre: str) -> list[Case]:
+        """督办箱: the cases handled below ``centre`` that it supervises, by hand or for a missed
+        deadline, not closed, the most overdue first."""
+        mine = [c for c in self.cases.values() if c.state is not CaseState.closed and c.handler != centre
+                and centre in c.overseers() and c.region_code.startswith(centre)]
+        return sorted(mine, key=lambda c: c.ack_due if c.state is CaseState.open else c.close_due)
 
     def follow(self, centre: str, drill: bool) -> asyncio.Queue:
         """A queue of the centre's notices as they come (its drill channel with ``drill``); a

@@ -94,7 +94,7 @@ async def notices(stack, want: int) -> list[CentreNotice]:
 async def act(stack, token: str, centre: str, **body) -> tuple[int, dict]:
     url = f"http://127.0.0.1:{stack.gateway.port}/v1/centres/{centre}/actions"
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-        async with http.post(url, json={"actor": "op-1", **body}) as r:
+        async with http.post(url, json=body) as r:
             return r.status, await r.json()
 
 
@@ -140,7 +140,7 @@ async def test_the_loop_acknowledge_deadline_supervision_and_jurisdiction(world)
     signal_id = next(iter(stack.desk.cases))
 
     status, body = await act(stack, tokens[COMMUNITY], COMMUNITY, signal_id=signal_id, kind="close")
-    assert status == 409 and "acknowledge it first" in body["error"]
+    assert status == 409 and body["error"] == "案件待签收，不能办结：请先签收"
     status, body = await act(stack, tokens[COMMUNITY], COMMUNITY, signal_id=signal_id, kind="acknowledge")
     assert status == 202 and body["state"] == "acknowledged"
 
@@ -163,7 +163,7 @@ async def test_the_loop_acknowledge_deadline_supervision_and_jurisdiction(world)
     district_stream.cancel()
 
     status, body = await act(stack, tokens[OTHER_DISTRICT], OTHER_DISTRICT, signal_id=signal_id, kind="close")
-    assert status == 403 and "outside the jurisdiction of centre 210203" in body["error"]
+    assert status == 403 and body["error"] == f"{COMMUNITY}不在210203综治中心辖区内，不能办结"
     status, _ = await act(stack, tokens[OTHER_DISTRICT], COMMUNITY[:6], signal_id=signal_id, kind="close")
     assert status == 403  # another centre's URL with this key
     status, _ = await act(stack, "fq_not-a-key", COMMUNITY, signal_id=signal_id, kind="close")
@@ -184,8 +184,7 @@ async def test_every_action_is_an_audit_row(world):
         (COMMUNITY, "acknowledge", "accepted"), (COMMUNITY, "close", "refused"),
         (COMMUNITY[:9], "supervise", "accepted"), (OTHER_DISTRICT, "close", "refused")])
     assert {r["reason"] for r in rows if r["outcome"] == "refused"} == {
-        "cannot close a case that is open (待签收); acknowledge it first (先签收)",
-        f"{COMMUNITY} is outside the jurisdiction of centre {OTHER_DISTRICT}"}
+        "案件待签收，不能办结：请先签收", f"{COMMUNITY}不在{OTHER_DISTRICT}综治中心辖区内，不能办结"}
     assert stack.store.count("notices") == 5
 
 
