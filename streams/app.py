@@ -125,7 +125,7 @@ class Stack:
         if self.with_gateway:
             keys = KeyStore(s.keys_path)
             self.desk = DispatchDesk(cluster, self.pseudonymiser, self.metrics, self.clock, self.policy,
-                                     tick=s.supervision_tick, app_id=s.app_id)
+                                     tick=s.supervision_tick, app_id=s.app_id, console=s.console_link())
             await self.desk.start()
             self.producer = cluster.producer(acks="all")
             await self.producer.start()
@@ -134,7 +134,8 @@ class Stack:
             self.console = CentreConsole(self.desk, OperatorStore(s.operators_path), self.store,
                                          s.console_base(s.gateway_port), {r.id: r.name for r in self.rules})
             self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port,
-                                   [*CentreRoutes(self.desk, keys).routes(), *self.console.routes()])
+                                   [*CentreRoutes(self.desk, keys).routes(), *self.console.routes()],
+                                   {**CentreRoutes.openapi(), **CentreConsole.openapi()})
             await self.gateway.start()
             if s.gateway_port == 0 and not s.console_url:  # the real port is known only now
                 self.console.base = s.console_base(self.gateway.port)

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
             return self.console_url.rstrip("/")
         return f"http://{self.gateway_host}:{port if port is not None else self.gateway_port}/console"
 
+    def console_link(self) -> str:
+        """The console's address for links in notices: configured, or the gateway's when its port
+        is fixed; '' when it cannot be known (a gateway on any free port, elsewhere)."""
+        return self.console_base() if self.console_url or self.gateway_port else ""
+
     @property
     def chdb_path(self) -> Path:
         return self.data_dir / "clickhouse"

@@ -364,3 +364,15 @@ SETTINGS replicated_deduplication_window = 1000;
 
 CREATE TABLE IF NOT EXISTS fengqiao.person_links ON CLUSTER 'fengqiao' AS fengqiao.person_links_local ENGINE = Distributed('fengqiao', fengqiao, person_links_local, cityHash64(substring(region_code, 1, 6)));
 
+ALTER TABLE fengqiao.notices_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS entity_level LowCardinality(String) DEFAULT '' COMMENT 'community, building, person, …',
+    ADD COLUMN IF NOT EXISTS entity String DEFAULT '' COMMENT 'a code, a building key, a person pseudonym, …',
+    ADD COLUMN IF NOT EXISTS place String DEFAULT '' COMMENT 'the region''s names from the city down',
+    ADD COLUMN IF NOT EXISTS case_url String DEFAULT '' COMMENT 'the case page on the console, empty if unknown';
+
+ALTER TABLE fengqiao.notices ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS entity_level LowCardinality(String) DEFAULT '' COMMENT 'community, building, person, …',
+    ADD COLUMN IF NOT EXISTS entity String DEFAULT '' COMMENT 'a code, a building key, a person pseudonym, …',
+    ADD COLUMN IF NOT EXISTS place String DEFAULT '' COMMENT 'the region''s names from the city down',
+    ADD COLUMN IF NOT EXISTS case_url String DEFAULT '' COMMENT 'the case page on the console, empty if unknown';
+

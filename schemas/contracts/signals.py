@@ -126,6 +126,16 @@ class CentreNotice(BaseModel):
     drill: bool = False
     is_update: bool = Field(default=False, description="more evidence for a notice already sent: update it "
                                                        "in place, do not page again (更新，非新警情)")
+    entity_level: str = Field(default="", description="what the signal is about: community, building, person, …")
+    entity: str = Field(default="", description="which one: a code, a building key, a person pseudonym, …")
+    place: str = Field(default="", description="the region's names from the city down (大连市中山区…社区)")
+    case_url: str = Field(default="", description="the case's page on the console; empty where the console's "
+                          "address is not configured (FENGQIAO_CONSOLE_URL)")
+
+    @staticmethod
+    def case_link(console: str, signal_id: str) -> str:
+        """The case page of ``signal_id`` on the console at ``console`` ('' when unknown)."""
+        return f"{console.rstrip('/')}/cases/{signal_id}" if console else ""
 
     @staticmethod
     def make_id(signal_id: str, centre_code: str) -> str:

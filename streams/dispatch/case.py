@@ -93,6 +93,9 @@ class Case:
     supervised: set[str] = field(default_factory=set)  # ack:<round>:<centre>, close:…, hand:<centre>
     applied: set[str] = field(default_factory=set)  # action ids
     history: list[dict[str, Any]] = field(default_factory=list)  # accepted actions, oldest first (留痕)
+    entity_level: str = ""  # what the signal is about, as its notice said
+    entity: str = ""
+    place: str = ""  # the region's names
 
     def to_json(self) -> dict[str, Any]:
         """The case as the desk keeps it on its state topic."""
@@ -101,7 +104,8 @@ class Case:
                 "ack_within_s": self.ack_within.total_seconds(), "close_within_s": self.close_within.total_seconds(),
                 "ack_due": self.ack_due.isoformat(), "close_due": self.close_due.isoformat(),
                 "state": self.state.value, "departments": self.departments, "round": self.round,
-                "supervised": sorted(self.supervised), "applied": sorted(self.applied), "history": self.history}
+                "supervised": sorted(self.supervised), "applied": sorted(self.applied), "history": self.history,
+                "entity_level": self.entity_level, "entity": self.entity, "place": self.place}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Case:
@@ -109,7 +113,8 @@ class Case:
                    doc["summary"], timedelta(seconds=doc["ack_within_s"]), timedelta(seconds=doc["close_within_s"]),
                    datetime.fromisoformat(doc["ack_due"]), datetime.fromisoformat(doc["close_due"]),
                    CaseState(doc["state"]), list(doc["departments"]), doc["round"], set(doc["supervised"]),
-                   set(doc["applied"]), list(doc.get("history", [])))  # kept before histories: none
+                   set(doc["applied"]), list(doc.get("history", [])),  # cases kept before these: none
+                   doc.get("entity_level", ""), doc.get("entity", ""), doc.get("place", ""))
 
     def overseers(self) -> list[str]:
         """The centres that supervise this case: by hand, or for a missed deadline (督办)."""

@@ -50,7 +50,7 @@ FOLLOWED = (topics.CENTRE_NOTICES, topics.DRILL_NOTICES, topics.DISPATCH_ACTIONS
 class DispatchDesk:
     def __init__(self, cluster: Cluster, pseudonymiser: Pseudonymiser, metrics: Metrics,
                  clock: Callable[[], datetime], policy: dict[Any, Policy] = DEFAULT_POLICY,
-                 tick: float = 1.0, app_id: str = "fengqiao") -> None:
+                 tick: float = 1.0, app_id: str = "fengqiao", console: str = "") -> None:
         self.cluster = cluster
         self.state = TopicSpec(f"{app_id}-desk-state", 1, "case:<signal id>, early:<signal id>, positions",
                                "the dispatch desk's cases, kept where the followed topics' retention cannot take them",
@@ -60,6 +60,7 @@ class DispatchDesk:
         self.clock = clock
         self.policy = policy
         self.tick = tick
+        self.console = console  # the console's address, for the case link of the desk's own notices
         self.cases: dict[str, Case] = {}
         # Records read before their case's notice: the two topics are not ordered with each other.
         self._early: defaultdict[str, list[ActionRecord]] = defaultdict(list)
@@ -214,7 +215,8 @@ class DispatchDesk:
                 signal_id=notice.signal_id, region_code=notice.region_code, handler=notice.centre_code,
                 level=notice.level, rule_id=notice.rule_id, summary=notice.summary,
                 ack_within=policy.ack_within, close_within=policy.close_within,
-                ack_due=notice.ack_due, close_due=notice.close_due)
+                ack_due=notice.ack_due, close_due=notice.close_due, entity_level=notice.entity_level,
+                entity=notice.entity, place=notice.place)
             for record in self._early.pop(notice.signal_id, []):
                 self._on_record(record)
         elif notice.level > case.level:
@@ -290,9 +292,14 @@ class DispatchDesk:
             signal_version=0, centre_code=above, centre_level=level_of_centre(above), role=NoticeRole.handle,
             level=case.level, rule_id=case.rule_id, region_code=case.region_code,
             summary=f"提级：{centre}提请上级承办。{case.summary}", ack_due=now + case.ack_within,
-            close_due=case.close_due, created_at=now)
+            close_due=case.close_due, created_at=now, **self._about(case))
         await self._producer.send_and_wait(topics.CENTRE_NOTICES.name, notice.model_dump_json().encode(),
                                            key=above.encode())
+
+    def _about(self, case: Case) -> dict[str, str]:
+        """What a notice of the desk's says of its case: the entity, the place, the case's page."""
+        return {"entity_level": case.entity_level, "entity": case.entity, "place": case.place,
+                "case_url": CentreNotice.case_link(self.console, case.signal_id)}
 
     async def _record(self, record: ActionRecord) -> None:
         assert self._producer is not None
@@ -336,7 +343,7 @@ class DispatchDesk:
             centre_code=due.centre, centre_level=level_of_centre(due.centre), role=NoticeRole.supervise,
             level=case.level, rule_id=case.rule_id, region_code=case.region_code,
             summary=f"督办：{case.handler}未在{due.due:%m-%d %H:%M}前{what}。{case.summary}",
-            ack_due=now + case.ack_within, close_due=case.close_due, created_at=now)
+            ack_due=now + case.ack_within, close_due=case.close_due, created_at=now, **self._about(case))
         await self._producer.send_and_wait(topics.CENTRE_NOTICES.name, notice.model_dump_json().encode(),
                                            key=due.centre.encode())
         record = ActionRecord(

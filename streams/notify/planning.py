@@ -65,15 +65,16 @@ def channel(notice: CentreNotice) -> TopicSpec:
 
 
 def plan(signal: RiskSignal, escalated: bool, last: Notified | None, now: datetime,
-         policy: dict[RiskLevel, Policy], repeat_interval: timedelta) -> Plan:
+         policy: dict[RiskLevel, Policy], repeat_interval: timedelta, console: str = "") -> Plan:
     """The notices of ``signal`` now. ``escalated``: new, or raised to a higher level; ``last``:
-    what its centres were told before, if anything."""
+    what its centres were told before, if anything; ``console``: the console's address, for the
+    case links."""
     update_of = None
     if not escalated:
         if last is None or now - _at(last, now) < repeat_interval:
             return Plan([])
         update_of = (last.ack_due, last.close_due)
-    notices = route(signal, now, policy, update_of)
+    notices = route(signal, now, policy, update_of, console)
     if not notices:  # no centre holds the region: stored and counted, no one to notify
         return Plan([], unrouted=True)
     first = notices[0]

@@ -85,10 +85,13 @@ def centres_of(region_code: str, policy: Policy) -> list[tuple[str, Level, Notic
 
 
 def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = DEFAULT_POLICY,
-          update_of: tuple[datetime, datetime] | None = None) -> list[CentreNotice]:
+          update_of: tuple[datetime, datetime] | None = None, console: str = "") -> list[CentreNotice]:
     """One notice per notified centre; deadlines run from ``now``. ``update_of`` is the (ack, close)
-    deadlines of the notices already sent, which an update keeps: more evidence moves no deadline."""
+    deadlines of the notices already sent, which an update keeps: more evidence moves no deadline.
+    Each says what the centre needs to act without another system: the entity, the place's
+    names, and the case's page on the console at ``console``."""
     rule = policy[signal.level]
+    place = registry().full_name(signal.region_code) if signal.region_code in registry() else signal.region_code
     notices = []
     for centre, level, role in centres_of(signal.region_code, rule):
         notices.append(
@@ -108,6 +111,10 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
                 created_at=now,
                 drill=signal.drill,
                 is_update=update_of is not None,
+                entity_level=signal.entity_level.value,
+                entity=signal.entity,
+                place=place,
+                case_url=CentreNotice.case_link(console, signal.signal_id),
             )
         )
     return notices

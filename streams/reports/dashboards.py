@@ -37,6 +37,7 @@ class Panel:
     width: int = 12
     height: int = 8
     description: str = ""
+    case_link: bool = False  # its signal_id column opens the case on the console
 
     @property
     def is_sql(self) -> bool:
@@ -75,9 +76,12 @@ def _panel_json(n: int, panel: Panel, grid: dict[str, int]) -> dict[str, Any]:
     else:
         target = {"refId": "A", "datasource": PROMETHEUS, "expr": panel.query, "range": True}
         datasource = PROMETHEUS
+    overrides = [{"matcher": {"id": "byName", "options": "signal_id"}, "properties": [{"id": "links", "value": [
+        {"title": "打开案件 Open the case", "url": "${console}/cases/${__value.raw}", "targetBlank": True}]}]}] \
+        if panel.case_link else []
     return {"id": n, "title": panel.title, "description": panel.description, "type": panel.kind,
             "gridPos": grid, "datasource": datasource, "targets": [target],
-            "fieldConfig": {"defaults": {"unit": panel.unit} if panel.unit else {}, "overrides": []},
+            "fieldConfig": {"defaults": {"unit": panel.unit} if panel.unit else {}, "overrides": overrides},
             "options": {}}
 
 
@@ -87,6 +91,10 @@ CENTRE_VARIABLE = {
              "AS centre FROM fengqiao.regions FINAL WHERE level IN ('city', 'county', 'township', 'community') "
              "AND status = 'active' ORDER BY centre",
     "refresh": 1, "current": {"text": "2102", "value": "2102"},
+}
+CONSOLE_VARIABLE = {  # where each signal's case opens: the deployment's FENGQIAO_CONSOLE_URL
+    "name": "console", "label": "工作台 console", "type": "textbox", "query": "http://127.0.0.1:8470/console",
+    "current": {"text": "http://127.0.0.1:8470/console", "value": "http://127.0.0.1:8470/console"},
 }
 
 
@@ -115,7 +123,8 @@ def centre_dashboard() -> Dashboard:
               "JOIN fengqiao.events AS e FINAL ON e.uid = ev.uid "
               f"LEFT JOIN fengqiao.signal_handling AS h ON h.signal_id = s.signal_id "
               f"WHERE NOT s.drill AND {OPEN} AND {scoped} ORDER BY s.raised_at DESC, e.occurred_at LIMIT 500",
-              ("signal_id", "level", "rule", "summary", "occurred_at", "category", "address"), width=24, height=10),
+              ("signal_id", "level", "rule", "summary", "occurred_at", "category", "address"), width=24, height=10,
+              case_link=True),
         Panel("逾期与督办 Overdue and supervised", "table",
               "SELECT n.signal_id AS signal_id, n.level AS level, n.centre_code AS handler, n.ack_due AS ack_due, "
               "n.close_due AS close_due, h.acks > 0 AS acknowledged, "
@@ -124,12 +133,14 @@ def centre_dashboard() -> Dashboard:
               "FROM fengqiao.notices AS n FINAL LEFT JOIN fengqiao.signal_handling AS h USING (signal_id) "
               "WHERE n.role = 'handle' AND NOT n.drill AND n.close_due < now64(3) AND h.last_state != 'close' "
               "AND startsWith(n.region_code, '${centre}') ORDER BY n.close_due",
-              ("signal_id", "level", "handler", "ack_due", "close_due", "acknowledged", "supervisions"), width=12),
+              ("signal_id", "level", "handler", "ack_due", "close_due", "acknowledged", "supervisions"), width=12,
+              case_link=True),
         Panel("最新通知 Latest notices to this centre", "table",
-              "SELECT created_at, role, level, rule_id, summary, is_update FROM fengqiao.notices FINAL "
-              "WHERE centre_code = '${centre}' AND NOT drill ORDER BY created_at DESC LIMIT 50",
-              ("created_at", "role", "level", "rule_id", "summary", "is_update"), width=12),
-    ], [CENTRE_VARIABLE])
+              "SELECT created_at, role, level, rule_id, summary, place, is_update, signal_id FROM fengqiao.notices "
+              "FINAL WHERE centre_code = '${centre}' AND NOT drill ORDER BY created_at DESC LIMIT 50",
+              ("created_at", "role", "level", "rule_id", "summary", "place", "is_update", "signal_id"), width=12,
+              case_link=True),
+    ], [CENTRE_VARIABLE, CONSOLE_VARIABLE])
 
 
 def analyst_dashboard() -> Dashboard:

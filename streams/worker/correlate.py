@@ -93,7 +93,8 @@ class Correlate(Step):
 
     def __init__(self, correlator: Correlator, regional: Correlator | None, output: Output, metrics: Metrics,
                  observer: Observer, clock: Callable[[], datetime], policy: dict[RiskLevel, Policy],
-                 repeat_interval: float, app_id: str, quiet: Callable[[], Awaitable[set[int]]] | None = None) -> None:
+                 repeat_interval: float, app_id: str, quiet: Callable[[], Awaitable[set[int]]] | None = None,
+                 console: str = "") -> None:
         """``regional``: the city-wide correlator this (county) scope repartitions for; None when
         this is the regional scope itself. ``quiet``: the partitions of this step with nothing
         left to read anywhere upstream, asked of the broker; given, a silent partition's
@@ -102,6 +103,7 @@ class Correlate(Step):
         self.metrics, self.observer, self.clock = metrics, observer, clock
         self.policy, self.repeat_interval = policy, timedelta(seconds=repeat_interval)
         self.quiet = quiet
+        self.console = console  # the console's address, for the case link in every notice
         source = topics.EVENTS if regional is not None else topics.REGIONAL_EVENTS
         suffix = "" if regional is not None else "-regional"
         self.name = f"correlate{suffix}"
@@ -175,7 +177,7 @@ class Correlate(Step):
         assert signal is not None
         outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
         last = Notified.from_json(self.notified.of(partition).get(signal.signal_id))
-        sent = plan(signal, outcome.escalated, last, now, self.policy, self.repeat_interval)
+        sent = plan(signal, outcome.escalated, last, now, self.policy, self.repeat_interval, self.console)
         if sent.notified is not None:
             self.notified.put(partition, signal.signal_id, sent.notified.to_json())
         for notice in sent.notices:

@@ -91,7 +91,7 @@ def _correlate(parts: Parts, regional: bool) -> Correlate:
         quiet_probe(parts, "correlate", ("validate",))
     return Correlate(parts.regional if regional else parts.county, None if regional else parts.regional,
                      parts.output, parts.metrics, parts.observer, parts.clock, parts.policy,
-                     s.notice_repeat_interval, s.app_id, quiet)
+                     s.notice_repeat_interval, s.app_id, quiet, s.console_link())
 
 
 def _sink(spec: TopicSpec) -> Callable[[Parts], Step]:

@@ -57,6 +57,15 @@ def test_a_region_holding_no_known_centre_routes_to_none():
     assert route(signal_at(RiskLevel.red).model_copy(update={"region_code": "110000000000"}), T0) == []
 
 
+def test_a_notice_says_what_a_centre_needs_to_act_and_links_the_case():
+    s = signal_at(RiskLevel.yellow)
+    (handle, inform) = route(s, T0, console="https://fengqiao.example.gov.cn/console/")
+    assert handle.entity_level == "community" and handle.entity == "210202001001"
+    assert handle.place == "大连市中山区模拟街道01模拟社区01"
+    assert handle.case_url == inform.case_url == f"https://fengqiao.example.gov.cn/console/cases/{s.signal_id}"
+    assert route(s, T0)[0].case_url == ""  # no console address configured: no link rather than a wrong one
+
+
 def test_notice_ids_are_stable():
     s = signal_at(RiskLevel.yellow)
     assert [n.notice_id for n in route(s, T0)] == [n.notice_id for n in route(s, T0 + timedelta(hours=1))]
