@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.contracts.events import Contract, EventId, EventTime, Location, Party
 from schemas.contracts.levels import RiskLevel
@@ -42,8 +42,18 @@ def departments() -> dict[str, DepartmentInfo]:
     return {code: DepartmentInfo(code, d["name"], dict(d["categories"])) for code, d in doc["departments"].items()}
 
 
+def _categories_per_department(schema: dict) -> None:
+    """Each department's admitted categories in the JSON Schema itself, as if/then per department."""
+    schema["allOf"] = [
+        {"if": {"properties": {"department": {"const": code}}, "required": ["department"]},
+         "then": {"properties": {"category": {"enum": sorted(info.categories)}}}}
+        for code, info in sorted(departments().items())]
+
+
 class DepartmentAlert(Contract):
     """部门预警: one alert from one department."""
+
+    model_config = ConfigDict(**Contract.model_config, json_schema_extra=_categories_per_department)
 
     schema_version: Literal[1] = 1
     event_id: EventId

@@ -107,8 +107,22 @@ class Info(Cap):
         return SEVERITY_LEVEL.get(self.severity)
 
 
+def _what_each_message_type_needs(schema: dict) -> None:
+    """What ``references_and_info`` checks, in the JSON Schema: an Update or a Cancel names the
+    alerts it refers to (each "sender,identifier,sent"); an Alert or an Update has an info block."""
+    schema["allOf"] = [
+        {"if": {"properties": {"msgType": {"enum": ["Update", "Cancel"]}}, "required": ["msgType"]},
+         "then": {"required": ["references"], "properties": {"references": {"minItems": 1}}}},
+        {"if": {"properties": {"msgType": {"enum": ["Alert", "Update"]}}, "required": ["msgType"]},
+         "then": {"required": ["info"], "properties": {"info": {"minItems": 1}}}},
+    ]
+    schema["properties"]["references"]["items"] = {"type": "string", "pattern": r"^[^,]*,[^,]*,[^,]*$"}
+
+
 class EmergencyBroadcast(Cap):
     """应急广播: a CAP 1.2 alert."""
+
+    model_config = ConfigDict(**Cap.model_config, json_schema_extra=_what_each_message_type_needs)
 
     schema_version: Literal[1] = 1
     identifier: EventId

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from aiohttp import web
 
-from streams.api.http import bearer, invalid
+from schemas.contracts.actions import ActionKind, DispatchAction
+from streams.api.http import ERROR_ANSWER, INVALID_ANSWER, NEEDS_DEPARTMENTS, bearer, invalid, json_answer
 from streams.api.keys import KeyStore, centre_of
 from streams.dispatch.desk import DispatchDesk
 
@@ -33,6 +35,38 @@ class CentreRoutes:
         return [web.post("/v1/centres/{code}/actions", self.post_action),
                 web.get("/v1/centres/{code}/cases", self.get_cases),
                 web.get("/v1/centres/{code}/stream", self.get_stream)]
+
+    @staticmethod
+    def openapi() -> dict[str, Any]:
+        """The centres' routes in the gateway's OpenAPI document."""
+        code = {"name": "code", "in": "path", "required": True, "description": "the centre's code",
+                "schema": {"type": "string", "pattern": r"^(\d{4}|\d{6}|\d{9}|\d{12})$"}}
+        key = [{"apiKey": []}]
+        refused = {"401": ERROR_ANSWER | {"description": "no valid centre key"},
+                   "403": ERROR_ANSWER | {"description": "another centre's key"}}
+        return {
+            "/v1/centres/{code}/actions": {"post": {
+                "summary": "an action on a case of the centre's jurisdiction (签收、分办、协同、反馈、办结、重开、挂牌督办、提级)",
+                "parameters": [code], "security": key,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": action_request()}}},
+                "responses": {
+                    "200": CASE_ANSWER | {"description": "this action id was decided before: the case as it is"},
+                    "202": CASE_ANSWER | {"description": "accepted: the case after it"},
+                    **refused, "404": ERROR_ANSWER | {"description": "no such signal"},
+                    "409": ERROR_ANSWER | {"description": "not allowed in the case's state: why, in Chinese"},
+                    "422": INVALID_ANSWER}}},
+            "/v1/centres/{code}/cases": {"get": {
+                "summary": "the cases of the centre's jurisdiction, open first", "parameters": [code], "security": key,
+                "responses": {"200": json_answer("the cases", {"cases": {"type": "array", "items": CASE}}),
+                              **refused}}},
+            "/v1/centres/{code}/stream": {"get": {
+                "summary": "the centre's notices as they come (Server-Sent Events)", "security": key,
+                "parameters": [code, {"name": "channel", "in": "query", "required": False,
+                                      "schema": {"type": "string", "enum": ["live", "drill"]}}],
+                "responses": {"200": {"description": "an event per notice, named by its role",
+                                      "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                              **refused}}},
+        }
 
     def _holder(self, request: web.Request) -> tuple[str, str] | web.Response:
         """(the centre of the URL, the key's actor name) if the request's key is that centre's,
@@ -95,3 +129,30 @@ class CentreRoutes:
         finally:
             self.desk.unfollow(centre, drill, queue)
         return response
+
+
+CASE = {"type": "object", "description": "a case as the desk holds it", "properties": {
+    "signal_id": {"type": "string"}, "state": {"type": "string", "enum": ["open", "acknowledged", "assigned", "closed"]},
+    "level": {"type": "string"}, "region_code": {"type": "string"}, "handler": {"type": "string"},
+    "departments": {"type": "array", "items": {"type": "string"}}, "ack_due": {"type": "string"},
+    "close_due": {"type": "string"}, "rule_id": {"type": "string"}, "summary": {"type": "string"},
+    "supervised_by": {"type": "array", "items": {"type": "string"}}, "history": {"type": "array"}}}
+CASE_ANSWER = {"content": {"application/json": {"schema": CASE}}}
+
+
+def action_request() -> dict[str, Any]:
+    """What a centre sends: the dispatch action less what the gateway fills in (the centre, from
+    the URL; the actor, from the credential) and less supervise, which only the desk records."""
+    schema = DispatchAction.model_json_schema(mode="validation")
+    defs = schema.pop("$defs", {})
+    for name in ("centre_code", "actor", "schema_version"):
+        schema["properties"].pop(name, None)
+    schema["required"] = [r for r in schema.get("required", []) if r not in ("centre_code", "actor", "action_id",
+                                                                             "occurred_at")]
+    schema["properties"]["kind"] = {"type": "string", "enum": [k.value for k in ActionKind
+                                                               if k is not ActionKind.supervise]}
+    schema["properties"]["departments"] = {"type": "array", "items": defs["Department"],
+                                           "description": "for assign and coordinate: at least one"}
+    schema["additionalProperties"] = False
+    schema["allOf"] = [NEEDS_DEPARTMENTS]
+    return schema

@@ -33,6 +33,7 @@ from schemas.contracts.actions import ActionKind
 from schemas.contracts.alerts import departments
 from schemas.contracts.levels import RiskLevel
 from schemas.reference.regions import CENTRE_LEVEL_NAMES, Level, UnknownRegion, level_of_centre, registry
+from streams.api.http import NEEDS_DEPARTMENTS
 from streams.api.operators import ROLE_LABEL, Grant, Operator, OperatorStore, Session, Sessions, SignInRefused, csrf_ok
 from streams.dispatch.case import ACTION_LABEL, LABEL, Case, CaseState
 from streams.dispatch.desk import DispatchDesk
@@ -128,6 +129,84 @@ class CentreConsole:
             web.get(f"{p}/api/cases", self.signed_in(self.api_cases)),
             web.get(f"{p}/static/{{path:.+}}", self.static),
         ]
+
+    @staticmethod
+    def openapi() -> dict[str, Any]:
+        """The console's routes in the gateway's OpenAPI document: pages (HTML) and the JSON list."""
+        session, posting = [{"session": []}], [{"session": [], "csrf": []}]
+        html = {"content": {"text/html": {"schema": {"type": "string"}}}}
+        page = {"200": html | {"description": "the page"}, "303": {"description": "not signed in: to the sign-in page"},
+                "401": html | {"description": "not signed in (a request of htmx)"}}
+        one = {"name": "signal_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        filters = [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+                   for n, d in (("level", "red, orange, yellow or blue"), ("rule", "a rule id"),
+                                ("place", "part of a place's name, or a code prefix"),
+                                ("state", "open, acknowledged, assigned, closed, or active (not closed)"))]
+        refused = {"403": html | {"description": "outside the jurisdiction, or a role that may not"},
+                   "404": html | {"description": "no such case"}}
+
+        def form(props: dict[str, Any], required: list[str], *more: dict[str, Any]) -> dict[str, Any]:
+            schema = {"type": "object", "properties": props, "required": required} | ({"allOf": list(more)} if more else {})
+            return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}}
+
+        home = {"get": {"summary": "the console: to the case list", "security": [],
+                        "responses": {"303": {"description": "to /console/cases"}}}}
+        return {
+            "/console": home, "/console/": home,
+            "/console/login": {
+                "get": {"summary": "the sign-in page", "security": [], "responses": {"200": html | {"description": "ok"}},
+                        "parameters": [{"name": "next", "in": "query", "required": False, "schema": {"type": "string"}}]},
+                "post": {"summary": "sign in: a session cookie, then the page asked for", "security": [],
+                         "requestBody": form({"login": {"type": "string"}, "password": {"type": "string"},
+                                              "next": {"type": "string"}}, ["login", "password"]),
+                         "responses": {"303": {"description": "signed in"},
+                                       "401": html | {"description": "wrong login or password, locked or disabled"},
+                                       "403": html | {"description": "posted from another site"}}}},
+            "/console/logout": {"post": {"summary": "sign out: the session ends", "security": posting,
+                                         "responses": {"303": {"description": "signed out"},
+                                                       "401": html | {"description": "not signed in"},
+                                                       "403": html | {"description": "no or a wrong CSRF token"}}}},
+            "/console/cases": {"get": {"summary": "the case list of the operator's jurisdiction",
+                                       "security": session, "parameters": filters, "responses": page}},
+            "/console/cases/rows": {"get": {"summary": "the case list's rows (reloaded by htmx)",
+                                            "security": session, "parameters": filters, "responses": page}},
+            "/console/cases/{signal_id}": {"get": {"summary": "a case: places, entity, evidence, rule chain, history",
+                                                   "security": session, "parameters": [one],
+                                                   "responses": page | refused}},
+            "/console/cases/{signal_id}/sheet": {"get": {"summary": "the printable case sheet", "security": session,
+                                                         "parameters": [one], "responses": page | refused}},
+            "/console/cases/{signal_id}/actions": {"post": {
+                "summary": "an action on the case, by the signed-in operator", "security": posting,
+                "parameters": [one],
+                "requestBody": form({"csrf": {"type": "string"},
+                                     "kind": {"type": "string", "enum": [k.value for k in OFFERED]},
+                                     "departments": {"type": "array", "items": {"type": "string",
+                                                                                "enum": sorted(departments())}},
+                                     "note": {"type": "string", "maxLength": 4000}}, ["kind"], NEEDS_DEPARTMENTS),
+                "responses": {"303": {"description": "done: back to the case page"},
+                              "401": html | {"description": "not signed in"}, **refused,
+                              "409": html | {"description": "not allowed in the case's state: why, in Chinese"},
+                              "422": html | {"description": "a field is wrong: which and why"}}}},
+            "/console/supervision": {"get": {"summary": "督办箱: the cases the centre supervises below it",
+                                             "security": session, "responses": page}},
+            "/console/stream": {"get": {"summary": "the centre's notices as they come (Server-Sent Events)",
+                                        "security": session, "responses": {
+                                            "200": {"description": "an event per notice",
+                                                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                                            "303": {"description": "not signed in"}}}},
+            "/console/api/cases": {"get": {
+                "summary": "the case list as JSON", "security": session, "parameters": filters,
+                "responses": {"200": {"description": "the cases", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"cases": {"type": "array", "items": {"type": "object"}}}}}}},
+                    "401": {"description": "not signed in", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"error": {"type": "string"}}}}}}}}},
+            "/console/static/{path}": {"get": {
+                "summary": "the console's stylesheet and its vendored scripts", "security": [],
+                "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file", "content": {"text/css": {"schema": {"type": "string"}},
+                                                                            "text/javascript": {"schema": {"type": "string"}}}},
+                              "404": {"description": "no such file"}}}},
+        }
 
     # -- who is asking -------------------------------------------------------------------------
     def operator_of(self, request: web.Request) -> tuple[Operator, Session] | None:

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.contracts.alerts import DepartmentAlert
 from schemas.contracts.broadcasts import EmergencyBroadcast
 from streams import topics
-from streams.api.http import bearer, invalid
+from streams.api.http import ERROR_ANSWER, INVALID_ANSWER, bearer, invalid, json_answer
 from streams.api.keys import KeyStore, may_publish
 from streams.intake.kinds import KINDS, Invalid, Kind, parse_document
 from streams.runtime.deadletter import Origin
@@ -41,9 +41,11 @@ JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonl
 
 class Gateway:
     def __init__(self, producer: AIOKafkaProducer, keys: KeyStore, host: str, port: int,
-                 routes: Sequence[web.RouteDef] = ()) -> None:
+                 routes: Sequence[web.RouteDef] = (), paths: dict[str, Any] | None = None) -> None:
+        """``routes`` served beside the publishers', ``paths`` their OpenAPI description."""
         self.producer = producer
         self.keys = keys
+        self.paths = paths or {}
         self.host, self.port = host, port
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.add_routes([
@@ -69,7 +71,7 @@ class Gateway:
         return web.json_response({"status": "ok"})
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi_document())
+        return web.json_response(openapi_document(self.paths))
 
     async def publish(self, request: web.Request) -> web.Response:
         kind = KINDS.get(request.match_info["kind"])
@@ -128,10 +130,16 @@ class Gateway:
         return docs, errors
 
 
-def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1 for the gateway, its request bodies the contracts' own JSON Schemas."""
+def openapi_document(more: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAPI 3.1 for every route of the gateway: the publishers' (their request bodies the
+    contracts' own JSON Schemas), and ``more`` (the centres' and the console's)."""
     schemas: dict[str, Any] = {}
-    paths: dict[str, Any] = {"/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}}}
+    paths: dict[str, Any] = {
+        "/healthz": {"get": {"summary": "liveness", "security": [], "responses": {"200": {
+            "description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {"200": {
+            "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+    }
     for name, kind in KINDS.items():
         schema = kind.model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
@@ -146,17 +154,24 @@ def openapi_document() -> dict[str, Any]:
             "security": [{"apiKey": []}],
             "requestBody": {"required": True, "content": content},
             "responses": {
-                "202": {"description": "acknowledged by the broker; body: {accepted: [event ids]}"},
-                "401": {"description": "no valid API key"},
-                "403": {"description": "not this publisher's kind or department"},
-                "422": {"description": "invalid; body: {errors: [{field, message, line?}]}"},
-                "503": {"description": "the broker did not acknowledge; retry"},
+                "202": json_answer("acknowledged by the broker", {"accepted": {"type": "array",
+                                                                              "items": {"type": "string"}}}),
+                "401": ERROR_ANSWER | {"description": "no valid API key"},
+                "403": ERROR_ANSWER | {"description": "not this publisher's kind or department"},
+                "413": {"description": "the body is over 8 MiB"},
+                "422": INVALID_ANSWER,
+                "503": ERROR_ANSWER | {"description": "the broker did not acknowledge; retry"},
             },
         }}
+    paths.update(more or {})
     return {
         "openapi": "3.1.0",
-        "info": {"title": "fengqiao publisher gateway", "version": "1"},
+        "info": {"title": "fengqiao gateway: publishers, centres, console", "version": "1"},
         "paths": paths,
-        "components": {"schemas": schemas,
-                       "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": schemas, "securitySchemes": {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "a publisher's or a centre's key"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "fq_console",
+                        "description": "a signed-in operator's session (__Host-fq_console over https)"},
+            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                     "description": "the session's CSRF token (or the csrf form field)"}}},
     }

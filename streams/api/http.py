@@ -1,4 +1,5 @@
-"""What every HTTP route of the gateway shares: the credential of a request, the 422 answer."""
+"""What every HTTP route of the gateway shares: the credential of a request, the 422 answer, and
+how both are described in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -18,3 +19,18 @@ def bearer(request: web.Request) -> str | None:
 def invalid(errors: list[dict[str, Any]]) -> web.Response:
     """422, naming each field that failed and why."""
     return web.json_response({"error": "invalid", "errors": errors}, status=422)
+
+
+def json_answer(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {
+        "type": "object", "properties": properties}}}}
+
+
+ERROR_ANSWER = json_answer("refused, with why", {"error": {"type": "string"}})
+INVALID_ANSWER = json_answer("invalid: each failing field, why, and its line in a batch", {
+    "error": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object", "properties": {
+        "field": {"type": "string"}, "message": {"type": "string"}, "reason": {"type": "string"},
+        "line": {"type": "integer"}}}}})
+# assign and coordinate need a department: in the schemas of both action routes, as the desk says it
+NEEDS_DEPARTMENTS = {"if": {"properties": {"kind": {"enum": ["assign", "coordinate"]}}, "required": ["kind"]},
+                     "then": {"required": ["departments"], "properties": {"departments": {"minItems": 1}}}}

@@ -264,4 +264,4 @@ class Sessions:
 
 
 def csrf_ok(session: Session, presented: str | None) -> bool:
-    return bool(presented) and hmac.compare_digest(session.csrf, presented or "")
+    return bool(presented) and hmac.compare_digest(session.csrf.encode(), (presented or "").encode())

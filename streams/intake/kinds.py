@@ -13,7 +13,7 @@ from schemas.contracts.broadcasts import BroadcastReceipt, EmergencyBroadcast
 from schemas.contracts.cap import CapError, looks_like_xml, parse_cap
 from schemas.contracts.events import GridReport
 from streams import topics
-from streams.intake.validation import reason_of
+from streams.intake.validation import message_of, reason_of
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ class Invalid(ValueError):
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": str(e["msg"]).removeprefix("Value error, "),
-         "reason": reason_of(e)}
+        {"field": ".".join(str(p) for p in e["loc"]), "message": message_of(e), "reason": reason_of(e)}
         for e in exc.errors(include_url=False)
     ]
 

@@ -26,12 +26,26 @@ GRID_PUBLISHER = "grid"
 M = TypeVar("M", bound=BaseModel)
 
 
+def outside_registry(error: Mapping[str, Any]) -> bool:
+    """A code of the right form for a region or grid, in a county the registry does not hold."""
+    where, value = (error.get("loc") or ("",))[-1], error.get("input")
+    return (error.get("type") == "string_pattern_mismatch" and where in ("region_code", "grid_code")
+            and isinstance(value, str) and value.isdigit() and len(value) in (12, 15))
+
+
+def message_of(error: Mapping[str, Any]) -> str:
+    """What failed, in words: a code outside the registry is named, not its pattern recited."""
+    if outside_registry(error):
+        return f"unknown region code {error['input']}: not in a county of this deployment's registry"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def reason_of(error: Mapping[str, Any]) -> str:
     """The dead-letter reason for one pydantic error."""
     message = str(error.get("msg", ""))
     if "not_in_catalogue" in message:
         return "not_in_catalogue"
-    if "region code" in message or "geocode" in message:
+    if "region code" in message or "geocode" in message or outside_registry(error):
         return "unknown_region"
     if error.get("type") in ("json_invalid", "json_type"):
         return "invalid_json"
@@ -41,8 +55,7 @@ def reason_of(error: Mapping[str, Any]) -> str:
 def dead_letter_from(exc: ValidationError, raw: bytes, where: Origin) -> DeadLetter:
     first = exc.errors(include_url=False)[0]
     field = ".".join(str(p) for p in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return where.dead(raw, reason_of(first), field, message)
+    return where.dead(raw, reason_of(first), field, message_of(first))
 
 
 @dataclass(frozen=True)
