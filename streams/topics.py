@@ -39,8 +39,8 @@ LATE_EVENTS = TopicSpec("late-events", 2, "event uid", "events too late for a ru
                         "with the signal they would have changed", retention=MONTH)
 PERSON_LINKS = TopicSpec("person-links", 2, "identifier pseudonym", "同人关联: which person pseudonym each identifier "
                          "pseudonym names in its county, as links are made (pseudonyms only)", retention=MONTH)
-DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "acknowledge, assign, feedback, close",
-                             retention=MONTH)
+DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "every action on a case, accepted or refused, "
+                             "with its actor (留痕); the desk's supervisions", retention=MONTH)
 
 # An event about a region wider than a county (a city, a province) is on ``events`` once under its
 # own key, stored and correlated at its own level, and again under each county it covers, with this

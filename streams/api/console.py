@@ -35,6 +35,7 @@ from schemas.contracts.levels import RiskLevel
 from schemas.reference.regions import CENTRE_LEVEL_NAMES, Level, UnknownRegion, level_of_centre, registry
 from streams.api.http import NEEDS_DEPARTMENTS
 from streams.api.operators import ROLE_LABEL, Grant, Operator, OperatorStore, Session, Sessions, SignInRefused, csrf_ok
+from streams.detection import risk
 from streams.dispatch.case import ACTION_LABEL, LABEL, Case, CaseState
 from streams.dispatch.desk import DispatchDesk
 from streams.store.casefile import case_file
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 KEEP_ALIVE = 15.0
 ENTITY_LABEL = {"person": "人员（化名）", "building": "楼栋", "community": "社区", "township": "街道",
                 "county": "区县", "city": "城市", "grid": "网格", "broadcast": "预警广播", "device": "设备"}
-SOURCE_LABEL = {"grid": "网格上报", "broadcast": "应急广播", "department": "部门预警", "receipt": "广播回执"}
+SOURCE_LABEL = {"grid_report": "网格上报", "broadcast": "应急广播", "dept_alert": "部门预警",
+                "broadcast_receipt": "广播回执", "signal": "前序信号"}
 # The actions a centre sends from the case page, in the order they are offered.
 OFFERED = (ActionKind.acknowledge, ActionKind.assign, ActionKind.coordinate, ActionKind.feedback, ActionKind.close,
            ActionKind.reopen, ActionKind.oversee, ActionKind.escalate)
@@ -101,7 +103,7 @@ class CentreConsole:
         self.desk, self.operators, self.store = desk, operators, store
         self.base = base.rstrip("/")
         self.prefix = "/console"  # base may be a proxy's address; the routes are always here
-        self.rule_names = rule_names
+        self.rule_names = {risk.RULE_ID: risk.RULE_NAME, **rule_names}
         self.sessions = sessions or Sessions()
         self.secure = self.base.startswith("https://")
         self.cookie = "__Host-fq_console" if self.secure else "fq_console"

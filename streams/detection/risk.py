@@ -26,6 +26,7 @@ from schemas.reference.regions import Level, pad, registry
 from streams.detection.windows import STATE_FORMAT, from_ms, state_format
 
 RULE_ID = "entity_risk"
+RULE_NAME = "实体风险累积"
 
 
 class Contribution(NamedTuple):
@@ -156,7 +157,7 @@ def risk_signal(kind: str, key: str, state: dict[str, Any], total: float, level:
         signal_id=RiskSignal.make_id(RULE_ID, state.get("signal_entity") or f"{kind}:{key}", opened),
         version=state["version"],
         rule_id=RULE_ID,
-        rule_name="实体风险累积",
+        rule_name=RULE_NAME,
         level=level,
         entity_level=Level.community,
         entity=f"{kind}:{key}",

@@ -152,6 +152,7 @@ async def test_a_case_handled_in_the_browser_from_signal_to_closure(world):
 
             street, street_page = await sign_in(browser, base, "zhao.lei")
             await expect(street_page.locator(f"tr[data-signal={signal_id}]")).to_contain_text("已分办")
+            await street_page.screenshot(path=SHOTS / "case-list-street.png", full_page=True)
             await street_page.goto(f"{base}/console/supervision")
             await expect(street_page.locator(f"tr[data-signal={signal_id}]")).to_have_count(0)
             case = stack.desk.cases[signal_id]
