@@ -64,11 +64,17 @@ def known_region(code: str) -> str:
 
 
 def code_pattern(digits: int) -> str:
-    """The pattern of a code of ``digits`` digits inside the counties the registry holds, so that a
-    publisher's schema refuses a code of another place before fengqiao does (the registry's
-    units below the county are checked at validation, as ``unknown_region``)."""
-    counties = "|".join(sorted(r.prefix for r in registry().of_level(Level.county, active_only=False)))
-    return rf"^(?:{counties})\d{{{digits - Level.county.digits}}}$"
+    """The pattern of a code of ``digits`` digits inside the counties the registry holds, or (a
+    region code) naming one of its cities or provinces whole, so that a publisher's schema refuses
+    a code of another place before fengqiao does (the registry's units below the county are
+    checked at validation, as ``unknown_region``)."""
+    def prefixes(level: Level) -> str:
+        return "|".join(sorted(r.prefix for r in registry().of_level(level, active_only=False)))
+
+    within = rf"(?:{prefixes(Level.county)})\d{{{digits - Level.county.digits}}}"
+    if digits != 12:
+        return rf"^{within}$"
+    return rf"^(?:{within}|(?:{prefixes(Level.city)})0{{8}}|(?:{prefixes(Level.province)})0{{10}})$"
 
 
 RegionCode = Annotated[str, Field(pattern=code_pattern(12)), AfterValidator(known_region)]

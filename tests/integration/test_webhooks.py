@@ -29,6 +29,9 @@ RATE = 50  # reports a second
 PHASE = 15.0  # seconds: receiver up, then failing
 
 
+CONSOLE = "https://fengqiao.example.gov.cn/console"
+
+
 class Receiver:
     """A centre's system: checks each signature, answers 500 while failing, counts what it took."""
 
@@ -37,6 +40,7 @@ class Receiver:
         self.accepted: Counter[str] = Counter()
         self.refused = 0
         self.bad_signatures = 0
+        self.notices: list[dict] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -48,6 +52,7 @@ class Receiver:
             self.refused += 1
             return web.Response(status=500)
         assert json.loads(body)["notice_id"] == request.headers["X-Fengqiao-Notice-Id"]
+        self.notices.append(json.loads(body))
         self.accepted[request.headers["X-Fengqiao-Notice-Id"]] += 1
         return web.Response(status=204)
 
@@ -115,7 +120,7 @@ async def test_a_receiver_outage_loses_nothing_repeats_nothing_and_slows_nothing
     hooks.write_text("hooks:\n" + "".join(f"  - {{centre: '{c}', url: '{url}', secret_env: FQ_TEST_HOOK_SECRET}}\n"
                                           for c in [*STREETS, *COMMUNITIES]))
     settings = on_kafka(kafka, data_dir=tmp_path / "data", gateway_port=0, metrics_port=0, app_id="fq-hooks",
-                        webhooks_file=hooks)
+                        webhooks_file=hooks, console_url=CONSOLE)
     try:
         async with Stack(settings, gateway=False) as stack:
             m = stack.metrics
@@ -149,5 +154,8 @@ async def test_a_receiver_outage_loses_nothing_repeats_nothing_and_slows_nothing
                     await asyncio.sleep(0.5)
             assert set(receiver.accepted.values()) == {1}, "each notice delivered once"
             assert receiver.bad_signatures == 0 and m.total(m.webhook_dead_letters) == 0
+            # what the centre needs to act, without opening another system: the place, the object, the case
+            assert all(n["case_url"] == f"{CONSOLE}/cases/{n['signal_id']}" and n["place"].startswith("大连市")
+                       and n["entity"] for n in receiver.notices)
     finally:
         await runner.cleanup()
