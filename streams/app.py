@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from schemas.reference.regions import use_pack
 from streams import topics
 from streams.api.centres import CentreRoutes
 from streams.api.console import CentreConsole
@@ -54,7 +55,9 @@ LAG_EVERY = 10.0  # seconds between measurements of the consumer lag
 
 def build(settings: Settings, observer: Observer | None = None, rules: list[Rule] | None = None,
           gateway: bool = True, pipeline: bool = True, clock: Callable[[], datetime] = now_beijing) -> Stack:
-    """The process for ``settings``: the worker and/or the gateway, not started yet."""
+    """The process for ``settings``: the worker and/or the gateway, not started yet, on the
+    settings' region pack."""
+    use_pack(settings.region_pack_path())
     return Stack(settings, observer, rules, gateway, pipeline, clock)
 
 

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     console_url: str | None = Field(default=None, description="the console's address as operators reach it, e.g. "
                                     "https://fengqiao.example.gov.cn/console (links in notices and webhooks, and "
                                     "https means Secure cookies); unset: the gateway's own address")
+    region_pack: str | None = Field(default=None, description="the region table: a pack installed with fengqiao "
+                                    "regions import (its version), or a CSV file; unset: the bundled cn-2023 (the four "
+                                    "cities down to their village and community committees)")
     rules_dir: Path | None = Field(default=None, description="a rule pack directory; unset: the bundled streams/detection/rules")
     app_id: str = Field(default="fengqiao", description="names the steps' consumer groups (<app id>-<step>) and state changelogs")
     # The embedded broker completes a group join only after the session timeout, so it is
@@ -117,6 +120,22 @@ class Settings(BaseSettings):
         if self.console_url:
             return self.console_url.rstrip("/")
         return f"http://{self.gateway_host}:{port if port is not None else self.gateway_port}/console"
+
+    @property
+    def region_packs(self) -> Path:
+        """Where ``fengqiao regions import`` installs packs."""
+        return self.data_dir / "regions"
+
+    def region_pack_path(self) -> Path | None:
+        """The chosen pack's file, or None for the bundled one."""
+        if not self.region_pack:
+            return None
+        installed = self.region_packs / f"{self.region_pack}.csv"
+        path = installed if installed.exists() else Path(self.region_pack)
+        if not path.exists():
+            raise FileNotFoundError(f"FENGQIAO_REGION_PACK={self.region_pack}: neither an installed pack "
+                                    f"({installed}) nor a file")
+        return path
 
     def console_link(self) -> str:
         """The console's address for links in notices: configured, or the gateway's when its port

@@ -13,7 +13,7 @@ from streams.intake.identity import check_digit
 # streams.intake.masking, which finds more forms than these).
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
 MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4})(?!\d)")
-COMMUNITY = "210202001001"  # 大连市中山区 模拟街道01 模拟社区01 (synthetic)
+COMMUNITY = "210202001004"  # 大连市中山区 海军广场街道 春德社区居委会
 OTHER_COMMUNITY = "210202001002"
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=BEIJING)
 

@@ -43,7 +43,7 @@ from tests.helpers import dept_alert, grid_report, id_number
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=BEIJING)
 WEEK_START = datetime(2026, 11, 16, tzinfo=BEIJING)
-A1, A2, B1 = "210202001001", "210202002001", "210203001001"
+A1, A2, B1 = "210202001004", "210202005001", "210203001001"
 V = Validator(Pseudonymiser(b"seed-key"))
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
@@ -128,11 +128,11 @@ def actions(s: dict[str, list[RiskSignal]]) -> list[dict[str, Any]]:
         action(2, a1, A1, "assign", a1.raised_at + 20 * M, ("police", "civil_affairs")),
         action(3, a1, A1, "feedback", a1.raised_at + 2 * H),
         action(4, a1, "210203", "close", a1.raised_at + 3 * H, outcome="refused",
-               reason="210202001001 is outside the jurisdiction of 210203"),
+               reason="210202001004 is outside the jurisdiction of 210203"),
         action(5, a2, A2, "acknowledge", a2.raised_at + 40 * M),
         action(6, a2, A2, "assign", a2.raised_at + 50 * M, ("fire",)),
         action(7, a2, A2, "close", a2.raised_at + 20 * H),
-        action(8, a2, "210202002", "reopen", a2.raised_at + 22 * H),
+        action(8, a2, "210202005", "reopen", a2.raised_at + 22 * H),
         action(9, a2, A2, "close", a2.raised_at + 23 * H),
         action(10, b1, B1, "acknowledge", b1.raised_at + 60 * M),
         action(11, b1, B1, "close", b1.raised_at + 75 * H),

@@ -376,3 +376,8 @@ ALTER TABLE fengqiao.notices ON CLUSTER 'fengqiao'
     ADD COLUMN IF NOT EXISTS place String DEFAULT '' COMMENT 'the region''s names from the city down',
     ADD COLUMN IF NOT EXISTS case_url String DEFAULT '' COMMENT 'the case page on the console, empty if unknown';
 
+ALTER TABLE fengqiao.regions ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS valid_from Nullable(Date) COMMENT 'when the unit came into being, when known',
+    ADD COLUMN IF NOT EXISTS valid_to Nullable(Date) COMMENT 'when it was abolished, when known',
+    ADD COLUMN IF NOT EXISTS source String DEFAULT '' COMMENT 'the pack''s source, its version and the year of its codes';
+

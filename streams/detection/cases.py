@@ -17,6 +17,7 @@ from schemas.contracts.events import BEIJING, NormalisedEvent
 from schemas.contracts.signals import RiskSignal
 from streams.detection.correlator import Correlator, DictStates
 from streams.detection.ruleset import CaseEvent, RuleCase
+from streams.intake.addresses import building_key
 
 BASE = datetime(2026, 11, 20, 8, 0, tzinfo=BEIJING)
 
@@ -33,6 +34,13 @@ class CaseResult:
         return self.expected == self.got
 
 
+def with_building(attributes: dict[str, str]) -> dict[str, str]:
+    """A case's attributes as validation makes them: an address brings its building key."""
+    if "address" in attributes and "building" not in attributes:
+        attributes["building"] = building_key(attributes["address"])
+    return attributes
+
+
 def make_event(n: int, spec: CaseEvent | dict[str, Any]) -> NormalisedEvent:
     """The ``n``-th event of a case, from its typed form or as the YAML writes it."""
     if isinstance(spec, dict):
@@ -47,7 +55,7 @@ def make_event(n: int, spec: CaseEvent | dict[str, Any]) -> NormalisedEvent:
         ingested_at=BASE,
         level=spec.level,
         subjects=list(spec.subjects),
-        attributes=dict(spec.attributes),
+        attributes=with_building(dict(spec.attributes)),
         drill=spec.drill,
     )
 

@@ -60,7 +60,7 @@ def objects(rule: Any, group: str, region_code: str) -> list[tuple[str, str]]:
     for part, value in zip(rule.group_by, parts):
         if part.field == "subjects":
             out.append(("person", f"{region_code[: Level.county.digits]}|{value}"))
-        elif part.field == "attributes.address":
+        elif part.field in ("attributes.building", "attributes.address"):
             out.append(("address", f"{community}|{value}"))
     return out
 

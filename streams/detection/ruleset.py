@@ -32,7 +32,7 @@ from schemas.contracts.levels import RiskLevel
 from schemas.reference.regions import Level, registry
 
 # A signal as another rule would see it, to find chains across the repartition at load time.
-PROBE_REGION = "210202001001"
+PROBE_REGION = "210202001004"
 PROBE_TIME = datetime(2026, 1, 1, tzinfo=BEIJING)
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

@@ -18,6 +18,7 @@ from schemas.contracts.alerts import DepartmentAlert, departments
 from schemas.contracts.broadcasts import BroadcastReceipt, CapMsgType, EmergencyBroadcast
 from schemas.contracts.cap import CapError, looks_like_xml, parse_cap
 from schemas.contracts.events import GridReport, Identity, Location, NormalisedEvent, Party, Source
+from streams.intake.addresses import building_key
 from streams.intake.identity import Pseudonymiser
 from streams.intake.masking import warm_up
 from streams.runtime.deadletter import DeadLetter, Origin
@@ -99,10 +100,12 @@ class Validator:
         return names, list(dict.fromkeys(identities))
 
     def _place(self, location: Location, people: dict[str, str]) -> dict[str, str]:
-        """A location's address (masked) and coordinates as attributes."""
+        """A location's address (masked, as written), its building key (楼栋: 7号楼, 7栋 and 七号楼
+        are one building) and coordinates as attributes."""
         out = {}
         if location.address:
             out["address"] = self.pseudonymiser.mask_text(location.address, people, location.region_code)
+            out["building"] = building_key(out["address"])
         if location.lat is not None and location.lon is not None:
             out["lat"], out["lon"] = str(location.lat), str(location.lon)
         return out

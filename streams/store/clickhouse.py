@@ -256,17 +256,19 @@ def migrate(store: Store, upto: int | None = None, cluster: str | None = None) -
 
 
 def load_regions(store: Store, cluster: str | None = None) -> int:
-    """Load the bundled region registry into the region dimension, once per registry version."""
+    """Load the chosen region pack into the region dimension, once per pack version."""
     reg = registry()
     have = store.query(f"SELECT count() AS n FROM {DATABASE}.regions FINAL WHERE registry_version = {{v:String}}",
                        {"v": reg.version})
     if int(have[0]["n"]) == len(reg):
         return 0
+    source = "; ".join(f"{k}: {v}" for k, v in reg.meta.items() if k in ("source", "via", "codes as of"))
     rows = [
         {"id": int(r.code), "code": r.code, "region_code": r.code, "parent_id": int(r.parent or 0),
          "name": r.name, "full_name": reg.full_name(r.code) or r.name,
          "level": r.level.value, "status": r.status, "successor": r.successor or "", "synthetic": r.synthetic,
-         "registry_version": reg.version}
+         "registry_version": reg.version, "valid_from": r.valid_from or None, "valid_to": r.valid_to or None,
+         "source": source}
         for r in reg
     ]
     store.insert("regions", rows, dedup_token=f"regions:{reg.version}")

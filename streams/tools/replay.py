@@ -1,7 +1,7 @@
 """Recorded event files (事件录制与回放): write the simulator's inputs to a file, replay any such file.
 
 A recording is JSON Lines, one input per line, in time order:
-``{"at": "2026-11-20T08:00:03+08:00", "topic": "grid-reports", "key": "210202001001001", "value": {…}}``
+``{"at": "2026-11-20T08:00:03+08:00", "topic": "grid-reports", "key": "210202001004001", "value": {…}}``
 (``value`` is the message exactly as its publisher sends it; ``value_text`` instead holds a
 message that is not JSON, such as CAP XML). ``fengqiao replay FILE --speed X`` puts the lines on
 their topics keeping their spacing in time, X times faster (``--speed 0``: as fast as the broker

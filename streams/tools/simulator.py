@@ -1,4 +1,5 @@
-"""The city simulator (城市模拟器): a synthetic city's reports and alerts, live or in simulated time.
+"""The city simulator (城市模拟器): a city's reports and alerts, live or in simulated time, in its real
+streets and communities (the region pack's), with synthetic people, grids and events.
 
 Two ways to run it, both deterministic by seed:
 
@@ -155,8 +156,8 @@ class CityModel:
     """Daily volumes for a Dalian-sized city, and when in the day and week they come.
 
     Assumptions (written down so they can be argued with): about 7.5 million residents in some
-    6,000 grids of 300 to 500 households (the registry here has 1,440 synthetic grids, each
-    standing for about four); a grid worker files about 8 reports a day, so 48,000 grid reports;
+    6,000 grids of 300 to 500 households (the registry has Dalian's 1,832 real village and
+    community committees, each with four synthetic grids: 7,328); a grid worker files about 8 reports a day, so 48,000 grid reports;
     departments publish about 4,000 alerts a day, most of them police incidents (110 calls run
     at roughly 3 to 4 per 10,000 residents a day); a handful of emergency broadcasts a day, each
     confirmed by the terminals of every community it covers. Reports follow the working day

@@ -133,7 +133,7 @@ async def test_a_city_wide_warning_reaches_registered_elders_in_every_county_s_p
     now = datetime.now(BEIJING).replace(microsecond=0)
     alerts = [dept_alert(n, department="civil_affairs", category="elderly_alone_registered", community=place,
                          occurred_at=(now - timedelta(days=3)).isoformat())
-              for n, place in ((1, "210202001001"), (2, "210203001001"))]
+              for n, place in ((1, "210202001004"), (2, "210203001001"))]
     alerts.append(dept_alert(3, department="weather", category="cold_wave", community="210200000000",
                              occurred_at=(now - timedelta(hours=50)).isoformat(), subjects=[]))
     async with Stack(settings, gateway=False) as stack:
@@ -145,7 +145,7 @@ async def test_a_city_wide_warning_reaches_registered_elders_in_every_county_s_p
                      if b'"welfare_under_weather_warning"' in r.value}
             return found if len(found) == 2 else set()
 
-        assert await until(welfare) == {"210202001001", "210203001001"}
+        assert await until(welfare) == {"210202001004", "210203001001"}
         assert await stack.drain(timeout=60)
         stored = stack.store.query("SELECT count() AS n FROM fengqiao.events FINAL WHERE region_code = '210200000000'")
         assert stored == [{"n": 1}]  # the warning is stored once, not once per county it reached
@@ -163,7 +163,7 @@ async def test_two_sources_day_long_backlogs_in_one_burst_after_a_quiet_spell_ar
     settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-burst",
                         source_idle_seconds=2.0, idle_watermark="event")
     day0 = datetime.now(BEIJING).replace(microsecond=0) - timedelta(days=4)
-    place = "210202001001"
+    place = "210202001004"
 
     def alert(n: int, hours: float, department: str, category: str) -> tuple[bytes, bytes]:
         doc = dept_alert(n, department=department, category=category, community=place,
@@ -219,7 +219,7 @@ async def test_a_lone_red_police_alert_notifies_its_centres_at_once(tmp_path, ka
 
         sent = await until(notices, timeout=30)
         assert sorted((n.centre_code, n.role.value) for n in sent) == [  # one per centre, in any partition
-            ("2102", "inform"), ("210202", "inform"), ("210202001", "inform"), ("210202001001", "handle")]
+            ("2102", "inform"), ("210202", "inform"), ("210202001", "inform"), ("210202001004", "handle")]
         assert {n.level.value for n in sent} == {"red"}
         m = stack.metrics
         assert m.total(m.signals, rule="urgent_department_alert", kind="new") == 1

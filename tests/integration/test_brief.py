@@ -46,6 +46,6 @@ def test_the_brief_shows_its_charts(data):
     district = screenshot(data, "210202")  # 中山区: reports, an orange and a yellow signal, hot spots
     assert district["reports"] > 2000 and district["hot spots"] > 2000
     assert district["orange"] > 2000 and district["yellow"] > 1000
-    community = screenshot(data, "210202002001")  # the fire hazard's community: orange only
+    community = screenshot(data, "210202005001")  # the fire hazard's community: orange only
     assert community["orange"] > 2000 and community["yellow"] < 200  # the yellow left is the legend's swatch
     assert community["reports"] < district["reports"]

@@ -21,7 +21,7 @@ from tests.unit.test_ruleset import CITY_WAVE
 
 pytestmark = [pytest.mark.integration]
 
-COMMUNITIES = ["210202001001", "210203001001", "210211001001"]  # 中山区, 西岗区, 甘井子区
+COMMUNITIES = ["210202001004", "210203001001", "210211001001"]  # 中山区, 西岗区, 甘井子区
 
 
 def test_the_districts_live_in_different_partitions_of_events():

@@ -22,7 +22,7 @@ from tests.integration.conftest import on_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-STREETS = ["210202001", "210202002"]
+STREETS = ["210202001", "210202005"]
 COMMUNITIES = [f"{s}{n:03d}" for s in STREETS for n in range(1, 7)]
 SECRET = "s3cret-for-tests"
 RATE = 50  # reports a second

@@ -31,8 +31,8 @@ def test_the_cookbook_has_at_least_twelve_questions():
 
 
 def test_1_hot_spots_by_street(seeded):
-    assert answer(seeded, 1) == [("210202001", "大连市中山区模拟街道01", 6), ("210203001", "大连市西岗区模拟街道01", 3),
-                                 ("210202002", "大连市中山区模拟街道02", 2)]
+    assert answer(seeded, 1) == [("210202001", "大连市中山区海军广场街道", 6), ("210203001", "大连市西岗区香炉礁街道", 3),
+                                 ("210202005", "大连市中山区人民路街道", 2)]
 
 
 def test_2_matter_groups_by_district(seeded):
@@ -96,7 +96,7 @@ def test_10_evidence_of_a_signal(seeded):
 def test_11_open_broadcast_coverage_gaps(seeded):
     _, world = seeded
     assert [r[:3] for r in answer(seeded, 11)] == [
-        (world["signals"]["gap"][0].signal_id, "大连市西岗区模拟街道01模拟社区01", "orange")]
+        (world["signals"]["gap"][0].signal_id, "大连市西岗区香炉礁街道工人村社区居委会", "orange")]
 
 
 def test_12_hazards_reported_again(seeded):
@@ -117,8 +117,8 @@ def test_15_drills_kept_apart(seeded):
 
 def test_16_evaluation_of_the_handling_centres(seeded):
     assert [(r[0], r[1], r[6]) for r in answer(seeded, 16)] == [
-        (A1, "大连市中山区模拟街道01模拟社区01", 1), (B1, "大连市西岗区模拟街道01模拟社区01", 1),
-        (A2, "大连市中山区模拟街道02模拟社区01", 0)]
+        (A1, "大连市中山区海军广场街道春德社区居委会", 1), (B1, "大连市西岗区香炉礁街道工人村社区居委会", 1),
+        (A2, "大连市中山区人民路街道福寿社区居委会", 0)]
 
 
 def evaluation(seeded, view: str) -> dict[str, tuple]:

@@ -35,7 +35,7 @@ def test_three_disputes_in_a_community_raise_a_yellow_signal_then_update_it():
     assert first.signal_id == second.signal_id
     assert outs[0].escalated and not outs[1].escalated
     assert [e.uid for e in second.evidence] == [f"grid:t-00000{i}" for i in (1, 2, 3, 4)]
-    assert "矛盾纠纷4起" in second.summary and "模拟社区01" in second.summary
+    assert "矛盾纠纷4起" in second.summary and "春德社区" in second.summary
 
 
 def test_near_misses_do_not_fire():
@@ -148,11 +148,11 @@ def test_a_source_running_ahead_does_not_make_an_absence_fire_early():
     wall[0] = 31  # past the start-up grace
     feed({"category": "environment.sanitation", "region": "210202001002", "at": "0h"}, 0)  # the grid source is live
     fired = feed({"source": "dept_alert", "category": "civil_affairs.elderly_alone_registered",
-                  "region": "210202001001", "at": "0h"}, 1)
+                  "region": "210202001004", "at": "0h"}, 1)
     fired += feed({"source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000", "at": "10h"}, 2)
     fired += feed({"source": "dept_alert", "category": "police.fight", "region": "210202001003", "at": "100h"}, 3)
     assert "welfare_under_weather_warning" not in fired  # the grid source is still at 0h
-    fired += feed({"category": "care.elderly_alone", "region": "210202001001", "at": "30h"}, 4)
+    fired += feed({"category": "care.elderly_alone", "region": "210202001004", "at": "30h"}, 4)
     wall[0] = 70  # the grid source falls silent; the department's time now counts alone
     fired += feed({"source": "dept_alert", "category": "police.fight", "region": "210202001003", "at": "101h"}, 5)
     assert "welfare_under_weather_warning" not in fired  # the visit came within 48 hours
@@ -169,7 +169,7 @@ def test_an_expected_event_read_before_its_trigger_still_answers_it():
          "attributes": {"broadcast": "dalian-ebs,B1", "complete": "true"}},
         {"source": "broadcast", "category": "broadcast.alert", "region": "210202000000", "at": "0m",
          "attributes": {"broadcast": "dalian-ebs,B1"}},
-        {"category": "environment.sanitation", "region": "210202001001", "at": "2h"},
+        {"category": "environment.sanitation", "region": "210202001004", "at": "2h"},
     ]
     fired = [o.signal.rule_id for n, spec in enumerate(events)
              for o in correlator.process(make_event(n, spec), 0, states, T0) if o.signal]
@@ -185,7 +185,7 @@ def test_an_absence_falls_due_once_its_sources_fall_silent_without_another_event
     correlator, states = Correlator(load_rules(), source_idle=30, wallclock=lambda: wall[0]), DictStates()
     broadcast = {"source": "broadcast", "category": "broadcast.alert", "region": "210202000000", "at": "0m",
                  "attributes": {"broadcast": "dalian-ebs,B1"}}
-    late = {"category": "environment.sanitation", "region": "210202001001", "at": "2h"}
+    late = {"category": "environment.sanitation", "region": "210202001004", "at": "2h"}
     wall[0] = 31
     assert not correlator.process(make_event(0, broadcast), 0, states, T0)
     assert not correlator.process(make_event(1, late), 0, states, T0)  # the broadcast source still holds it
@@ -240,15 +240,15 @@ def test_an_absence_signal_feeds_risk_as_every_signal_does():
 
     correlator, states = Correlator(load_rules()), DictStates()
     inputs = [
-        {"at": "0h", "source": "dept_alert", "category": "civil_affairs.elderly_alone_registered", "region": "210202001001"},
+        {"at": "0h", "source": "dept_alert", "category": "civil_affairs.elderly_alone_registered", "region": "210202001004"},
         {"at": "10h", "source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000"},
-        {"at": "60h", "category": "environment.sanitation", "region": "210202001001"},
+        {"at": "60h", "category": "environment.sanitation", "region": "210202001004"},
     ]
     fired = [o.signal for n, spec in enumerate(inputs) for o in correlator.process(make_event(n, spec), 0, states, T0)
              if o.signal]
     assert [(s.rule_id, s.level) for s in fired] == [("welfare_under_weather_warning", RiskLevel.yellow),
                                                     ("entity_risk", RiskLevel.blue)]
-    assert fired[1].entity == "community:210202001001"
+    assert fired[1].entity == "community:210202001004"
 
 
 def test_a_district_s_event_is_no_community_of_its_own():
@@ -257,8 +257,8 @@ def test_a_district_s_event_is_no_community_of_its_own():
 
     rule = next(r for r in load_rules() if r.id == "welfare_under_weather_warning")
     district = make_event(0, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000"})
-    community = make_event(1, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210202001001"})
-    assert rule.groups(district) == [] and rule.groups(community) == ["210202001001"]
+    community = make_event(1, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210202001004"})
+    assert rule.groups(district) == [] and rule.groups(community) == ["210202001004"]
 
 
 def test_a_city_wide_warning_reaches_the_registered_places_of_another_county_s_partition():
@@ -267,14 +267,14 @@ def test_a_city_wide_warning_reaches_the_registered_places_of_another_county_s_p
     from streams.detection.cases import make_event
 
     correlator, partition3 = Correlator(load_rules()), DictStates()
-    elder = {"source": "dept_alert", "category": "civil_affairs.elderly_alone_registered", "region": "210203002003",
+    elder = {"source": "dept_alert", "category": "civil_affairs.elderly_alone_registered", "region": "210203004003",
              "at": "0h"}
     warning = {"source": "dept_alert", "category": "weather.cold_wave", "region": "210200000000", "at": "10h"}
-    later = {"category": "environment.sanitation", "region": "210203002003", "at": "60h"}
+    later = {"category": "environment.sanitation", "region": "210203004003", "at": "60h"}
     correlator.process(make_event(0, elder), 3, partition3, T0)
     assert correlator.process(make_event(1, warning), 3, partition3, T0, reach="210203") == []
     fired = [o.signal for o in correlator.process(make_event(2, later), 3, partition3, T0) if o.signal]
-    assert [(s.rule_id, s.region_code) for s in fired][:1] == [("welfare_under_weather_warning", "210203002003")]
+    assert [(s.rule_id, s.region_code) for s in fired][:1] == [("welfare_under_weather_warning", "210203004003")]
     # without the copy, the original in its own partition never sees that place
     alone, original = Correlator(load_rules()), DictStates()
     alone.process(make_event(0, elder), 3, DictStates(), T0)

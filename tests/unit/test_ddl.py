@@ -56,7 +56,7 @@ def test_roles_and_row_policies_parse(chdb):
     assert all("AS RESTRICTIVE TO ALL EXCEPT fengqiao_writer, fengqiao_platform" in s
                for s in policies if "jurisdiction" in s)
     assert "CREATE ROLE IF NOT EXISTS centre_2102" in statements  # a city
-    assert "CREATE ROLE IF NOT EXISTS centre_210202001001" in statements  # a community
+    assert "CREATE ROLE IF NOT EXISTS centre_210202001004" in statements  # a community
 
 
 def test_every_table_has_a_jurisdiction(tmp_path_factory, chdb):

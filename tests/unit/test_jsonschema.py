@@ -41,7 +41,7 @@ def test_the_catalogue_is_in_the_grid_report_schema():
 
 
 @pytest.mark.parametrize(("region", "valid"), [
-    ("210202001001", True), ("210202000000", True),  # a community; a whole district
+    ("210202001004", True), ("210202000000", True),  # a community; a whole district
     ("210200000000", True), ("210000000000", True),  # a city-wide and a province-wide warning
     ("210299001001", False), ("110101001001", False),  # a county, a city not in the deployment's table
 ])

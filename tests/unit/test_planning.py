@@ -14,7 +14,7 @@ REPEAT = timedelta(minutes=30)
 
 def test_a_new_signal_notifies_its_centres_with_fresh_deadlines():
     sent = plan(signal_at(RiskLevel.yellow), True, None, T0, DEFAULT_POLICY, REPEAT)
-    assert [n.centre_code for n in sent.notices] == ["210202001001", "210202001"]
+    assert [n.centre_code for n in sent.notices] == ["210202001004", "210202001"]
     assert not any(n.is_update for n in sent.notices)
     assert sent.notified == Notified(int(T0.timestamp() * 1000), T0 + timedelta(hours=2), T0 + timedelta(hours=72))
     assert sent.release is None  # only red asks for a warning to be released

@@ -9,7 +9,7 @@ from streams.detection.correlator import Correlator, DictStates
 from streams.detection.ruleset import load_rules
 
 PACK = load_rules()
-C = "210202001001"
+C = "210202001004"
 
 
 def run(specs):

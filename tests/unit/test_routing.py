@@ -17,10 +17,10 @@ def signal_at(level: RiskLevel):
 @pytest.mark.parametrize(
     ("level", "centres", "ack"),
     [
-        (RiskLevel.blue, ["210202001001"], timedelta(hours=24)),
-        (RiskLevel.yellow, ["210202001001", "210202001"], timedelta(hours=2)),
-        (RiskLevel.orange, ["210202001001", "210202001", "210202"], timedelta(minutes=30)),
-        (RiskLevel.red, ["210202001001", "210202001", "210202", "2102"], timedelta(minutes=15)),
+        (RiskLevel.blue, ["210202001004"], timedelta(hours=24)),
+        (RiskLevel.yellow, ["210202001004", "210202001"], timedelta(hours=2)),
+        (RiskLevel.orange, ["210202001004", "210202001", "210202"], timedelta(minutes=30)),
+        (RiskLevel.red, ["210202001004", "210202001", "210202", "2102"], timedelta(minutes=15)),
     ],
 )
 def test_policy_table(level, centres, ack):
@@ -60,8 +60,8 @@ def test_a_region_holding_no_known_centre_routes_to_none():
 def test_a_notice_says_what_a_centre_needs_to_act_and_links_the_case():
     s = signal_at(RiskLevel.yellow)
     (handle, inform) = route(s, T0, console="https://fengqiao.example.gov.cn/console/")
-    assert handle.entity_level == "community" and handle.entity == "210202001001"
-    assert handle.place == "大连市中山区模拟街道01模拟社区01"
+    assert handle.entity_level == "community" and handle.entity == "210202001004"
+    assert handle.place == "大连市中山区海军广场街道春德社区居委会"
     assert handle.case_url == inform.case_url == f"https://fengqiao.example.gov.cn/console/cases/{s.signal_id}"
     assert route(s, T0)[0].case_url == ""  # no console address configured: no link rather than a wrong one
 

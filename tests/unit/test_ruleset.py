@@ -43,7 +43,7 @@ def test_a_rule_skipped_for_a_source_and_category_never_takes_its_events():
 
 def test_a_wrong_expectation_fails():
     rule = BY_ID["dispute_cluster"]
-    case = rule.tests[0].model_copy(update={"expect": [ExpectedSignal(level="red", entity="210202001001")]})
+    case = rule.tests[0].model_copy(update={"expect": [ExpectedSignal(level="red", entity="210202001004")]})
     assert not run_case(PACK, rule, case)[0].passed
 
 

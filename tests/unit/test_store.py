@@ -134,7 +134,7 @@ def test_the_region_dimension_walks_the_hierarchy(store):
         "SELECT dictGet('fengqiao.region_dict', 'full_name', toUInt64({c:String})) AS name, "
         "arrayMap(x -> dictGet('fengqiao.region_dict', 'level', x), "
         "dictGetHierarchy('fengqiao.region_dict', toUInt64({c:String}))) AS levels", {"c": COMMUNITY})
-    assert got == [{"name": "大连市中山区模拟街道01模拟社区01",
+    assert got == [{"name": "大连市中山区海军广场街道春德社区居委会",
                     "levels": ["community", "township", "county", "city", "province"]}]
     abolished = store.query("SELECT count() AS n FROM fengqiao.regions WHERE status = 'abolished'")
     assert abolished[0]["n"] >= 1

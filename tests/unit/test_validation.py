@@ -25,7 +25,7 @@ def test_a_valid_report_is_normalised_without_identifiers_in_clear():
     event = check(grid_report(1))
     assert isinstance(event, NormalisedEvent)
     assert event.source is Source.grid_report and event.uid == "grid:t-000001"
-    assert event.region_code == "210202001001" and event.grid_code == "210202001001001"
+    assert event.region_code == "210202001004" and event.grid_code == "210202001004001"
     assert len(event.subjects) == 2 and all(s.startswith("p-") for s in event.subjects)
     dumped = event.model_dump_json()
     for secret in ("张伟", "李娜", "13812345678", "13987654321", id_number(2)):
@@ -43,7 +43,7 @@ def test_event_time_without_offset_is_beijing_time():
     [
         (lambda r: r.update(category="party.planning"), "not_in_catalogue", "category"),
         (lambda r: r.pop("reporter"), "invalid_field", "reporter"),
-        (lambda r: r.update(grid_code="21020200100100"), "invalid_field", "grid_code"),
+        (lambda r: r.update(grid_code="21020200100400"), "invalid_field", "grid_code"),
         (lambda r: r["location"].update(region_code="210299001001"), "unknown_region", "location.region_code"),
         (lambda r: r.update(occurred_at="yesterday"), "invalid_field", "occurred_at"),
         (lambda r: r.update(surprise=1), "invalid_field", "surprise"),
