@@ -57,7 +57,7 @@ def build(settings: Settings, observer: Observer | None = None, rules: list[Rule
           gateway: bool = True, pipeline: bool = True, clock: Callable[[], datetime] = now_beijing) -> Stack:
     """The process for ``settings``: the worker and/or the gateway, not started yet, on the
     settings' region pack."""
-    use_pack(settings.region_pack_path())
+    use_pack(settings.region_pack_path(), settings.grid_register_path())
     return Stack(settings, observer, rules, gateway, pipeline, clock)
 
 

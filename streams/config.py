@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     region_pack: str | None = Field(default=None, description="the region table: a pack installed with fengqiao "
                                     "regions import (its version), or a CSV file; unset: the bundled cn-2023 (the four "
                                     "cities down to their village and community committees)")
+    grid_register: Path | None = Field(default=None, description="the grid register (CSV: grid_code, community, "
+                                       "name, type, households, workers); unset: <data dir>/grids.csv once fengqiao "
+                                       "grids import installed one, else four synthetic grids per community")
     rules_dir: Path | None = Field(default=None, description="a rule pack directory; unset: the bundled streams/detection/rules")
     app_id: str = Field(default="fengqiao", description="names the steps' consumer groups (<app id>-<step>) and state changelogs")
     # The embedded broker completes a group join only after the session timeout, so it is
@@ -136,6 +139,15 @@ class Settings(BaseSettings):
             raise FileNotFoundError(f"FENGQIAO_REGION_PACK={self.region_pack}: neither an installed pack "
                                     f"({installed}) nor a file")
         return path
+
+    def grid_register_path(self) -> Path | None:
+        """The grid register in use, or None for synthetic grids."""
+        if self.grid_register:
+            if not self.grid_register.exists():
+                raise FileNotFoundError(f"FENGQIAO_GRID_REGISTER={self.grid_register}: no such file")
+            return self.grid_register
+        installed = self.data_dir / "grids.csv"
+        return installed if installed.exists() else None
 
     def console_link(self) -> str:
         """The console's address for links in notices: configured, or the gateway's when its port

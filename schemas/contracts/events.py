@@ -77,8 +77,24 @@ def code_pattern(digits: int) -> str:
     return rf"^(?:{within}|(?:{prefixes(Level.city)})0{{8}}|(?:{prefixes(Level.province)})0{{10}})$"
 
 
-RegionCode = Annotated[str, Field(pattern=code_pattern(12)), AfterValidator(known_region)]
-GridCode = Annotated[str, Field(pattern=code_pattern(15)), AfterValidator(known_region)]
+def known_grid(code: str) -> str:
+    """A grid of the deployment's grid register (or, with none installed, a synthetic one)."""
+    if code not in registry():
+        raise ValueError(f"unknown grid {code}: not in the grid register")
+    return code
+
+
+def _in_registry(digits: int):  # noqa: ANN202
+    """The schema's pattern, from the region pack in use when the schema is made."""
+    def extra(schema: dict) -> None:
+        schema["pattern"] = code_pattern(digits)
+    return extra
+
+
+# Validation checks the form here and the unit in the registry (which a deployment chooses at
+# start); the published schema carries the registry's counties as its pattern.
+RegionCode = Annotated[str, Field(pattern=r"^\d{12}$", json_schema_extra=_in_registry(12)), AfterValidator(known_region)]
+GridCode = Annotated[str, Field(pattern=r"^\d{15}$", json_schema_extra=_in_registry(15)), AfterValidator(known_grid)]
 
 
 class Contract(BaseModel):

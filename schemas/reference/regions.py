@@ -35,6 +35,9 @@ BUNDLED = "cn-2023"
 SYNTHETIC_GRIDS = 4  # grids generated under each community: no public grid register exists
 COLUMNS = ("code", "name", "level", "parent", "valid_from", "valid_to", "status", "successor", "note")
 _PACK: Path | None = None  # the pack chosen at start; None: the bundled one
+_GRIDS: Path | None = None  # the grid register installed; None: synthetic grids
+GRID_COLUMNS = ("grid_code", "community", "name", "type", "households", "workers")
+GRID_TYPES = ("综合网格", "专属网格")
 
 
 class Level(str, enum.Enum):
@@ -116,9 +119,11 @@ class Region:
 class RegionRegistry:
     """The versioned code table: resolve a code to its unit, ancestors and centres."""
 
-    def __init__(self, regions: list[Region], version: str, meta: dict[str, str] | None = None):
+    def __init__(self, regions: list[Region], version: str, meta: dict[str, str] | None = None,
+                 grids: list[Grid] | None = None):
         self.version = version
         self.meta = meta or {}  # where the codes come from: source, its version, the year of the codes
+        self.grids = {g.code: g for g in grids or ()}  # the register's, when one is installed
         self._by_code = {r.code: r for r in regions}
         self._by_prefix = {r.prefix: r for r in regions}
         self._children: dict[str, list[Region]] = {}
@@ -328,23 +333,82 @@ def carry_over(new: Pack, old: Pack, today: str) -> tuple[Pack, list[Region]]:
     return Pack(new.version, new.regions + kept, new.meta), kept
 
 
+@dataclass(frozen=True)
+class Grid:
+    """A registered grid (网格): its community, kind, households and its workers' pseudonymous ids."""
+
+    code: str
+    community: str
+    name: str
+    type: str  # 综合网格 or 专属网格
+    households: int
+    workers: tuple[str, ...]
+
+
+def read_grids(text: str, communities: set[str]) -> list[Grid]:
+    """A grid register's CSV, validated against the pack's active ``communities``: each grid code
+    is its community's 12 digits and 3 more, its kind one of GRID_TYPES, none twice. ``PackError``
+    names each failing line."""
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
+    if not lines:
+        raise PackError(["the register is empty"])
+    reader = csv.DictReader(line for _, line in lines)
+    missing = [c for c in GRID_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise PackError([f"line {lines[0][0]}: no column {', '.join(missing)} (columns: {', '.join(GRID_COLUMNS)})"])
+    grids, seen, problems = [], {}, []
+    for (n, _), row in zip(lines[1:], reader):
+        row = {k: (v or "").strip() for k, v in row.items() if k}
+        code, community = row["grid_code"], row["community"]
+        why = ""
+        if not (code.isdigit() and len(code) == 15):
+            why = f"grid code {code!r} is not 15 digits"
+        elif code[:12] != community:
+            why = f"grid {code} is not inside community {community}"
+        elif community not in communities:
+            why = f"community {community} is not an active community of the region pack"
+        elif row["type"] not in GRID_TYPES:
+            why = f"type {row['type']!r} is not {' or '.join(GRID_TYPES)}"
+        elif not row["households"].isdigit():
+            why = f"households {row['households']!r} is not a whole number"
+        elif code in seen:
+            why = f"{code} is also on line {seen[code]}"
+        if why:
+            problems.append(f"line {n}: {why}")
+            continue
+        seen[code] = n
+        grids.append(Grid(code, community, row["name"] or f"第{int(code[12:])}网格", row["type"],
+                          int(row["households"]), tuple(w for w in row["workers"].split(";") if w)))
+    if problems:
+        raise PackError(problems)
+    return grids
+
+
 def bundled_text() -> str:
     return resources.files("schemas.reference").joinpath(f"regions/{BUNDLED}.csv").read_text("utf-8")
 
 
-def use_pack(path: Path | None) -> None:
-    """Choose the region pack of this process (None: the bundled one); read on next use."""
-    global _PACK
-    _PACK = path
+def use_pack(path: Path | None, grids: Path | None = None) -> None:
+    """Choose the region pack of this process (None: the bundled one) and its grid register (None:
+    four synthetic grids per community); read on next use."""
+    global _PACK, _GRIDS
+    _PACK, _GRIDS = path, grids
     registry.cache_clear()
 
 
 @cache
 def registry() -> RegionRegistry:
-    """The chosen pack, with synthetic grids for each community whose grids it does not list."""
+    """The chosen pack with its grids: the grid register's, or else synthetic ones for each
+    community whose grids the pack does not list."""
     pack = read_pack(_PACK.read_text("utf-8") if _PACK else bundled_text(), "" if _PACK else BUNDLED)
-    gridded = {r.parent for r in pack.regions if r.level is Level.grid}
     regions = list(pack.regions)
-    regions += [g for r in pack.regions if r.level is Level.community and r.status == "active"
-                and r.code not in gridded for g in _synthetic_grids(r)]
-    return RegionRegistry(regions, version=pack.version or "custom", meta=pack.meta)
+    communities = {r.code for r in pack.regions if r.level is Level.community and r.status == "active"}
+    grids: list[Grid] = []
+    if _GRIDS is not None:
+        grids = read_grids(_GRIDS.read_text("utf-8"), communities)
+        regions += [Region(g.code, g.name, Level.grid, g.community) for g in grids]
+    else:
+        gridded = {r.parent for r in pack.regions if r.level is Level.grid}
+        regions += [g for r in pack.regions if r.level is Level.community and r.code in communities
+                    and r.code not in gridded for g in _synthetic_grids(r)]
+    return RegionRegistry(regions, version=pack.version or "custom", meta=pack.meta, grids=grids)

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         configure_logging(settings.log_level)
-        use_pack(settings.region_pack_path())  # the region table every command reads
+        use_pack(settings.region_pack_path(), settings.grid_register_path())  # the places every command knows
         return args.run(args, settings)
     except (RuleError, PackError, FileNotFoundError, ValueError) as exc:  # a wrong rule or input stops with its reason
         print(f"fengqiao {args.command}: {exc}", file=sys.stderr)

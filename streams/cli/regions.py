@@ -1,4 +1,5 @@
-"""``fengqiao regions import FILE | list | show CODE``: region packs (区划包)."""
+"""``fengqiao regions import FILE | list | show CODE``: region packs (区划包); ``fengqiao grids
+import FILE | list``: the grid register (网格台账)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from schemas.reference.regions import BUNDLED, Level, bundled_text, carry_over, read_pack, registry, write_pack
+from schemas.reference.regions import (
+    BUNDLED,
+    Level,
+    bundled_text,
+    carry_over,
+    read_grids,
+    read_pack,
+    registry,
+    use_pack,
+    write_pack,
+)
 from streams.cli.console import print_table
 from streams.config import Settings
 
@@ -23,6 +34,13 @@ def register(sub: Any) -> None:
     rs.add_parser("list", help="the bundled pack and those installed, the chosen one marked")
     show = rs.add_parser("show", help="a code: its names at every level, its centres, what replaced it")
     show.add_argument("code")
+    g = sub.add_parser("grids", help="the grid register: import it (validated against the region pack), list it")
+    g.set_defaults(run=grids)
+    gs = g.add_subparsers(dest="action", required=True)
+    gi = gs.add_parser("import", help="validate a grid register (CSV) and install it as <data dir>/grids.csv")
+    gi.add_argument("file", type=Path, help="CSV: grid_code,community,name,type,households,workers (workers ;-separated)")
+    gl = gs.add_parser("list", help="the registered grids (of one community)")
+    gl.add_argument("--community", default="")
 
 
 def regions(args: argparse.Namespace, settings: Settings) -> int:
@@ -72,4 +90,27 @@ def import_pack(path: Path, version: str | None, settings: Settings) -> int:
     print(f"installed {target}: " + ", ".join(f"{by_level[lv]} {lv.value}" for lv in Level if by_level[lv])
           + f"; {len(kept)} codes of {old.version} it no longer lists kept as abolished")
     print(f"choose it with FENGQIAO_REGION_PACK={new.version}")
+    return 0
+
+
+def grids(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "import":
+        communities = {r.code for r in registry().of_level(Level.community)}
+        text = args.file.read_text("utf-8")
+        found = read_grids(text, communities)
+        target = settings.data_dir / "grids.csv"
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if target.exists():  # the register replaced is kept beside it
+            target.replace(target.with_name(f"grids-{date.today():%Y%m%d}-{target.stat().st_mtime_ns}.csv"))
+        target.write_text(text, encoding="utf-8")
+        use_pack(settings.region_pack_path(), target)
+        covered = len({g.community for g in found})
+        print(f"installed {target}: {len(found)} grids in {covered} communities; reports from any other grid "
+              "are refused as unknown_grid from the next start of the worker")
+        return 0
+    rows = [{"grid": g.code, "name": g.name, "type": g.type, "households": g.households, "workers": len(g.workers)}
+            for g in registry().grids.values() if g.community.startswith(args.community)]
+    if not registry().grids:
+        print("no grid register installed: four synthetic grids per community")
+    print_table(rows)
     return 0

@@ -46,6 +46,8 @@ def reason_of(error: Mapping[str, Any]) -> str:
     message = str(error.get("msg", ""))
     if "not_in_catalogue" in message:
         return "not_in_catalogue"
+    if "unknown grid" in message:
+        return "unknown_grid"
     if "region code" in message or "geocode" in message or outside_registry(error):
         return "unknown_region"
     if error.get("type") in ("json_invalid", "json_type"):

@@ -439,7 +439,8 @@ def credentials(path: str, tokens: dict[str, str], sessions, operator) -> tuple[
 
 
 # What a JSON Schema cannot say, and so a schema-valid request may still be refused for:
-REGISTRY = {"unknown_region"}  # units below the county: the registry is the list (the pattern keeps the counties)
+REGISTRY = {"unknown_region", "unknown_grid"}  # units below the county and grids: the registry and the grid
+# register are the lists (the pattern keeps the counties)
 
 
 def body_broken(case) -> bool:

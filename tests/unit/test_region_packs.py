@@ -71,3 +71,31 @@ def test_an_imported_version_is_chosen_by_setting_and_the_old_codes_still_resolv
     assert main(["regions", "list"]) == 0
     listed = capsys.readouterr().out
     assert BUNDLED in listed and "dl-2025" in listed
+
+
+def test_a_grid_register_replaces_the_synthetic_grids_and_an_unknown_grid_is_dead_lettered(data_dir, capsys):
+    register = data_dir / "register.csv"
+    register.write_text("grid_code,community,name,type,households,workers\n"
+                        f"{CHUNHAI}101,{CHUNHAI},春海一网格,综合网格,412,GW0101;GW0102\n"
+                        f"{CHUNHAI}901,{CHUNHAI},春海医院专属网格,专属网格,0,GW0901\n", encoding="utf-8")
+    broken = data_dir / "broken.csv"
+    broken.write_text("grid_code,community,name,type,households,workers\n"
+                      f"{CHUNHAI}101,210202001003,错社区,综合网格,10,\n"
+                      f"{CHUNHAI}102,{CHUNHAI},,大网格,10,\n", encoding="utf-8")
+    assert main(["grids", "import", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"line 2: grid {CHUNHAI}101 is not inside community 210202001003" in err
+    assert "line 3: type '大网格' is not 综合网格 or 专属网格" in err
+
+    assert main(["grids", "import", str(register)]) == 0
+    assert "2 grids in 1 communities" in capsys.readouterr().out
+    reg = registry()
+    assert reg.get(f"{CHUNHAI}101").name == "春海一网格" and not reg.get(f"{CHUNHAI}101").synthetic
+    assert reg.grids[f"{CHUNHAI}901"].type == "专属网格" and reg.grids[f"{CHUNHAI}101"].workers == ("GW0101", "GW0102")
+    validator = Validator(Pseudonymiser(b"k"))
+    known = grid_report(1, community=CHUNHAI, grid_code=f"{CHUNHAI}101")
+    assert isinstance(validator.grid_report(json.dumps(known).encode(), Origin("g", 0, 1), T0), Accepted)
+    unknown = grid_report(2, community=CHUNHAI)  # grid 001: synthetic before, not in the register
+    letter = validator.grid_report(json.dumps(unknown).encode(), Origin("g", 0, 2), T0)
+    assert letter.reason == "unknown_grid" and letter.field == "grid_code"
+    assert f"unknown grid {CHUNHAI}001" in letter.message
