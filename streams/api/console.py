@@ -163,6 +163,7 @@ class CentreConsole:
                                               "next": {"type": "string"}}, ["login", "password"]),
                          "responses": {"303": {"description": "signed in"},
                                        "401": html | {"description": "wrong login or password, locked or disabled"},
+                                       "503": html | {"description": "the accounts file cannot be written"},
                                        "403": html | {"description": "posted from another site"}}}},
             "/console/logout": {"post": {"summary": "sign out: the session ends", "security": posting,
                                          "responses": {"303": {"description": "signed out"},
@@ -292,6 +293,9 @@ class CentreConsole:
         except SignInRefused as refused:
             log.info("console sign-in refused for %r: %s", login, refused)
             return self._html("login.html", 401, next=target, error=str(refused), login=login)
+        except OSError as exc:  # the accounts file cannot be written: no sign-in, rather than no lockout
+            log.error("operators file cannot be written (%s): sign-ins refused until it can", exc)
+            return self._html("login.html", 503, next=target, error="账号库暂不可写，请联系管理员", login=login)
         token, _ = self.sessions.open(operator)
         log.info("operator %s of centre %s signed in", operator.login, operator.centre)
         response = web.HTTPSeeOther(target)
