@@ -169,7 +169,7 @@ class BroadcastReceipt(Contract):
     broadcast_sender: str = Field(min_length=1, max_length=256)
     broadcast_identifier: EventId
     region_code: Annotated[str, AfterValidator(division_code)] = Field(
-        description="6- or 12-digit division code of the terminals' area"
+        description="6- or 12-digit division code of the terminals' area", pattern=r"^(?:\d{6}|\d{12})$"
     )
     terminals_total: int = Field(ge=0)
     terminals_played: int = Field(ge=0)

@@ -48,9 +48,10 @@ def assume_beijing(value: datetime) -> datetime:
     return value
 
 
-# ISO 8601 text from the year 2000 on: the pattern says in the schema what the validator says here.
+# ISO 8601 text, none before 2000: the schema's pattern asks for 2001 on, which no offset can take
+# back before 2000 (2000-01-01T00:00+18:29 is 1999 in Beijing).
 EventTime = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(assume_beijing),
-                      Field(json_schema_extra={"pattern": r"^2\d{3}-"})]
+                      Field(json_schema_extra={"pattern": r"^(?:200[1-9]|20[1-9]\d|2[1-9]\d\d)-"})]
 EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 
 

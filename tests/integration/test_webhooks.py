@@ -13,6 +13,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.contracts.signals import CentreNotice
+from schemas.reference.regions import registry
 from streams import topics
 from streams.app import Stack
 from streams.notify.webhooks import sign
@@ -23,7 +24,7 @@ from tests.integration.conftest import on_kafka
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 STREETS = ["210202001", "210202005"]
-COMMUNITIES = [f"{s}{n:03d}" for s in STREETS for n in range(1, 7)]
+COMMUNITIES = [c.code for s in STREETS for c in registry().children(s)[:6]]  # six real ones of each street
 SECRET = "s3cret-for-tests"
 RATE = 50  # reports a second
 PHASE = 15.0  # seconds: receiver up, then failing
