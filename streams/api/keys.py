@@ -85,14 +85,9 @@ class KeyStore:
 
     def refresh(self) -> None:
         """Read the file again if it is not the one read last (written since, replaced, removed)."""
-        if not self._file.changed():
-            return
-        try:
-            self.keys = [ApiKey(**k) for k in json.loads(self.path.read_text("utf-8"))["keys"]] \
-                if self.path.exists() else []
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.error("keys file %s cannot be read (%s): no key is accepted until it is mended", self.path, exc)
-            self.keys = []
+        found = self._file.reread(lambda doc: [ApiKey(**k) for k in doc["keys"]], [], "no key is accepted")
+        if found is not None:
+            self.keys = found
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

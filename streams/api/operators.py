@@ -102,14 +102,10 @@ class OperatorStore:
     # -- the file ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Read the file again if it changed since last read; unreadable, it admits no one."""
-        if not self._file.changed():
-            return
-        try:
-            doc = json.loads(self.path.read_text("utf-8")) if self.path.exists() else {"operators": []}
-            self.accounts = {o["login"]: Operator(**{**o, "role": Role(o["role"])}) for o in doc["operators"]}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.error("operators file %s cannot be read (%s): no one signs in until it is mended", self.path, exc)
-            self.accounts = {}
+        found = self._file.reread(lambda doc: {o["login"]: Operator(**{**o, "role": Role(o["role"])})
+                                               for o in doc["operators"]}, {}, "no operator signs in")
+        if found is not None:
+            self.accounts = found
 
     @contextmanager
     def _changing(self) -> Iterator[dict[str, Operator]]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class WatchedFile:
@@ -24,6 +31,17 @@ class WatchedFile:
             return False
         self._seen = seen
         return True
+
+    def reread(self, parse: Callable[[Any], T], empty: T, refusing: str) -> T | None:
+        """None when the file is the one read last; else ``parse`` of its JSON, ``empty`` when it is
+        missing, and ``empty`` too when it cannot be read, logged with what that refuses (fail closed)."""
+        if not self.changed():
+            return None
+        try:
+            return parse(json.loads(self.path.read_text("utf-8"))) if self.path.exists() else empty
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("%s cannot be read (%s): %s until it is mended", self.path, exc, refusing)
+            return empty
 
     def forget(self) -> None:
         """Read it again next time, changed or not (after writing it here)."""
