@@ -187,6 +187,10 @@ class RegionRegistry:
         prefix = self.get(code).prefix
         return [r for r in self.of_level(level) if r.code.startswith(prefix)]
 
+    def name_of(self, code: str) -> str:
+        """The full name of a code this registry knows, or the code itself (for a notice or a page)."""
+        return self.full_name(code) if code in self._by_code or code in self._by_prefix else code
+
     def current(self, code: str) -> Region:
         """The unit a code names today: an abolished one's successor (and its successor's, …)."""
         region = self.get(code)

@@ -322,7 +322,7 @@ class CentreConsole:
                 continue
             if wanted["state"] not in ("", "active") and case.state.value != wanted["state"]:
                 continue
-            place = _full_name(case.region_code)
+            place = registry().name_of(case.region_code)
             if wanted["place"] and wanted["place"] not in place and not case.region_code.startswith(wanted["place"]):
                 continue
             rows.append(self._row(case, now) | {"place": place})
@@ -420,7 +420,7 @@ class CentreConsole:
     # -- supervision and the live stream ---------------------------------------------------------------
     async def supervision(self, request: web.Request, operator: Operator, session: Session) -> web.Response:
         now = self.desk.clock()
-        rows = [self._row(c, now) | {"place": _full_name(c.region_code)} for c in self.desk.inbox(operator.centre)]
+        rows = [self._row(c, now) | {"place": registry().name_of(c.region_code)} for c in self.desk.inbox(operator.centre)]
         return self._page("supervision.html", operator, session, rows=rows)
 
     async def stream(self, request: web.Request, operator: Operator, session: Session) -> web.StreamResponse:
@@ -459,13 +459,6 @@ class CentreConsole:
             raise web.HTTPNotFound()
         return web.Response(body=item.read_bytes(), content_type=STATIC_TYPES[suffix], charset="utf-8",
                             headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
-
-
-def _full_name(code: str) -> str:
-    try:
-        return registry().full_name(code)
-    except UnknownRegion:
-        return code
 
 
 def _local(target: str | None) -> str:

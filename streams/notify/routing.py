@@ -91,7 +91,7 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
     Each says what the centre needs to act without another system: the entity, the place's
     names, and the case's page on the console at ``console``."""
     rule = policy[signal.level]
-    place = registry().full_name(signal.region_code) if signal.region_code in registry() else signal.region_code
+    place = registry().name_of(signal.region_code)
     notices = []
     for centre, level, role in centres_of(signal.region_code, rule):
         notices.append(
