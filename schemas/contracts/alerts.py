@@ -14,6 +14,14 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.contracts.events import Contract, EventId, EventTime, Location, Party
 from schemas.contracts.levels import RiskLevel
+from schemas.reference.populations import populations
+
+# 特殊人群名册: what registers a person, or takes them off, as one of schemas/populations.yaml.
+REGISTRATIONS = {"population_registered": "registered", "population_deregistered": "deregistered"}
+# Earlier, one category per kind: each is a registration of that kind (民政 publishing 低保对象 registers one).
+REGISTERED_AS = {"elderly_alone_registered": "elderly_alone", "left_behind_child": "left_behind_child",
+                 "child_in_difficulty": "child_in_difficulty", "subsistence_allowance": "subsistence_allowance",
+                 "extreme_poverty": "extreme_poverty"}
 
 
 class Department(str, enum.Enum):
@@ -63,8 +71,9 @@ class DepartmentAlert(Contract):
     subjects: list[Party] = Field(default_factory=list, max_length=50, description="people concerned")
     severity: RiskLevel | None = None
     text: str = Field(default="", max_length=4000)
-    attributes: dict[str, str] = Field(default_factory=dict, max_length=50,
-                                       description="e.g. device_id of an IoT alarm, call_id of a 110 call")
+    attributes: dict[str, str] = Field(default_factory=dict, max_length=50, validate_default=True,
+                                       description="e.g. device_id of an IoT alarm, call_id of a 110 call; "
+                                       "population of a registration (schemas/populations.yaml)")
     occurred_at: EventTime
     drill: bool = Field(default=False, description="an exercise or a test (演练): stored, never pages a live centre")
 
@@ -75,3 +84,17 @@ class DepartmentAlert(Contract):
         if department is not None and category not in departments()[department.value].categories:
             raise ValueError("not_in_catalogue")
         return category
+
+    @field_validator("attributes")
+    @classmethod
+    def registration_says_who_and_what(cls, attributes: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        """A registration or deregistration names the person (subjects) and the kind they are
+        registered as (``attributes.population``, one of schemas/populations.yaml)."""
+        if info.data.get("department") is not Department.civil_affairs or info.data.get("category") not in REGISTRATIONS:
+            return attributes
+        kind = attributes.get("population")
+        if kind not in populations():
+            raise ValueError(f"population {kind!r} is not one of {', '.join(populations())}")
+        if not info.data.get("subjects"):
+            raise ValueError("a registration names the person it registers in subjects")
+        return attributes

@@ -159,6 +159,7 @@ class Source(str, enum.Enum):
     broadcast_receipt = "broadcast_receipt"
     dept_alert = "dept_alert"
     signal = "signal"  # a raised signal taken as evidence by a chained rule
+    register = "register"  # a member of an installed register (网格台账): reference data, not an event
 
 
 class Identity(BaseModel):

@@ -348,6 +348,7 @@ class Grid:
     type: str  # 综合网格 or 专属网格
     households: int
     workers: tuple[str, ...]
+    since: str = ""  # ISO date the grid is on the register from: owed patrol reports from then (日常巡查)
 
 
 def read_grids(text: str, communities: set[str]) -> list[Grid]:
@@ -355,6 +356,8 @@ def read_grids(text: str, communities: set[str]) -> list[Grid]:
     is its community's 12 digits and 3 more, its kind one of GRID_TYPES, none twice. ``PackError``
     names each failing line."""
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
+    installed = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                      if line.startswith("# installed:")), "")
     if not lines:
         raise PackError(["the register is empty"])
     reader = csv.DictReader(line for _, line in lines)
@@ -378,15 +381,26 @@ def read_grids(text: str, communities: set[str]) -> list[Grid]:
             why = f"households {row['households']!r} is not a whole number"
         elif code in seen:
             why = f"{code} is also on line {seen[code]}"
+        elif not _iso_date(row.get("since") or installed):
+            why = f"since {row.get('since')!r} is not a date like 2026-12-01"
         if why:
             problems.append(f"line {n}: {why}")
             continue
         seen[code] = n
         grids.append(Grid(code, community, row["name"] or f"第{int(code[12:])}网格", row["type"],
-                          int(row["households"]), tuple(w for w in row["workers"].split(";") if w)))
+                          int(row["households"]), tuple(w for w in row["workers"].split(";") if w),
+                          row.get("since") or installed))
     if problems:
         raise PackError(problems)
     return grids
+
+
+def _iso_date(value: str) -> bool:
+    """Empty (no date given), or a date like 2026-12-01."""
+    try:
+        return not value or bool(date.fromisoformat(value))
+    except ValueError:
+        return False
 
 
 def bundled_text() -> str:

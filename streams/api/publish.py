@@ -46,6 +46,12 @@ def documents(path: Path, kind: str | None) -> tuple[str, list[tuple[int, bytes]
 
 async def publish(cluster: Cluster, path: Path, kind_name: str | None = None, progress: bool = True) -> PublishSummary:
     kind_name, docs = documents(path, kind_name)
+    return await publish_documents(cluster, kind_name, docs, progress)
+
+
+async def publish_documents(cluster: Cluster, kind_name: str, docs: list[tuple[int, bytes]],
+                            progress: bool = True) -> PublishSummary:
+    """Each document (with the line it came from) checked, and sent when it passes."""
     kind = KINDS[kind_name]
     summary = PublishSummary(kind.topic.name)
     producer = cluster.producer(acks="all", linger_ms=10)

@@ -38,7 +38,8 @@ def register(sub: Any) -> None:
     g.set_defaults(run=grids)
     gs = g.add_subparsers(dest="action", required=True)
     gi = gs.add_parser("import", help="validate a grid register (CSV) and install it as <data dir>/grids.csv")
-    gi.add_argument("file", type=Path, help="CSV: grid_code,community,name,type,households,workers (workers ;-separated)")
+    gi.add_argument("file", type=Path, help="CSV: grid_code,community,name,type,households,workers[,since] "
+                    "(workers ;-separated; since: the day the grid is owed patrol reports from, default today)")
     gl = gs.add_parser("list", help="the registered grids (of one community)")
     gl.add_argument("--community", default="")
 
@@ -102,6 +103,8 @@ def grids(args: argparse.Namespace, settings: Settings) -> int:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if target.exists():  # the register replaced is kept beside it
             target.replace(target.with_name(f"grids-{date.today():%Y%m%d}-{target.stat().st_mtime_ns}.csv"))
+        if "# installed:" not in text:  # grids without a since date are on the register from today
+            text = f"# installed: {date.today().isoformat()}\n{text}"
         target.write_text(text, encoding="utf-8")
         use_pack(settings.region_pack_path(), target)
         covered = len({g.community for g in found})

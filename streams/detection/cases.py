@@ -51,6 +51,7 @@ def make_event(n: int, spec: CaseEvent | dict[str, Any]) -> NormalisedEvent:
         source=spec.source,
         category=spec.category,
         region_code=spec.region,
+        grid_code=spec.grid,
         occurred_at=BASE + spec.at,
         ingested_at=BASE,
         level=spec.level,

@@ -20,12 +20,14 @@ from schemas.contracts.signals import LateEvent, RiskSignal
 from schemas.reference.regions import registry
 from streams.detection import risk
 from streams.detection.risk import RiskPolicy
-from streams.detection.ruleset import AbsenceRule
+from streams.detection.ruleset import AbsenceRule, RegisterRule, reaches_places
 from streams.detection.windows import (
     MAX_CHAIN_DEPTH,
     Outcome,
     WindowState,
+    enrol,
     expire,
+    from_ms,
     merge,
     observe,
     signal_as_event,
@@ -78,7 +80,7 @@ class Correlator:
         before = getattr(self, "prefixes", {})
         self.rules = rules
         self._rules_for: dict[tuple[Source, str], list[Any]] = {}  # (source, category) -> rules it may concern
-        self.absence = [r for r in rules if isinstance(r, AbsenceRule)]
+        self.absence = [r for r in rules if isinstance(r, AbsenceRule | RegisterRule)]  # rules with deadlines
         self.prefixes = {r.id: state_prefix(r) for r in rules}
         self.names = {r.id: r.name for r in rules}  # what an entity_risk explanation calls them
         return {
@@ -190,7 +192,7 @@ class Correlator:
             tag = rule.tag(event)
             if tag is None:
                 continue
-            places = isinstance(rule, AbsenceRule) and tag == "trigger" and rule.requires is not None
+            places = reaches_places(rule, tag)
             if reach is not None:
                 if not places:
                     continue
@@ -331,12 +333,32 @@ class Correlator:
                 outcomes.append(Outcome(WindowState(), made, before))
         return outcomes
 
-    def _places_within(self, rule: AbsenceRule, region_code: str, states: States) -> set[str]:
+    def _places_within(self, rule: Any, region_code: str, states: States) -> set[str]:
         """Groups already held under a warning's area: a county-wide cold-wave warning reaches
-        every community of the county that has a ``requires`` record."""
+        every community of the county that has a ``requires`` record, every registered person
+        of a register rule there."""
         area = registry().get(region_code).prefix if region_code in registry() else region_code
         own = self.prefixes[rule.id]
         return {key[len(own):] for key, _ in states.items() if key.startswith(own + area)}
+
+    def enrol(self, partition: int, grids: Iterable[tuple[str, str, int]], states: States,
+              now: datetime) -> list[Outcome]:
+        """The grids of the installed register, (community, grid code, registered at ms), as
+        members of the register rules that keep them (日常巡查): a grid that never reports is
+        owed a report from the day its register says. What is already a member stays as it is;
+        what falls due at once (a register older than its interval) is returned."""
+        keeping = [r for r in self.rules if isinstance(r, RegisterRule) and r.grid_register]
+        for community, code, at_ms in grids:
+            probe = NormalisedEvent(event_id=code, publisher="register", source=Source.register,
+                                    category="register.member", region_code=community, grid_code=code,
+                                    occurred_at=from_ms(at_ms), ingested_at=now)
+            for rule in keeping:
+                for group in rule.groups(probe):
+                    key = self.prefixes[rule.id] + group
+                    state = enrol(rule, WindowState.from_json(states.get(key)), f"register:{code}", at_ms, partition)
+                    if state is not None:
+                        states.put(key, state.to_json(), partition)
+        return self.expire_due(partition, states, now) if keeping else []
 
     def expire_due(self, partition: int, states: States, now: datetime) -> list[Outcome]:
         """Signals for absence triggers of this partition whose deadline its watermark passed;

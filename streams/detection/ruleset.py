@@ -11,7 +11,10 @@ Types:
 - ``temporal``: every condition met (``min_count`` times each) within the window, any order;
 - ``temporal_ordered``: the same, in the order the conditions are written;
 - ``absence``: after a ``trigger``, no ``expected`` event within ``within`` (optionally only
-  where a ``requires`` event was seen before).
+  where a ``requires`` event was seen before);
+- ``register``: the members of a standing register (名册: a person of a special population, a
+  grid) must be heard from: ``every`` so often (定点联系, 日常巡查), or ``within`` a time after a
+  ``trigger`` covering their place (a weather warning). Registrations stay until deregistered.
 """
 
 from __future__ import annotations
@@ -174,6 +177,7 @@ class CaseEvent(Strict):
     source: Source = Source.grid_report
     category: str
     region: Text
+    grid: Text | None = None
     id: str | None = None
     publisher: str | None = None
     level: RiskLevel | None = None
@@ -342,7 +346,102 @@ class AbsenceRule(RuleBase):
         return [f for f in (self.trigger, self.expected, self.requires, self.cancelled_by) if f is not None]
 
 
-Rule = Annotated[Union[EventCountRule, ValueCountRule, TemporalRule, AbsenceRule], Field(discriminator="type")]
+class Interval(Strict):
+    """How long a member of a register may go unheard: one duration, or one per kind of member
+    (the value of ``field`` in its registration: 独居老人 weekly, 低保 quarterly)."""
+
+    field: FieldName | None = None
+    default: Duration | None = None
+    by: dict[str, Duration] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def plain(cls, value: Any) -> Any:
+        return {"default": value} if isinstance(value, str | timedelta) else value
+
+    @model_validator(mode="after")
+    def says_how_long(self) -> Interval:
+        if self.default is None and not (self.field and self.by):
+            raise ValueError("give a duration, or a field and a duration for each of its values")
+        return self
+
+    def of(self, kinds: list[str]) -> int | None:
+        """Milliseconds: the shortest interval of the kinds a member is registered as (None: no
+        kind this rule keeps)."""
+        found = [self.by.get(k, self.default) for k in kinds]
+        durations = [duration_ms(d) for d in found if d is not None]
+        return min(durations) if durations else None
+
+    @property
+    def longest(self) -> timedelta:
+        return max([d for d in (self.default, *self.by.values()) if d is not None])
+
+
+class RegisterRule(RuleBase):
+    """名册规则: every member of a standing register must be heard from. A ``registers`` event
+    enters its group (a person in a community, a grid) as a member of the kind its ``kind``
+    field names; a ``deregisters`` event of that kind takes it out; an ``expected`` event is
+    hearing from it (a visit naming the person, a report from the grid). With ``every``, a
+    member unheard for its interval raises a signal (定点联系, 日常巡查); with ``trigger`` and
+    ``within``, each member inside the trigger's area must be heard from within that time (a
+    visit to one person answers for no other)."""
+
+    type: Literal["register"]
+    registers: Filter
+    deregisters: Filter | None = None
+    kind: FieldName | None = Field(default=None, description="the registration's field naming what the member "
+                                   "is registered as (attributes.population); a member may be several")
+    expected: Filter
+    every: Interval | None = None
+    trigger: Filter | None = None
+    within: Duration | None = None
+    grid_register: bool = Field(default=False, description="the grids of the installed grid register are "
+                                "members from the day their register says (网格台账), besides any registered "
+                                "by events")
+
+    @model_validator(mode="after")
+    def one_kind_of_deadline(self) -> RegisterRule:
+        if self.group_by[0].field != "region_code":
+            raise ValueError("a register rule groups by region_code first: its signal is about a place")
+        if (self.every is None) == (self.trigger is None):
+            raise ValueError("give either every (a member unheard so long) or trigger and within")
+        if self.trigger is not None and self.within is None:
+            raise ValueError("a trigger needs within: how soon each member must be heard from")
+        longest = self.every.longest if self.every else self.within
+        if longest is not None and self.window < longest:
+            raise ValueError("window must be at least the longest interval, so the last contact is still held")
+        return self
+
+    @property
+    def within_ms(self) -> int:
+        return duration_ms(self.within) if self.within else 0
+
+    def tag(self, event: NormalisedEvent) -> str | None:
+        """``registered:KIND``, ``deregistered:KIND``, ``expected`` or ``trigger``."""
+        if not self.filter.matches(event):
+            return None
+        for name, f in (("registered", self.registers), ("deregistered", self.deregisters)):
+            if f is not None and f.matches(event):
+                return f"{name}:{(field_value(event, self.kind) or '') if self.kind else ''}"
+        if self.expected.matches(event):
+            return "expected"
+        if self.trigger is not None and self.trigger.matches(event):
+            return "trigger"
+        return None
+
+    def alternatives(self) -> list[Filter]:
+        return [f for f in (self.registers, self.deregisters, self.expected, self.trigger) if f is not None]
+
+
+def reaches_places(rule: Any, tag: str) -> bool:
+    """Whether an event so tagged concerns the places held under its area rather than its own
+    groups: an absence trigger where a ``requires`` record is kept, a register rule's trigger."""
+    return tag == "trigger" and (isinstance(rule, RegisterRule) or
+                                 (isinstance(rule, AbsenceRule) and rule.requires is not None))
+
+
+Rule = Annotated[Union[EventCountRule, ValueCountRule, TemporalRule, AbsenceRule, RegisterRule],
+                 Field(discriminator="type")]
 _RULE = TypeAdapter(Rule)
 
 

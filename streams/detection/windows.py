@@ -18,7 +18,7 @@ from schemas.contracts.events import BEIJING, NormalisedEvent, Source
 from schemas.contracts.levels import RiskLevel
 from schemas.contracts.signals import Evidence, RiskSignal
 from schemas.reference.regions import Level, pad, registry
-from streams.detection.ruleset import AbsenceRule, TemporalRule, ValueCountRule
+from streams.detection.ruleset import AbsenceRule, RegisterRule, TemporalRule, ValueCountRule
 
 MAX_CHAIN_DEPTH = 3
 
@@ -182,6 +182,8 @@ def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, t
         return Outcome(state, late_ms=latest - window_ms - late_ms - t)
     entry = Entry(t, uid, event.source.value, event.category, tag, event.level.value if event.level else None,
                   event.drill)
+    if isinstance(rule, RegisterRule):
+        return Outcome(register_step(rule, state, entry, partition))
     entries = [e for e in sorted([*state.entries, entry]) if e.at_ms >= latest - window_ms - late_ms]
     new = WindowState(entries, state.anchor_ms, state.version, state.level, state.raised_ms,
                       list(state.pending), partition if partition is not None else state.partition, state.signal_group)
@@ -229,8 +231,79 @@ def _absence_step(rule: AbsenceRule, state: WindowState, tag: str, t: int, uid: 
     return state
 
 
-def expire(rule: AbsenceRule, state: WindowState, group: str, watermark_ms: int, now: datetime) -> list[Outcome]:
-    """Signals for triggers whose deadline (and allowed lateness) the watermark has passed."""
+# -- registers (名册): members that must be heard from ---------------------------------------------
+def members(entries: list[Entry]) -> dict[str, Entry]:
+    """What a group is registered as now: each kind's registration, unless deregistered since."""
+    return {e.tag.partition(":")[2]: e for e in _latest_of_each_kind(entries) if e.tag.startswith("registered:")}
+
+
+def register_step(rule: RegisterRule, state: WindowState, entry: Entry, partition: int | None) -> WindowState:
+    """One event into a register rule's group: the registration kept as long as it stands, the
+    last contact, and the deadlines that follow from them."""
+    entries = sorted([*state.entries, entry])
+    latest = entries[-1].at_ms
+    standing = {e.uid for e in _latest_of_each_kind(entries)}
+    contacts = [e for e in entries if e.tag == "expected"]
+    if contacts:
+        standing.add(contacts[-1].uid)
+    cutoff = latest - rule.window_ms - rule.late_ms
+    new = WindowState([e for e in entries if e.at_ms >= cutoff or e.uid in standing], state.anchor_ms,
+                      state.version, state.level, state.raised_ms, list(state.pending),
+                      partition if partition is not None else state.partition, state.signal_group)
+    kinds = members(new.entries)
+    if not kinds:
+        new.pending = []  # not (or no longer) a member: nothing is owed
+        return new
+    if rule.every is not None:
+        new.pending = _next_contact(rule, new, kinds)
+    elif entry.tag == "trigger":
+        answered = any(e.tag == "expected" and entry.at_ms <= e.at_ms <= entry.at_ms + rule.within_ms
+                       for e in new.entries)
+        if not answered and not any(p.uid == entry.uid for p in new.pending):
+            new.pending.append(Pending(entry.at_ms + rule.within_ms, entry.at_ms, entry.uid))
+    elif entry.tag == "expected":  # a contact answers the triggers before it whose time has not run out
+        new.pending = [p for p in new.pending if not (p.trigger_ms <= entry.at_ms <= p.deadline_ms)]
+    return new
+
+
+def _latest_of_each_kind(entries: list[Entry]) -> list[Entry]:
+    """The last registration or deregistration of each kind (entries in time order)."""
+    latest: dict[str, Entry] = {}
+    for e in entries:
+        if e.tag.startswith(("registered:", "deregistered:")):
+            latest[e.tag.partition(":")[2]] = e
+    return list(latest.values())
+
+
+def _next_contact(rule: RegisterRule, state: WindowState, kinds: dict[str, Entry]) -> list[Pending]:
+    """The one deadline of an ``every`` rule: the member's interval after the last contact, or
+    after the registration when never heard from. None once a signal was raised for this
+    silence: the next contact starts the clock again."""
+    assert rule.every is not None
+    interval = rule.every.of(sorted(kinds))
+    if interval is None:
+        return []
+    start = min(kinds.values(), key=lambda e: e.at_ms)
+    contacts = [e for e in state.entries if e.tag == "expected" and e.at_ms >= start.at_ms]
+    since = contacts[-1] if contacts else start
+    if state.anchor_ms == since.at_ms:
+        return []
+    return [Pending(since.at_ms + interval, since.at_ms, since.uid)]
+
+
+def enrol(rule: RegisterRule, state: WindowState, uid: str, at_ms: int, partition: int) -> WindowState | None:
+    """A member of an installed register (a grid of 网格台账) entered as registered at ``at_ms``;
+    None when it is already (a register read again on every start)."""
+    if any(e.uid == uid for e in state.entries):
+        return None
+    entry = Entry(at_ms, uid, Source.register.value, "register.member", "registered:", None, False)
+    return register_step(rule, state, entry, partition)
+
+
+def expire(rule: AbsenceRule | RegisterRule, state: WindowState, group: str, watermark_ms: int,
+           now: datetime) -> list[Outcome]:
+    """Signals for triggers whose deadline (and allowed lateness) the watermark has passed; the
+    evidence is the trigger (or the last contact) and what made the place or member owed it."""
     late_ms = rule.late_ms
     due = [p for p in state.pending if p.deadline_ms + late_ms <= watermark_ms]
     if not due:
@@ -239,7 +312,8 @@ def expire(rule: AbsenceRule, state: WindowState, group: str, watermark_ms: int,
     for _deadline, trigger_ms, uid in due:
         state = WindowState(state.entries, trigger_ms, 1, rule.level.value, to_ms(now),
                             [p for p in state.pending if p.uid != uid], state.partition, None)
-        evidence = [e for e in state.entries if e.uid == uid or e.tag == "requires"]
+        evidence = [e for e in state.entries
+                    if e.uid == uid or e.tag == "requires" or e.tag.startswith("registered:")]
         drill = any(e.uid == uid and e.drill for e in state.entries)
         region = region_of(rule, group, "")
         outcomes.append(Outcome(state, make_signal(rule, state, group, rule.level, region, drill, now, evidence)))
@@ -261,7 +335,7 @@ def merge(rule: Any, into: WindowState, absorbed: WindowState, absorbed_group: s
     state = WindowState(entries, into.anchor_ms, into.version, into.level, into.raised_ms,
                         [*into.pending, *(p for p in absorbed.pending if p.uid not in waiting)],
                         into.partition if into.partition is not None else absorbed.partition, into.signal_group)
-    if isinstance(rule, AbsenceRule) or not entries or into.anchor_ms is not None:
+    if isinstance(rule, AbsenceRule | RegisterRule) or not entries or into.anchor_ms is not None:
         return Outcome(state)
     previous = None
     if absorbed.anchor_ms is not None:

@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.contracts.alerts import DepartmentAlert, departments
+from schemas.contracts.alerts import REGISTERED_AS, REGISTRATIONS, Department, DepartmentAlert, departments
 from schemas.contracts.broadcasts import BroadcastReceipt, CapMsgType, EmergencyBroadcast
 from schemas.contracts.cap import CapError, looks_like_xml, parse_cap
 from schemas.contracts.events import GridReport, Identity, Location, NormalisedEvent, Party, Source
 from streams.intake.addresses import building_key
+from streams.intake.hazards import DEPARTMENT_HAZARDS, hazard_of
 from streams.intake.identity import Pseudonymiser
 from streams.intake.masking import warm_up
 from streams.runtime.deadletter import DeadLetter, Origin
@@ -158,6 +159,7 @@ class Validator:
         people, identities = self._people(alert.subjects, region)
         attributes = {k: p.mask_text(v, people, region) for k, v in alert.attributes.items()}
         attributes |= self._place(alert.location, people)
+        attributes |= _register_and_hazard(alert)
         attributes["department_name"] = departments()[alert.department.value].name
         event = NormalisedEvent(
             event_id=alert.event_id,
@@ -212,6 +214,8 @@ class Validator:
             "references_resolved": ";".join(resolved),
         }
         if first:
+            hazard = hazard_of(first.event, first.headline or "") if alert.msg_type is not CapMsgType.cancel else ""
+            attributes |= {"hazard": hazard} if hazard else {}
             attributes |= {"event": first.event, "cap_category": ",".join(first.category),
                            "severity": first.severity.value,
                            "area_desc": self.pseudonymiser.mask_text(";".join(a.area_desc for a in first.area)[:512])}
@@ -259,3 +263,17 @@ class Validator:
             drill=receipt.drill,
         )
         return Accepted(event.uid, [event])
+
+
+def _register_and_hazard(alert: DepartmentAlert) -> dict[str, str]:
+    """What rules read of a department alert beyond its category: a registration of a special
+    population (``register``: registered or deregistered, ``population``: its kind), and a
+    weather warning's ``hazard``."""
+    department, category = alert.department, alert.category
+    if department is Department.civil_affairs and category in REGISTRATIONS:
+        return {"register": REGISTRATIONS[category], "population": alert.attributes["population"]}
+    if department is Department.civil_affairs and category in REGISTERED_AS:
+        return {"register": "registered", "population": REGISTERED_AS[category]}
+    if department is Department.weather and category in DEPARTMENT_HAZARDS:
+        return {"hazard": category}
+    return {}

@@ -35,6 +35,8 @@ SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨"
 TAG = re.compile(r"(q\d{4,})-")  # every injected id starts with its case's tag
 SIGNAL = re.compile(r"(sig-[0-9a-f]+)")  # a chained signal's evidence names the signal it rests on
 MAX_CHAIN = 3
+HAZARD_EVENTS = {"cold_wave": "寒潮", "blizzard": "暴雪", "heat_wave": "高温", "typhoon": "台风", "rainstorm": "暴雨",
+                 "gale": "大风"}  # a case's hazard as the CAP event a weather bureau writes
 
 
 @dataclass
@@ -65,6 +67,9 @@ def injectable(rules: list[Any]) -> tuple[list[tuple[Any, RuleCase]], list[Skipp
         for case in rule.tests:
             if any(e.source is Source.signal for e in case.events):
                 skipped.append(Skipped(rule.id, case.name, "its events are signals, not inputs"))
+                continue
+            if any(e.source is Source.register for e in case.events):
+                skipped.append(Skipped(rule.id, case.name, "a member of the grid register: reference data, not an input"))
                 continue
             short, _ = run_case(rules, rule, case)
             long, _ = run_case(rules, rule, case.model_copy(update={"until": parse_duration(LONG_VIEW)}))
@@ -229,7 +234,8 @@ class Injector:
                 **({"references": [f"{s},{tag}-{i},{when}" for s, _, i in
                                    (ref.partition(",") for ref in attributes["references_resolved"].split(";"))]}
                    if attributes.get("references_resolved") else {}),
-                "info": [{"category": ["Met"], "event": "寒潮", "urgency": "Expected",
+                "info": [{"category": ["Met"], "event": HAZARD_EVENTS.get(attributes.get("hazard", ""), "突发事件预警"),
+                          "urgency": "Expected",
                           "severity": attributes.get("severity", "Moderate"),
                           "certainty": "Likely", "area": [{"areaDesc": "模拟区域",
                                                            "geocode": [{"valueName": "GB2260", "value": region}]}]}]}

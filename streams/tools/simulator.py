@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.contracts.alerts import departments
+from schemas.contracts.alerts import REGISTRATIONS, departments
 from schemas.contracts.events import BEIJING
 from schemas.reference.matters import catalogue
 from schemas.reference.regions import Level, registry
@@ -246,7 +246,7 @@ class CityTimeline:
                           "certainty": "Likely", "area": [{"areaDesc": "模拟区域", "geocode": [
                               {"valueName": "GB2260", "value": community[:6] + "000000"}]}]}]}
         category = rng.choice([c for c in self.categories[source]
-                               if c not in ("elderly_alone_registered", "mental_crisis")])
+                               if c not in ("elderly_alone_registered", "mental_crisis", *REGISTRATIONS)])
         return topics.DEPT_ALERTS.name, community.encode(), {
             "event_id": f"sim-{source}-{seq:08d}", "department": source, "category": category,
             "location": {"region_code": community}, "subjects": [sim._person(community)] if source == "police" else [],

@@ -12,15 +12,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any, Protocol
 
 import orjson
 from aiokafka import TopicPartition
 
-from schemas.contracts.events import NormalisedEvent, Source
+from schemas.contracts.events import BEIJING, NormalisedEvent, Source
 from schemas.contracts.levels import RiskLevel
 from schemas.contracts.signals import CentreNotice, LateEvent, RiskSignal
+from schemas.reference.regions import registry
 from streams import topics
 from streams.detection.correlator import Correlator
 from streams.detection.windows import Outcome, state_format, to_ms
@@ -29,7 +31,7 @@ from streams.intake.linking import links_format
 from streams.metrics import Metrics
 from streams.notify.planning import Notified, channel, plan
 from streams.notify.routing import Policy
-from streams.runtime.outbox import Outbox, Output
+from streams.runtime.outbox import Outbox, Output, partition_of
 from streams.runtime.runner import Batch, Partitions, Step
 from streams.runtime.state import StateTable
 
@@ -116,6 +118,7 @@ class Correlate(Step):
         if regional is not None:  # 同人关联: people are linked where their county's events are read
             self.links = StateTable("person-links", source, app_id, check=links_format)
             self.tables += (self.links,)
+        self.enrolled: set[int] = set()  # partitions whose grids of the register are members (日常巡查)
         self.timer = metrics.rule_seconds.labels("county" if regional is not None else "regional")
         self._timed = 0
         self._swept = 0.0
@@ -216,6 +219,19 @@ class Correlate(Step):
 
     def revoked(self, partitions: set[TopicPartition]) -> None:
         self.correlator.forget(tp.partition for tp in partitions)
+        self.enrolled -= {tp.partition for tp in partitions}
+
+    def _enrol(self, partition: int, now: datetime) -> list[Outcome]:
+        """The installed grid register's grids whose county lives in this partition, as members
+        of the rules that keep them (once per assignment: members already kept stay as they are)."""
+        self.enrolled.add(partition)
+        count = self.output.partitions.get(topics.EVENTS.name)
+        grids = [(g.community, g.code, to_ms(datetime.combine(date.fromisoformat(g.since), dt_time(), BEIJING)))
+                 for g in registry().grids.values() if g.since]
+        if not count or not grids:
+            return []
+        mine = [g for g in grids if partition_of(g[0][:6].encode(), count) == partition]
+        return self.correlator.enrol(partition, mine, PartitionStates(self.windows, partition), now)
 
     async def maintain(self, partitions: Partitions) -> None:
         """Absences that fell due while no event came; and, hourly, notifications of signals
@@ -228,6 +244,8 @@ class Correlate(Step):
                                           self.correlator.clock_would_check(tp.partition, clock_ms) for tp in held):
             quiet = await self.quiet()
         for tp in held:
+            if self.regional is not None and tp.partition not in self.enrolled:
+                raised += [self._raise(outbox, o, None, tp.partition, now) for o in self._enrol(tp.partition, now)]
             states = PartitionStates(self.windows, tp.partition)
             for outcome in self.correlator.advance(tp.partition, states, now,
                                                    clock_ms if tp.partition in quiet else None):

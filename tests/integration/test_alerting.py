@@ -158,7 +158,7 @@ async def test_two_sources_day_long_backlogs_in_one_burst_after_a_quiet_spell_ar
     the visit that answers the warning. Validate holds the alerts until the grid reports catch up,
     by what the broker has now (its last fetch of the grid reports, from the quiet spell, saw
     nothing more to read): no false welfare case."""
-    from tests.helpers import dept_alert, grid_report
+    from tests.helpers import dept_alert, grid_report, id_number
 
     settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-burst",
                         source_idle_seconds=2.0, idle_watermark="event")
@@ -177,7 +177,9 @@ async def test_two_sources_day_long_backlogs_in_one_burst_after_a_quiet_spell_ar
     alerts = [alert(1, 0, "civil_affairs", "elderly_alone_registered"), alert(2, 1, "weather", "cold_wave"),
               *(alert(10 + h, h, "police", "police_call_110") for h in range(2, 72))]
     reports = [report(h, h, "environment.sanitation") for h in range(0, 72) if h != 30]
-    reports.insert(30, report(1000, 30, "care.elderly_alone"))  # the visit, 29 h after the warning
+    visit = grid_report(1000, community=place, category="care.elderly_alone", at=day0 + timedelta(hours=30),
+                        parties=[{"name": "张伟", "id_number": id_number(1)}])  # the registered elder
+    reports.insert(30, (visit["grid_code"].encode(), json.dumps(visit, ensure_ascii=False).encode()))  # 29 h on
     async with Stack(settings, gateway=False) as stack:
         await produce(stack.bootstrap_servers, topics.GRID_REPORTS, [report(5000, -48, "environment.sanitation")])
         await produce(stack.bootstrap_servers, topics.DEPT_ALERTS, [alert(5000, -48, "police", "police_call_110")])

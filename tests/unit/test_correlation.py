@@ -131,6 +131,11 @@ def test_a_late_event_never_makes_a_window_longer():
     assert [o for e in stream for o in correlator.process(e, 0, states, T0) if o.signal.rule_id == RULE.id] == []
 
 
+ELDER = {"source": "dept_alert", "category": "civil_affairs.population_registered", "subjects": ["p-zhang"],
+         "attributes": {"register": "registered", "population": "elderly_alone"}}  # as intake normalises it
+COLD_WAVE = {"source": "dept_alert", "category": "weather.cold_wave", "attributes": {"hazard": "cold_wave"}}
+
+
 def test_a_source_running_ahead_does_not_make_an_absence_fire_early():
     """A welfare visit (grid report) still in its topic while department alerts run days ahead:
     the watermark waits for the grid source, so the visit arrives in time and nothing fires;
@@ -147,12 +152,11 @@ def test_a_source_running_ahead_does_not_make_an_absence_fire_early():
 
     wall[0] = 31  # past the start-up grace
     feed({"category": "environment.sanitation", "region": "210202001002", "at": "0h"}, 0)  # the grid source is live
-    fired = feed({"source": "dept_alert", "category": "civil_affairs.elderly_alone_registered",
-                  "region": "210202001004", "at": "0h"}, 1)
-    fired += feed({"source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000", "at": "10h"}, 2)
+    fired = feed({**ELDER, "region": "210202001004", "at": "0h"}, 1)
+    fired += feed({**COLD_WAVE, "region": "210202000000", "at": "10h"}, 2)
     fired += feed({"source": "dept_alert", "category": "police.fight", "region": "210202001003", "at": "100h"}, 3)
     assert "welfare_under_weather_warning" not in fired  # the grid source is still at 0h
-    fired += feed({"category": "care.elderly_alone", "region": "210202001004", "at": "30h"}, 4)
+    fired += feed({"category": "care.elderly_alone", "region": "210202001004", "at": "30h", "subjects": ["p-zhang"]}, 4)
     wall[0] = 70  # the grid source falls silent; the department's time now counts alone
     fired += feed({"source": "dept_alert", "category": "police.fight", "region": "210202001003", "at": "101h"}, 5)
     assert "welfare_under_weather_warning" not in fired  # the visit came within 48 hours
@@ -235,20 +239,20 @@ def test_the_wall_clock_never_moves_a_partition_whose_sources_still_speak():
 
 def test_an_absence_signal_feeds_risk_as_every_signal_does():
     """The welfare rule declares a risk score of 20: the missed visit it raises puts its community
-    on blue (entity_risk), as a dispute cluster's would."""
+    and the person owed it on blue (entity_risk), as a dispute cluster's would."""
     from streams.detection.cases import make_event
 
     correlator, states = Correlator(load_rules()), DictStates()
     inputs = [
-        {"at": "0h", "source": "dept_alert", "category": "civil_affairs.elderly_alone_registered", "region": "210202001004"},
-        {"at": "10h", "source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000"},
+        {**ELDER, "at": "0h", "region": "210202001004"},
+        {**COLD_WAVE, "at": "10h", "region": "210202000000"},
         {"at": "60h", "category": "environment.sanitation", "region": "210202001004"},
     ]
     fired = [o.signal for n, spec in enumerate(inputs) for o in correlator.process(make_event(n, spec), 0, states, T0)
              if o.signal]
     assert [(s.rule_id, s.level) for s in fired] == [("welfare_under_weather_warning", RiskLevel.yellow),
-                                                    ("entity_risk", RiskLevel.blue)]
-    assert fired[1].entity == "community:210202001004"
+                                                    ("entity_risk", RiskLevel.blue), ("entity_risk", RiskLevel.blue)]
+    assert {s.entity for s in fired[1:]} == {"community:210202001004", "person:210202|p-zhang"}
 
 
 def test_a_district_s_event_is_no_community_of_its_own():
@@ -256,9 +260,9 @@ def test_a_district_s_event_is_no_community_of_its_own():
     from streams.detection.cases import make_event
 
     rule = next(r for r in load_rules() if r.id == "welfare_under_weather_warning")
-    district = make_event(0, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210202000000"})
-    community = make_event(1, {"source": "dept_alert", "category": "weather.cold_wave", "region": "210202001004"})
-    assert rule.groups(district) == [] and rule.groups(community) == ["210202001004"]
+    district = make_event(0, {**ELDER, "region": "210202000000"})
+    community = make_event(1, {**ELDER, "region": "210202001004"})
+    assert rule.groups(district) == [] and rule.groups(community) == ["210202001004|p-zhang"]
 
 
 def test_a_city_wide_warning_reaches_the_registered_places_of_another_county_s_partition():
@@ -267,9 +271,8 @@ def test_a_city_wide_warning_reaches_the_registered_places_of_another_county_s_p
     from streams.detection.cases import make_event
 
     correlator, partition3 = Correlator(load_rules()), DictStates()
-    elder = {"source": "dept_alert", "category": "civil_affairs.elderly_alone_registered", "region": "210203004003",
-             "at": "0h"}
-    warning = {"source": "dept_alert", "category": "weather.cold_wave", "region": "210200000000", "at": "10h"}
+    elder = {**ELDER, "region": "210203004003", "at": "0h"}
+    warning = {**COLD_WAVE, "region": "210200000000", "at": "10h"}
     later = {"category": "environment.sanitation", "region": "210203004003", "at": "60h"}
     correlator.process(make_event(0, elder), 3, partition3, T0)
     assert correlator.process(make_event(1, warning), 3, partition3, T0, reach="210203") == []

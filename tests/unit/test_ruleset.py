@@ -2,15 +2,16 @@ import pytest
 
 from schemas.contracts.levels import RiskLevel
 from streams.detection.cases import make_event, run_all, run_case
-from streams.detection.ruleset import ExpectedSignal, RuleError, load_rules, parse_duration
+from streams.detection.ruleset import ExpectedSignal, RuleError, load_rule, load_rules, parse_duration
 
 PACK = load_rules()
 BY_ID = {r.id: r for r in PACK}
 
 
 def test_the_bundled_pack_loads_with_every_type():
-    assert {r.type for r in PACK} == {"event_count", "value_count", "temporal", "temporal_ordered", "absence"}
-    assert {"dispute_escalation", "group_petition", "fire_gas_hazard", "welfare_under_weather_warning",
+    assert {r.type for r in PACK} == {"event_count", "value_count", "temporal", "temporal_ordered", "absence",
+                                    "register"}
+    assert {"dispute_escalation", "regular_contact", "patrol_gap", "group_petition", "fire_gas_hazard", "welfare_under_weather_warning",
             "broadcast_coverage_gap", "hazard_reported_again", "psychological_crisis"} <= set(BY_ID)
     rule = BY_ID["dispute_cluster"]
     assert rule.threshold == 3 and rule.level is RiskLevel.yellow and rule.window == parse_duration("24h")
@@ -38,7 +39,7 @@ def test_a_rule_skipped_for_a_source_and_category_never_takes_its_events():
             if not rule.admits(event.source, event.category):
                 skipped += 1
                 assert rule.tag(event) is None, (rule.id, event)
-    assert skipped > len(events) * (len(PACK) - 3)  # of a dozen rules, an event concerns a few
+    assert skipped > len(events) * (len(PACK) - 4)  # of sixteen rules, an event concerns a few
 
 
 def test_a_wrong_expectation_fails():
@@ -153,3 +154,56 @@ def test_a_rule_cannot_chain_across_the_repartition(tmp_path):
     (tmp_path / "takes.yaml").write_text(TAKES_THE_WAVE)
     with pytest.raises(RuleError, match="wave_in_a_community: a county-level rule cannot take city_dispute_wave"):
         load_rules(tmp_path)
+
+
+REGISTER = """
+id: r
+name: 名册
+basis: Dalian art. 35
+type: register
+group_by: [{field: region_code, level: community}, {field: subjects}]
+window: 30d
+registers: {attributes.register: registered}
+expected: {category: care.elderly_alone}
+level: blue
+summary: x
+"""
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("", "give either every"),
+    ("every: 7d\ntrigger: {category: weather.cold_wave}\nwithin: 48h", "give either every"),
+    ("trigger: {category: weather.cold_wave}", "a trigger needs within"),
+    ("every: 60d", "window must be at least the longest interval"),
+    ("every: {field: attributes.population}", "give a duration, or a field and a duration for each"),
+])
+def test_a_register_rule_says_when_a_member_is_owed_a_contact(tmp_path, extra, message):
+    path = tmp_path / "r.yaml"
+    path.write_text(REGISTER + extra, encoding="utf-8")
+    with pytest.raises(RuleError, match=message):
+        load_rule(path)
+
+
+def test_a_member_registered_as_two_kinds_is_owed_the_shorter_interval_and_stays_until_both_end():
+    from streams.detection.windows import WindowState, members, observe, to_ms
+
+    rule = BY_ID["regular_contact"]
+    state, t = WindowState(), []
+
+    def enter(n: int, at: str, register: str, population: str) -> None:
+        nonlocal state
+        event = make_event(n, {"at": at, "source": "dept_alert", "category": f"civil_affairs.population_{register}",
+                               "region": "210202001004", "subjects": ["p-wang"],
+                               "attributes": {"register": register, "population": population}})
+        state = observe(rule, state, event, "210202001004|p-wang", rule.tag(event), event.occurred_at).state
+        t.append(to_ms(event.occurred_at))
+
+    enter(0, "0h", "registered", "subsistence_allowance")
+    assert [p.deadline_ms - t[0] for p in state.pending] == [90 * 86_400_000]
+    enter(1, "1h", "registered", "elderly_alone")
+    assert [p.deadline_ms - t[0] for p in state.pending] == [7 * 86_400_000]  # from the first registration
+    enter(2, "2h", "deregistered", "elderly_alone")
+    assert set(members(state.entries)) == {"subsistence_allowance"}
+    assert [p.deadline_ms - t[0] for p in state.pending] == [90 * 86_400_000]
+    enter(3, "3h", "deregistered", "subsistence_allowance")
+    assert members(state.entries) == {} and state.pending == []

@@ -1,0 +1,53 @@
+"""``fengqiao population import FILE``: the register of special populations (特殊人群名册) onto
+the department alerts topic, one registration or deregistration per row."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from schemas.reference.populations import populations
+from schemas.reference.regions import Level, registry
+from streams.api.publish import publish_documents
+from streams.app import pseudonymiser
+from streams.cli.console import print_table
+from streams.cli.publishing import add_bootstrap, cluster_from
+from streams.config import Settings
+from streams.intake.registers import COLUMNS, RegisterError, registrations
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("population", help="the register of special populations: import it, list its kinds")
+    p.set_defaults(run=population)
+    ps = p.add_subparsers(dest="action", required=True)
+    imp = ps.add_parser("import", help="publish a register (CSV) as registrations and deregistrations")
+    imp.add_argument("file", type=Path, help=f"CSV: {','.join(COLUMNS)}")
+    add_bootstrap(imp)
+    ps.add_parser("kinds", help="the kinds a person may be registered as (schemas/populations.yaml)")
+
+
+def population(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "kinds":
+        print_table([{"population": code, "name": name} for code, name in populations().items()])
+        return 0
+    communities = {r.code for r in registry().of_level(Level.community) if r.status == "active"}
+    try:
+        rows = registrations(args.file.read_text("utf-8"), pseudonymiser(settings), communities)
+    except RegisterError as exc:
+        print(f"{args.file}: refused, nothing published:")
+        for problem in exc.problems:
+            print(f"  {problem}")
+        return 1
+    cluster = cluster_from(args, settings)
+    if cluster is None:
+        return 2
+    docs = [(line, json.dumps(doc, ensure_ascii=False).encode()) for line, doc in rows]
+    summary = asyncio.run(publish_documents(cluster, "dept-alerts", docs, progress=False))
+    print(f"{args.file}: {len(summary.accepted)} registrations and deregistrations onto {summary.topic}, "
+          f"{len(summary.rejected)} rejected")
+    if summary.rejected:
+        print_table(summary.rejected)
+    return 1 if summary.rejected else 0
