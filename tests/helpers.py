@@ -61,14 +61,14 @@ def dept_alert(n: int, department: str = "police", category: str = "police_call_
 
 def cap_xml(identifier: str = "DL-EBS-0001", msg_type: str = "Alert", status: str = "Actual",
             geocodes: tuple[str, ...] = ("210202",), references: str = "", level: str = "橙色",
-            severity: str = "Severe") -> bytes:
+            severity: str = "Severe", sent: str = "2026-11-20T08:00:00+08:00") -> bytes:
     refs = f"<references>{references}</references>" if references else ""
     areas = "".join(f"<geocode><valueName>行政区划代码</valueName><value>{g}</value></geocode>" for g in geocodes)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
   <identifier>{identifier}</identifier>
   <sender>dalian-ebs</sender>
-  <sent>2026-11-20T08:00:00+08:00</sent>
+  <sent>{sent}</sent>
   <status>{status}</status>
   <msgType>{msg_type}</msgType>
   <scope>Public</scope>{refs}

@@ -17,6 +17,7 @@ from streams.cli.console import print_table
 from streams.cli.publishing import add_bootstrap, cluster_from
 from streams.config import Settings
 from streams.intake.registers import COLUMNS, RegisterError, registrations
+from streams.runtime.kafka import Cluster
 
 
 def register(sub: Any) -> None:
@@ -33,20 +34,25 @@ def population(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "kinds":
         print_table([{"population": code, "name": name} for code, name in populations().items()])
         return 0
-    communities = {r.code for r in registry().of_level(Level.community) if r.status == "active"}
-    try:
-        rows = registrations(args.file.read_text("utf-8"), pseudonymiser(settings), communities)
-    except RegisterError as exc:
-        print(f"{args.file}: refused, nothing published:")
-        for problem in exc.problems:
-            print(f"  {problem}")
-        return 1
     cluster = cluster_from(args, settings)
     if cluster is None:
         return 2
+    return asyncio.run(import_register(args.file, cluster, settings))
+
+
+async def import_register(path: Path, cluster: Cluster, settings: Settings) -> int:
+    """Check every row, then publish them all (nothing when any row is wrong); 0 when all landed."""
+    communities = {r.code for r in registry().of_level(Level.community) if r.status == "active"}
+    try:
+        rows = registrations(path.read_text("utf-8"), pseudonymiser(settings), communities)
+    except RegisterError as exc:
+        print(f"{path}: refused, nothing published:")
+        for problem in exc.problems:
+            print(f"  {problem}")
+        return 1
     docs = [(line, json.dumps(doc, ensure_ascii=False).encode()) for line, doc in rows]
-    summary = asyncio.run(publish_documents(cluster, "dept-alerts", docs, progress=False))
-    print(f"{args.file}: {len(summary.accepted)} registrations and deregistrations onto {summary.topic}, "
+    summary = await publish_documents(cluster, "dept-alerts", docs, progress=False)
+    print(f"{path}: {len(summary.accepted)} registrations and deregistrations onto {summary.topic}, "
           f"{len(summary.rejected)} rejected")
     if summary.rejected:
         print_table(summary.rejected)
