@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from schemas.reference.matters import use_catalogue
 from schemas.reference.regions import use_pack
 from streams import topics
 from streams.api.centres import CentreRoutes
@@ -58,6 +59,7 @@ def build(settings: Settings, observer: Observer | None = None, rules: list[Rule
     """The process for ``settings``: the worker and/or the gateway, not started yet, on the
     settings' region pack."""
     use_pack(settings.region_pack_path(), settings.grid_register_path())
+    use_catalogue(settings.matters_file)
     return Stack(settings, observer, rules, gateway, pipeline, clock)
 
 

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     grid_register: Path | None = Field(default=None, description="the grid register (CSV: grid_code, community, "
                                        "name, type, households, workers); unset: <data dir>/grids.csv once fengqiao "
                                        "grids import installed one, else four synthetic grids per community")
+    matters_file: Path | None = Field(default=None, description="the deployment's admitted matter catalogue "
+                                      "(事项清单, YAML as schemas/reference/matters.yaml: effective dates, a negative "
+                                      "list); unset: the bundled one")
     rules_dir: Path | None = Field(default=None, description="a rule pack directory; unset: the bundled streams/detection/rules")
     app_id: str = Field(default="fengqiao", description="names the steps' consumer groups (<app id>-<step>) and state changelogs")
     # The embedded broker completes a group join only after the session timeout, so it is

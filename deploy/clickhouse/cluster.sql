@@ -381,3 +381,15 @@ ALTER TABLE fengqiao.regions ON CLUSTER 'fengqiao'
     ADD COLUMN IF NOT EXISTS valid_to Nullable(Date) COMMENT 'when it was abolished, when known',
     ADD COLUMN IF NOT EXISTS source String DEFAULT '' COMMENT 'the pack''s source, its version and the year of its codes';
 
+ALTER TABLE fengqiao.notices_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS matters Array(LowCardinality(String)) DEFAULT [] COMMENT 'grid matters among the evidence';
+
+ALTER TABLE fengqiao.notices ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS matters Array(LowCardinality(String)) DEFAULT [] COMMENT 'grid matters among the evidence';
+
+ALTER TABLE fengqiao.dispatch_actions_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS to_grid Bool DEFAULT false COMMENT 'assign: handed to the grid workers (交由网格办理)';
+
+ALTER TABLE fengqiao.dispatch_actions ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS to_grid Bool DEFAULT false COMMENT 'assign: handed to the grid workers (交由网格办理)';
+

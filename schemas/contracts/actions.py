@@ -11,7 +11,7 @@ import enum
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from schemas.contracts.alerts import Department
 from schemas.contracts.events import Contract, EventId, EventTime
@@ -39,6 +39,8 @@ class DispatchAction(Contract):
     centre_code: str = Field(pattern=r"^(\d{4}|\d{6}|\d{9}|\d{12})$", description="the acting centre")
     kind: ActionKind
     departments: list[Department] = Field(default_factory=list, description="for assign and coordinate")
+    to_grid: StrictBool = Field(default=False, description="assign: hand the case to the community's grid workers "
+                          "(交由网格办理), which the negative list (负面清单) refuses for some matters")
     note: str = Field(default="", max_length=4000)
     actor: str = Field(min_length=1, max_length=64, description="who acted: the signed-in operator's login, "
                        "key:<id> for a machine client, fengqiao for the desk itself; set by the gateway, never sent")
@@ -46,8 +48,12 @@ class DispatchAction(Contract):
 
     @model_validator(mode="after")
     def departments_when_needed(self) -> DispatchAction:
-        if self.kind in (ActionKind.assign, ActionKind.coordinate) and not self.departments:
-            raise ValueError(f"{self.kind.value} needs at least one department")
+        if self.kind is ActionKind.assign and not (self.departments or self.to_grid):
+            raise ValueError("assign needs at least one department, or to_grid")
+        if self.kind is ActionKind.coordinate and not self.departments:
+            raise ValueError("coordinate needs at least one department")
+        if self.to_grid and self.kind is not ActionKind.assign:
+            raise ValueError("to_grid is for assign")
         return self
 
 

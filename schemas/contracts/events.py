@@ -150,6 +150,9 @@ class GridReport(Contract):
     def grid_inside_location(self) -> GridReport:
         if self.grid_code[:12] != self.location.region_code:
             raise ValueError("location.region_code is not the community of grid_code")
+        refusal = catalogue().refusal(self.category, self.occurred_at.astimezone(BEIJING).date())
+        if refusal:  # a matter admitted for a time, reported outside it
+            raise ValueError(f"not_in_catalogue: {refusal}")
         return self
 
 

@@ -131,6 +131,8 @@ class CentreNotice(BaseModel):
     place: str = Field(default="", description="the region's names from the city down (大连市中山区…社区)")
     case_url: str = Field(default="", description="the case's page on the console; empty where the console's "
                           "address is not configured (FENGQIAO_CONSOLE_URL)")
+    matters: list[str] = Field(default_factory=list, description="the grid matters (事项清单) the signal's evidence "
+                               "reports: what the negative list (负面清单) is checked against when it is assigned")
 
     @staticmethod
     def case_link(console: str, signal_id: str) -> str:

@@ -32,8 +32,9 @@ from aiohttp import web
 from schemas.contracts.actions import ActionKind
 from schemas.contracts.alerts import departments
 from schemas.contracts.levels import RiskLevel
+from schemas.reference.matters import catalogue
 from schemas.reference.regions import CENTRE_LEVEL_NAMES, Level, UnknownRegion, level_of_centre, registry
-from streams.api.http import NEEDS_DEPARTMENTS
+from streams.api.http import needs_departments
 from streams.api.operators import ROLE_LABEL, Grant, Operator, OperatorStore, Session, Sessions, SignInRefused, csrf_ok
 from streams.detection import risk
 from streams.dispatch.case import ACTION_LABEL, LABEL, Case, CaseState
@@ -113,7 +114,8 @@ class CentreConsole:
         self.env.globals.update(level_label=lambda v: RiskLevel(v).label(), state_label=lambda v: LABEL[CaseState(v)],
                                 action_label=lambda v: ACTION_LABEL[ActionKind(v)], centre_name=centre_name,
                                 department_name=lambda d: departments()[d].name if d in departments() else d,
-                                rule_name=lambda r: self.rule_names.get(r, r), prefix=self.prefix)
+                                rule_name=lambda r: self.rule_names.get(r, r), prefix=self.prefix,
+                                matter_name=lambda m: catalogue().get(m).name if m in catalogue() else m)
 
     def routes(self) -> list[web.RouteDef]:
         p = "/console"
@@ -185,7 +187,9 @@ class CentreConsole:
                                      "kind": {"type": "string", "enum": [k.value for k in OFFERED]},
                                      "departments": {"type": "array", "items": {"type": "string",
                                                                                 "enum": sorted(departments())}},
-                                     "note": {"type": "string", "maxLength": 4000}}, ["kind"], NEEDS_DEPARTMENTS),
+                                     "to_grid": {"type": "string", "enum": ["on"],
+                                                 "description": "assign: to the grid workers (交由网格办理)"},
+                                     "note": {"type": "string", "maxLength": 4000}}, ["kind"], needs_departments("on")),
                 "responses": {"303": {"description": "done: back to the case page"},
                               "401": html | {"description": "not signed in"}, **refused,
                               "409": html | {"description": "not allowed in the case's state: why, in Chinese"},
@@ -338,7 +342,7 @@ class CentreConsole:
                 "handler": case.handler, "departments": case.departments, "due_at": due_at,
                 "ack": ack, "ack_over": ack_over and case.state is CaseState.open,
                 "close": close, "close_over": close_over and case.state is not CaseState.closed,
-                "supervised_by": case.overseers()}
+                "supervised_by": case.overseers(), "matters": case.matters, "to_grid": case.to_grid}
 
     async def case_list(self, request: web.Request, operator: Operator, session: Session) -> web.Response:
         cases = self.desk.cases_in(operator.centre)
@@ -385,7 +389,7 @@ class CentreConsole:
                 "places": place_names(case.region_code), "history": case.history, "offered": offered,
                 "entity_label": ENTITY_LABEL.get(signal["entity_level"], signal["entity_level"]) if signal else "",
                 "source_label": SOURCE_LABEL, "departments": sorted(departments().values(), key=lambda d: d.code),
-                "now": now}
+                "not_for_grids": catalogue().not_for_grids(case.matters), "now": now}
 
     async def case_page(self, request: web.Request, operator: Operator, session: Session) -> web.Response:
         case = self._case(request, operator, session)
@@ -408,6 +412,11 @@ class CentreConsole:
         body: dict[str, Any] = {"signal_id": case.signal_id, "kind": str(form.get("kind", "")),
                                 "departments": [str(d) for d in form.getall("departments", [])],
                                 "note": str(form.get("note", ""))}
+        if "to_grid" in form:  # a checkbox: "on" when ticked, not sent when not
+            if form["to_grid"] != "on":
+                return self._page("case.html", operator, session, 422, error="to_grid: 勾选为 on，不勾选则不发送",
+                                  done="", **await self._case_context(case, operator))
+            body["to_grid"] = True
         status, answer = await self.desk.act(operator.centre, body, operator.login)
         if status in (200, 202):
             raise web.HTTPSeeOther(f"{self.prefix}/cases/{case.signal_id}?done={body['kind']}")

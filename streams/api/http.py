@@ -32,5 +32,20 @@ INVALID_ANSWER = json_answer("invalid: each failing field, why, and its line in 
         "field": {"type": "string"}, "message": {"type": "string"}, "reason": {"type": "string"},
         "line": {"type": "integer"}}}}})
 # assign and coordinate need a department: in the schemas of both action routes, as the desk says it
-NEEDS_DEPARTMENTS = {"if": {"properties": {"kind": {"enum": ["assign", "coordinate"]}}, "required": ["kind"]},
-                     "then": {"required": ["departments"], "properties": {"departments": {"minItems": 1}}}}
+_SOME_DEPARTMENT = {"required": ["departments"], "properties": {"departments": {"minItems": 1}}}
+
+
+def needs_departments(ticked: Any) -> dict[str, Any]:
+    """What an action body needs beside its kind: assign, a department or the grid workers
+    (``to_grid``,交由网格办理: ``ticked`` as the body writes it, true in JSON, "on" in a form);
+    coordinate, a department; to_grid, only on assign."""
+    to_grid = {"required": ["to_grid"], "properties": {"to_grid": {"const": ticked}}}
+    return {"allOf": [
+        {"if": {"properties": {"kind": {"const": "assign"}}, "required": ["kind"]},
+         "then": {"anyOf": [_SOME_DEPARTMENT, to_grid]}},
+        {"if": {"properties": {"kind": {"const": "coordinate"}}, "required": ["kind"]}, "then": _SOME_DEPARTMENT},
+        {"if": {"properties": {"kind": {"not": {"const": "assign"}}}, "required": ["kind"]},
+         "then": {"not": to_grid}}]}
+
+
+NEEDS_DEPARTMENTS = needs_departments(True)

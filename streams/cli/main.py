@@ -6,6 +6,7 @@ import argparse
 import sys
 from importlib.util import find_spec
 
+from schemas.reference.matters import CatalogueError, use_catalogue
 from schemas.reference.regions import PackError, use_pack
 from streams.api.logs import configure as configure_logging
 from streams.cli import data, keys, operators, platform, population, publishing, regions, rules
@@ -34,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         configure_logging(settings.log_level)
         use_pack(settings.region_pack_path(), settings.grid_register_path())  # the places every command knows
+        use_catalogue(settings.matters_file)  # and the matters
         return args.run(args, settings)
-    except (RuleError, PackError, FileNotFoundError, ValueError) as exc:  # a wrong rule or input stops with its reason
+    except (RuleError, PackError, CatalogueError, FileNotFoundError, ValueError) as exc:  # a wrong input stops, said
         print(f"fengqiao {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from schemas.contracts.actions import ActionKind
 from schemas.contracts.levels import RiskLevel
+from schemas.reference.matters import catalogue
 from schemas.reference.regions import CENTRE_LEVELS, level_of_centre
 
 
@@ -96,6 +97,8 @@ class Case:
     entity_level: str = ""  # what the signal is about, as its notice said
     entity: str = ""
     place: str = ""  # the region's names
+    matters: list[str] = field(default_factory=list)  # grid matters among the evidence (事项清单)
+    to_grid: bool = False  # handed to the community's grid workers (交由网格办理)
 
     def to_json(self) -> dict[str, Any]:
         """The case as the desk keeps it on its state topic."""
@@ -105,7 +108,8 @@ class Case:
                 "ack_due": self.ack_due.isoformat(), "close_due": self.close_due.isoformat(),
                 "state": self.state.value, "departments": self.departments, "round": self.round,
                 "supervised": sorted(self.supervised), "applied": sorted(self.applied), "history": self.history,
-                "entity_level": self.entity_level, "entity": self.entity, "place": self.place}
+                "entity_level": self.entity_level, "entity": self.entity, "place": self.place,
+                "matters": self.matters, "to_grid": self.to_grid}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Case:
@@ -114,14 +118,16 @@ class Case:
                    datetime.fromisoformat(doc["ack_due"]), datetime.fromisoformat(doc["close_due"]),
                    CaseState(doc["state"]), list(doc["departments"]), doc["round"], set(doc["supervised"]),
                    set(doc["applied"]), list(doc.get("history", [])),  # cases kept before these: none
-                   doc.get("entity_level", ""), doc.get("entity", ""), doc.get("place", ""))
+                   doc.get("entity_level", ""), doc.get("entity", ""), doc.get("place", ""),
+                   list(doc.get("matters", [])), doc.get("to_grid", False))
 
     def overseers(self) -> list[str]:
         """The centres that supervise this case: by hand, or for a missed deadline (督办)."""
         return sorted({key.rsplit(":", 1)[-1] for key in self.supervised})
 
-    def refuse(self, kind: ActionKind, centre: str) -> Refusal | None:
-        """Why ``centre`` may not do ``kind`` now (in Chinese), or None when it may."""
+    def refuse(self, kind: ActionKind, centre: str, to_grid: bool = False) -> Refusal | None:
+        """Why ``centre`` may not do ``kind`` now (in Chinese), or None when it may; ``to_grid``:
+        an assignment to the grid workers, refused for a matter on the negative list (负面清单)."""
         label = ACTION_LABEL[kind]
         if not self.region_code.startswith(centre):
             return Refusal(403, f"{self.region_code}不在{centre}综治中心辖区内，不能{label}")
@@ -140,14 +146,20 @@ class Case:
             return Refusal(409, f"案件{LABEL[self.state]}，不能{label}" + (f"：{hint}" if hint else ""))
         if kind is ActionKind.oversee and f"{HAND}:{centre}" in self.supervised:
             return Refusal(409, f"{centre}已挂牌督办此案件")
+        barred = catalogue().not_for_grids(self.matters) if to_grid else []
+        if barred:
+            names = "、".join(f"「{name}」" for name, _ in barred)
+            why = "；".join(reason for _, reason in barred)
+            return Refusal(409, f"{names}在负面清单上，不能交由网格办理：{why}（辽源条例第二十八条、大连条例第二十一条）")
         return None
 
     def apply(self, action_id: str, kind: ActionKind, departments: list[str], at: datetime, centre: str = "",
-              actor: str = "", note: str = "") -> None:
+              actor: str = "", note: str = "", to_grid: bool = False) -> None:
         """Apply an accepted action decided at ``at`` (a supervision's ``note`` is its key)."""
         self.applied.add(action_id)
         self.history.append({"kind": kind.value, "centre": centre, "actor": actor, "at": at.isoformat(),
-                             "departments": departments, "note": note})
+                             "departments": departments, "note": note, **({"to_grid": True} if to_grid else {})})
+        self.to_grid = self.to_grid or to_grid
         _, after = TRANSITIONS[kind]
         if kind in (ActionKind.assign, ActionKind.coordinate):
             self.departments += [d for d in departments if d not in self.departments]

@@ -216,7 +216,7 @@ class DispatchDesk:
                 level=notice.level, rule_id=notice.rule_id, summary=notice.summary,
                 ack_within=policy.ack_within, close_within=policy.close_within,
                 ack_due=notice.ack_due, close_due=notice.close_due, entity_level=notice.entity_level,
-                entity=notice.entity, place=notice.place)
+                entity=notice.entity, place=notice.place, matters=list(notice.matters))
             for record in self._early.pop(notice.signal_id, []):
                 self._on_record(record)
         elif notice.level > case.level:
@@ -241,7 +241,7 @@ class DispatchDesk:
     @staticmethod
     def _apply(case: Case, record: ActionRecord) -> None:
         case.apply(record.action_id, record.kind, [d.value for d in record.departments], record.recorded_at,
-                   record.centre_code, record.actor, record.note)
+                   record.centre_code, record.actor, record.note, record.to_grid)
 
     # -- deciding an action -----------------------------------------------------------------
     async def act(self, centre: str, body: dict[str, Any], actor: str) -> tuple[int, dict[str, Any]]:
@@ -265,7 +265,7 @@ class DispatchDesk:
             case = self.cases.get(action.signal_id)
             if case is not None and action.action_id in case.applied:
                 return 200, self._view(case) | {"action_id": action.action_id, "repeated": True}
-            refusal = (case.refuse(action.kind, centre) if case is not None else None)
+            refusal = (case.refuse(action.kind, centre, action.to_grid) if case is not None else None)
             status, reason = (404, f"没有信号{action.signal_id}") if case is None else (
                 (refusal.status, refusal.reason) if refusal else (202, ""))
             record = ActionRecord(
@@ -312,7 +312,7 @@ class DispatchDesk:
                 "region_code": case.region_code, "handler": case.handler, "departments": case.departments,
                 "ack_due": case.ack_due.isoformat(), "close_due": case.close_due.isoformat(),
                 "rule_id": case.rule_id, "summary": case.summary, "supervised_by": case.overseers(),
-                "history": case.history}
+                "history": case.history, "matters": case.matters, "to_grid": case.to_grid}
 
     # -- supervision (督办) --------------------------------------------------------------------
     async def _supervise_forever(self) -> None:

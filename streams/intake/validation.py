@@ -58,8 +58,9 @@ def reason_of(error: Mapping[str, Any]) -> str:
 
 def dead_letter_from(exc: ValidationError, raw: bytes, where: Origin) -> DeadLetter:
     first = exc.errors(include_url=False)[0]
-    field = ".".join(str(p) for p in first["loc"])
-    return where.dead(raw, reason_of(first), field, message_of(first))
+    reason = reason_of(first)
+    field = ".".join(str(p) for p in first["loc"]) or ("category" if reason == "not_in_catalogue" else "")
+    return where.dead(raw, reason, field, message_of(first))
 
 
 @dataclass(frozen=True)

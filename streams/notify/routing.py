@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from schemas.contracts.events import Source
 from schemas.contracts.levels import RiskLevel
 from schemas.contracts.signals import CentreNotice, NoticeRole, RiskSignal
 from schemas.reference.regions import CENTRE_LEVELS, Level, cut, registry
@@ -92,6 +93,7 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
     names, and the case's page on the console at ``console``."""
     rule = policy[signal.level]
     place = registry().name_of(signal.region_code)
+    matters = sorted({e.category for e in signal.evidence if e.source is Source.grid_report})
     notices = []
     for centre, level, role in centres_of(signal.region_code, rule):
         notices.append(
@@ -115,6 +117,7 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
                 entity=signal.entity,
                 place=place,
                 case_url=CentreNotice.case_link(console, signal.signal_id),
+                matters=matters,
             )
         )
     return notices

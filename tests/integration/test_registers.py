@@ -97,3 +97,58 @@ async def test_a_registered_grid_that_never_reports_raises_a_patrol_gap_and_one_
             assert {n["centre_code"] for n in notices} == {COMMUNITY}
     finally:
         use_pack(None)  # the synthetic grids again, for the tests after this one
+
+
+DEMOLITION_RULE = """
+id: demolition_dispute
+name: 征地拆迁纠纷
+basis: Dalian art. 21
+type: event_count
+filter: {category: dispute.demolition}
+group_by: {field: region_code, level: community}
+window: 24h
+threshold: 1
+level: blue
+summary: "{place}：征地拆迁纠纷"
+"""
+
+
+async def test_a_matter_on_the_negative_list_is_refused_to_the_grids_and_handed_to_a_department(tmp_path, module_kafka):
+    """A grid worker reports a demolition dispute; the community centre may not hand it to its
+    grid workers (负面清单), and may assign it to a department."""
+    import aiohttp
+
+    from streams.api.keys import KeyStore
+    from streams.detection.ruleset import load_rules
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "demolition_dispute.yaml").write_text(DEMOLITION_RULE, encoding="utf-8")
+    settings = on_kafka(module_kafka, data_dir=tmp_path / "data", gateway_port=0, metrics_port=0,
+                        app_id="fq-negative", rules_dir=tmp_path / "rules")
+    token = KeyStore(settings.keys_path).add(f"centre:{COMMUNITY}")[1]
+    report = grid_report(9201, category="dispute.demolition", at=datetime.now(BEIJING) - timedelta(minutes=5))
+    async with Stack(settings, rules=load_rules(tmp_path / "rules")) as stack:
+        await produce(stack.bootstrap_servers, topics.GRID_REPORTS,
+                      [(report["grid_code"].encode(), json.dumps(report, ensure_ascii=False).encode())])
+
+        async def opened() -> list:  # the module's broker holds the notices of the tests before this one
+            return [(k, c) for k, c in stack.desk.cases.items() if c.rule_id == "demolition_dispute"]
+
+        [(signal_id, case)] = await until(opened)
+        assert case.matters == ["dispute.demolition"]
+        url = f"http://127.0.0.1:{stack.gateway.port}/v1/centres/{COMMUNITY}/actions"
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            async def act(**body) -> tuple[int, dict]:
+                async with http.post(url, json={"signal_id": signal_id, **body}) as r:
+                    return r.status, await r.json()
+
+            assert (await act(kind="acknowledge"))[0] == 202
+            status, answer = await act(kind="assign", to_grid=True)
+            assert status == 409 and "负面清单" in answer["error"] and "征地拆迁" in answer["error"]
+            status, answer = await act(kind="assign", departments=["housing"])
+            assert status == 202 and answer["departments"] == ["housing"] and not answer["to_grid"]
+        assert await stack.drain(timeout=60)
+        rows = stack.store.query("SELECT kind, to_grid, outcome FROM fengqiao.dispatch_actions FINAL "
+                                 f"WHERE signal_id = '{signal_id}' ORDER BY recorded_at")
+        assert [(r["kind"], r["to_grid"], r["outcome"]) for r in rows] == [
+            ("acknowledge", False, "accepted"), ("assign", True, "refused"), ("assign", False, "accepted")]
