@@ -16,7 +16,7 @@ from streams.app import pseudonymiser
 from streams.cli.console import print_table
 from streams.cli.publishing import add_bootstrap, cluster_from
 from streams.config import Settings
-from streams.intake.registers import COLUMNS, RegisterError, registrations
+from streams.intake.registers import COLUMNS, RegisterError, registrations, rows_naming
 from streams.runtime.kafka import Cluster
 
 
@@ -28,12 +28,19 @@ def register(sub: Any) -> None:
     imp.add_argument("file", type=Path, help=f"CSV: {','.join(COLUMNS)}")
     add_bootstrap(imp)
     ps.add_parser("kinds", help="the kinds a person may be registered as (schemas/populations.yaml)")
+    find = ps.add_parser("find", help="the rows of a register file naming the person a signal's pseudonym is")
+    find.add_argument("pseudonym", help="p-… as a case's object names it (the part after the community code)")
+    find.add_argument("file", type=Path, help="the register file (CSV) the holder has")
 
 
 def population(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "kinds":
         print_table([{"population": code, "name": name} for code, name in populations().items()])
         return 0
+    if args.action == "find":
+        found = rows_naming(args.file.read_text("utf-8"), pseudonymiser(settings), args.pseudonym.split("|")[-1])
+        print_table([{"line": n, "name": name, "population": kind} for n, name, kind in found])
+        return 0 if found else 1
     cluster = cluster_from(args, settings)
     if cluster is None:
         return 2

@@ -80,3 +80,15 @@ def registrations(text: str, pseudonymiser: Pseudonymiser, known: set[str]) -> l
     if problems:
         raise RegisterError(problems)
     return found
+
+
+def rows_naming(text: str, pseudonymiser: Pseudonymiser, pseudonym: str) -> list[tuple[int, str, str]]:
+    """(line, name, population) of the register's rows whose ID number has ``pseudonym``: the
+    person a signal names, found by whoever already holds the register (再识别 stays with the
+    holder of the file; fengqiao keeps no table from pseudonyms back to people)."""
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
+    reader = csv.DictReader(io.StringIO("\n".join(line for _, line in lines)))
+    return [(n, (row.get("name") or "").strip(), (row.get("population") or "").strip())
+            for (n, _), row in zip(lines[1:], reader)
+            if valid_id_number((row.get("id_number") or "").strip())
+            and pseudonymiser.id_number(row["id_number"].strip()) == pseudonym]

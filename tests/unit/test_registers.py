@@ -8,7 +8,7 @@ import pytest
 from schemas.reference.regions import Level, read_grids, registry
 from streams.intake.hazards import hazard_of
 from streams.intake.identity import Pseudonymiser
-from streams.intake.registers import RegisterError, registrations
+from streams.intake.registers import RegisterError, registrations, rows_naming
 from streams.intake.validation import Accepted, Validator
 from streams.runtime.deadletter import DeadLetter, Origin
 from tests.helpers import COMMUNITY, T0, cap_xml, dept_alert, id_number
@@ -79,6 +79,10 @@ def test_a_register_file_becomes_one_registration_per_row_with_ids_that_say_noth
     assert all(id_number(1) not in d["event_id"] for _, d in rows) and len({d["event_id"] for _, d in rows}) == 3
     assert rows == registrations(text, P, COMMUNITIES)  # the same file twice: the same ids (a re-import is no news)
     assert all(isinstance(accept(json.dumps(d).encode()), Accepted) for _, d in rows)
+    # the holder of the file finds the person a signal names; nobody else can
+    assert rows_naming(text, P, P.id_number(id_number(1))) == [(2, "王秀英", "独居老人"), (3, "王秀英", "disabled"),
+                                                                (4, "王秀英", "disabled")]
+    assert rows_naming(text, Pseudonymiser(b"another-key"), P.id_number(id_number(1))) == []
 
 
 def test_a_register_file_with_wrong_rows_is_refused_whole_naming_each_line():
