@@ -141,8 +141,8 @@ async def test_a_city_wide_warning_reaches_registered_elders_in_every_county_s_p
                       [(a["department"].encode(), json.dumps(a, ensure_ascii=False).encode()) for a in alerts])
 
         async def welfare() -> set[str]:
-            found = {json.loads(r.value)["region_code"] for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)
-                     if b'"welfare_under_weather_warning"' in r.value}
+            found = {s["region_code"] for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)
+                     if (s := json.loads(r.value))["rule_id"] == "welfare_under_weather_warning"}
             return found if len(found) == 2 else set()
 
         assert await until(welfare) == {"210202001004", "210203001001"}
