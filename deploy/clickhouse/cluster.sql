@@ -393,3 +393,26 @@ ALTER TABLE fengqiao.dispatch_actions_local ON CLUSTER 'fengqiao'
 ALTER TABLE fengqiao.dispatch_actions ON CLUSTER 'fengqiao'
     ADD COLUMN IF NOT EXISTS to_grid Bool DEFAULT false COMMENT 'assign: handed to the grid workers (交由网格办理)';
 
+ALTER TABLE fengqiao.signals_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS rule_version LowCardinality(String) DEFAULT '' COMMENT 'fingerprint of the rule, as in rule_changes';
+
+ALTER TABLE fengqiao.signals ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS rule_version LowCardinality(String) DEFAULT '' COMMENT 'fingerprint of the rule, as in rule_changes';
+
+CREATE TABLE IF NOT EXISTS fengqiao.rule_changes_local ON CLUSTER 'fengqiao'
+(
+    rule_id          LowCardinality(String),
+    change           LowCardinality(String) COMMENT 'loaded (at a worker''s start) | added | changed | removed (by a reload)',
+    version          LowCardinality(String) COMMENT 'the fingerprint running after the change, empty when removed',
+    previous_version LowCardinality(String) COMMENT 'the fingerprint before a change or a removal',
+    changed_at       DateTime64(3, 'Asia/Shanghai'),
+    worker           String COMMENT 'host:pid',
+    definition       String COMMENT 'the rule as JSON, without its cases'
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/rule_changes', '{replica}')
+PARTITION BY toYYYYMM(changed_at)
+ORDER BY (rule_id, changed_at, worker, change)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.rule_changes ON CLUSTER 'fengqiao' AS fengqiao.rule_changes_local ENGINE = Distributed('fengqiao', fengqiao, rule_changes_local, cityHash64(substring(region_code, 1, 6)));
+

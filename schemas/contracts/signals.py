@@ -92,10 +92,28 @@ class RiskSignal(BaseModel):
     summary: str = Field(description="a short Chinese summary for operators")
     rule_chain: list[str] = Field(description="rules that produced it, first to last")
     drill: bool = False
+    rule_version: str = Field(default="", description="the version (fingerprint) of the rule that raised it, as "
+                              "fengqiao.rule_changes records it; empty for entity_risk")
 
     @staticmethod
     def make_id(rule_id: str, entity: str, anchor: datetime) -> str:
         return stable_id("sig", rule_id, entity, anchor.isoformat())
+
+
+class RuleChange(BaseModel):
+    """A rule as a worker loaded it, or as a reload changed it (规则版本留痕): with the signals'
+    ``rule_version``, which version of a rule put a place on yellow, and since when it ran."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule_id: str
+    change: Literal["loaded", "added", "changed", "removed"] = Field(
+        description="loaded: in the pack a worker started with; the others: what a reload did")
+    version: str = Field(description="the fingerprint running after the change (empty when removed)")
+    previous_version: str = Field(default="", description="the fingerprint before a change or removal")
+    changed_at: datetime
+    worker: str = Field(description="host:pid of the worker that loaded it")
+    definition: str = Field(default="", description="the rule as JSON, without its cases (empty when removed)")
 
 
 class NoticeRole(str, enum.Enum):

@@ -19,10 +19,11 @@ Types:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -224,6 +225,13 @@ class RuleBase(Strict):
     @property
     def window_ms(self) -> int:
         return duration_ms(self.window)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The rule's version: a digest of what it does (not of its name, basis, summary or cases).
+        Every signal carries it; a rule whose fingerprint changes starts with fresh windows."""
+        definition = self.model_dump_json(exclude={"tests", "name", "basis", "summary"})
+        return hashlib.sha256(definition.encode()).hexdigest()[:8]
 
     @property
     def late_ms(self) -> int:

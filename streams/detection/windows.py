@@ -9,7 +9,6 @@ restart safe.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -125,8 +124,7 @@ class Outcome:
 def state_prefix(rule: Any) -> str:
     """``id@fingerprint|``: a rule whose definition changes starts with fresh windows, while an
     unchanged rule keeps its own across a reload."""
-    definition = rule.model_dump_json(exclude={"tests", "name", "basis", "summary"})
-    return f"{rule.id}@{hashlib.sha256(definition.encode()).hexdigest()[:8]}|"
+    return f"{rule.id}@{rule.fingerprint}|"
 
 
 # -- when a rule's window holds enough ---------------------------------------------------------
@@ -391,6 +389,7 @@ def make_signal(rule: Any, state: WindowState, group: str, level: RiskLevel, reg
         summary=summary,
         rule_chain=[*chain, rule.id],
         drill=drill,
+        rule_version=rule.fingerprint,
     )
 
 

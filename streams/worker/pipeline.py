@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.contracts.events import BEIJING
 from schemas.contracts.levels import RiskLevel
+from schemas.contracts.signals import RuleChange
 from streams import topics
 from streams.config import Settings
 from streams.detection.correlator import Correlator
@@ -38,6 +41,12 @@ from streams.worker.correlate import Correlate, Observer, Quiet
 from streams.worker.validate import Validate
 
 log = logging.getLogger(__name__)
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def definition(rule: Rule) -> str:
+    """A rule as JSON, without its cases: what its fingerprint is a digest of, and its words."""
+    return rule.model_dump_json(exclude={"tests"})
 
 RULES_POLL_EVERY = 2.0  # seconds between looks at the rule files for changes
 JOIN_TIMEOUT = 120.0  # seconds for every step to hold its first assignment
@@ -131,7 +140,7 @@ class Pipeline:
     def __init__(self, settings: Settings, cluster: Cluster, store: Store, rules: list[Rule], metrics: Metrics,
                  pseudonymiser: Pseudonymiser, policy: dict[RiskLevel, Policy], observer: Observer | None = None,
                  clock: Callable[[], datetime] = now_beijing) -> None:
-        self.settings, self.cluster, self.metrics = settings, cluster, metrics
+        self.settings, self.cluster, self.metrics, self.clock = settings, cluster, metrics, clock
         local, regional = split_pack(rules)
         self.correlator = Correlator(local, source_idle=settings.source_idle_seconds)
         self.regional = Correlator(regional, source_idle=settings.source_idle_seconds)
@@ -148,6 +157,7 @@ class Pipeline:
                         for spec, step in zip(STEPS, self.steps)]
         self._rules_seen = rule_files_signature(settings.rules_dir)
         self._watch: asyncio.Task | None = None
+        self._recording: set[asyncio.Task] = set()
         self.running = False
 
     @property
@@ -172,6 +182,9 @@ class Pipeline:
                 raise RuntimeError(f"topic {spec.name} has {found} partitions, fengqiao expects {expected} "
                                    "(FENGQIAO_PARTITION_SCALE must be the same in every process)")
             self.output.partitions[spec.name] = found
+        await self._record_rules([RuleChange(rule_id=r.id, change="loaded", version=r.fingerprint,
+                                             changed_at=self.clock(), worker=WORKER, definition=definition(r))
+                                  for r in self._pack()])
         for runner in self.runners:
             await runner.start()
         async with asyncio.timeout(JOIN_TIMEOUT):
@@ -196,13 +209,37 @@ class Pipeline:
             log.error("rule pack not reloaded; the running rules stay: %s", exc)
             self.metrics.rule_reloads.labels("refused").inc()
             return False
+        before = {r.id: r.fingerprint for r in self._pack()}
         local, regional = split_pack(rules)
         changes = self.correlator.replace_rules(local)
         for kind, ids in self.regional.replace_rules(regional).items():
             changes[kind] = sorted(changes[kind] + ids)
         log.warning("rule pack reloaded: %s", {k: v for k, v in changes.items() if v and k != "unchanged"} or "no change")
         self.metrics.rule_reloads.labels("done").inc()
+        now, by_id = self.clock(), {r.id: r for r in rules}
+        recorded = [RuleChange(rule_id=i, change=kind, version=by_id[i].fingerprint if i in by_id else "",  # type: ignore[arg-type]
+                               previous_version=before.get(i, ""), changed_at=now, worker=WORKER,
+                               definition=definition(by_id[i]) if i in by_id else "")
+                    for kind in ("added", "changed", "removed") for i in changes[kind]]
+        if recorded and self.running:
+            task = asyncio.get_running_loop().create_task(self._record_rules(recorded), name="record-rules")
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
         return True
+
+    def _pack(self) -> list[Rule]:
+        return [*self.correlator.rules, *self.regional.rules]
+
+    async def _record_rules(self, changes: list[RuleChange]) -> None:
+        """规则版本留痕: the rules loaded or changed, onto ``rule-changes`` (and so ClickHouse). A
+        record that cannot be sent is said in the log and counted; the pack runs all the same."""
+        try:
+            for change in changes:
+                await self.producer.send_and_wait(topics.RULE_CHANGES.name, change.model_dump_json().encode(),
+                                                  key=change.rule_id.encode())
+        except Exception:
+            log.exception("the rule pack's versions were not recorded on %s", topics.RULE_CHANGES.name)
+            self.metrics.rule_reloads.labels("unrecorded").inc()
 
     async def _watch_rules(self) -> None:
         while True:

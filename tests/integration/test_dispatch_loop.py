@@ -172,7 +172,7 @@ async def test_the_loop_acknowledge_deadline_supervision_and_jurisdiction(world)
         async with http.get(f"http://127.0.0.1:{stack.gateway.port}/v1/centres/{COMMUNITY[:6]}/stream") as r:
             assert r.status == 403  # a stream only with the centre's own key
     status, body = await act(stack, tokens[COMMUNITY], COMMUNITY, signal_id=signal_id, kind="assign")
-    assert status == 422 and body["errors"][0]["message"].endswith("assign needs at least one department")
+    assert status == 422 and body["errors"][0]["message"].endswith("assign needs at least one department, or to_grid")
 
 
 async def test_every_action_is_an_audit_row(world):

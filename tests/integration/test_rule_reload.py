@@ -56,3 +56,22 @@ async def test_file_changes_reload_the_pack_and_unchanged_rules_keep_their_windo
         [dispute] = [s for s in signals if s["rule_id"] != "entity_risk"]
         assert dispute["rule_id"] == "dispute_cluster"
         assert len(dispute["evidence"]) == 3  # dispute_cluster kept its two earlier reports
+        # 规则版本留痕: the signal names its rule's version; the start and the reload are recorded
+        cluster = next(r for r in stack.pipeline.correlator.rules if r.id == "dispute_cluster")
+        crisis_now = next(r for r in stack.pipeline.correlator.rules if r.id == "psychological_crisis")
+        assert dispute["rule_version"] == cluster.fingerprint
+        assert await stack.drain(timeout=30)
+        rows = stack.store.query("SELECT rule_id, change, version, previous_version, definition "
+                                 "FROM fengqiao.rule_changes FINAL ORDER BY changed_at, rule_id")
+        loaded = {r["rule_id"]: r["version"] for r in rows if r["change"] == "loaded"}
+        assert len(loaded) == len(stack.pipeline.correlator.rules) and loaded["dispute_cluster"] == cluster.fingerprint
+        [changed] = [r for r in rows if r["change"] != "loaded"]
+        assert (changed["rule_id"], changed["change"], changed["version"]) == (
+            "psychological_crisis", "changed", crisis_now.fingerprint)
+        assert changed["previous_version"] == loaded["psychological_crisis"] != crisis_now.fingerprint
+        assert json.loads(changed["definition"])["window"] == "P14D"
+        analyst = stack.store.query(  # which version of the rule raised it, and what that version said
+            "SELECT s.rule_version AS v, c.definition AS d FROM fengqiao.signals AS s FINAL "
+            "INNER JOIN fengqiao.rule_changes AS c ON c.rule_id = s.rule_id AND c.version = s.rule_version "
+            "WHERE s.rule_id = 'dispute_cluster' LIMIT 1")
+        assert analyst[0]["v"] == cluster.fingerprint and json.loads(analyst[0]["d"])["threshold"] == 3
