@@ -151,6 +151,9 @@ class CentreNotice(BaseModel):
                           "address is not configured (FENGQIAO_CONSOLE_URL)")
     matters: list[str] = Field(default_factory=list, description="the grid matters (事项清单) the signal's evidence "
                                "reports: what the negative list (负面清单) is checked against when it is assigned")
+    joins: list[str] = Field(default_factory=list, description="the signals this one rests on (a chained rule's, "
+                             "an entity risk's evidence): at a centre handling one of them, it joins that case "
+                             "rather than opening another (并案: one case per incident)")
 
     @staticmethod
     def case_link(console: str, signal_id: str) -> str:

@@ -99,6 +99,7 @@ class Case:
     place: str = ""  # the region's names
     matters: list[str] = field(default_factory=list)  # grid matters among the evidence (事项清单)
     to_grid: bool = False  # handed to the community's grid workers (交由网格办理)
+    joined: list[str] = field(default_factory=list)  # signals of the same incident joined into it (并案)
 
     def to_json(self) -> dict[str, Any]:
         """The case as the desk keeps it on its state topic."""
@@ -109,7 +110,7 @@ class Case:
                 "state": self.state.value, "departments": self.departments, "round": self.round,
                 "supervised": sorted(self.supervised), "applied": sorted(self.applied), "history": self.history,
                 "entity_level": self.entity_level, "entity": self.entity, "place": self.place,
-                "matters": self.matters, "to_grid": self.to_grid}
+                "matters": self.matters, "to_grid": self.to_grid, "joined": self.joined}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Case:
@@ -119,7 +120,7 @@ class Case:
                    CaseState(doc["state"]), list(doc["departments"]), doc["round"], set(doc["supervised"]),
                    set(doc["applied"]), list(doc.get("history", [])),  # cases kept before these: none
                    doc.get("entity_level", ""), doc.get("entity", ""), doc.get("place", ""),
-                   list(doc.get("matters", [])), doc.get("to_grid", False))
+                   list(doc.get("matters", [])), doc.get("to_grid", False), list(doc.get("joined", [])))
 
     def overseers(self) -> list[str]:
         """The centres that supervise this case: by hand, or for a missed deadline (督办)."""

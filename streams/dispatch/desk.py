@@ -62,6 +62,7 @@ class DispatchDesk:
         self.tick = tick
         self.console = console  # the console's address, for the case link of the desk's own notices
         self.cases: dict[str, Case] = {}
+        self.joined: dict[str, str] = {}  # a signal joined into another's case -> that case's signal (并案)
         # Records read before their case's notice: the two topics are not ordered with each other.
         self._early: defaultdict[str, list[ActionRecord]] = defaultdict(list)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -152,6 +153,7 @@ class DispatchDesk:
                 self.cases.pop(signal_id, None)
             else:
                 self.cases[signal_id] = Case.from_json(doc)
+                self.joined.update({j: signal_id for j in self.cases[signal_id].joined})
         elif kind == "early":
             self._early.pop(signal_id, None)
             if doc:
@@ -207,9 +209,11 @@ class DispatchDesk:
         if notice.role is not NoticeRole.handle:
             return
         policy = self.policy[notice.level]
-        case = self.cases.get(notice.signal_id)
+        case = self.case_for(notice.signal_id)
+        if case is None and (case := self._join(notice)) is not None:
+            self._dirty.add(case.signal_id)
         if case is None or notice.level > case.level:
-            self._dirty.add(notice.signal_id)
+            self._dirty.add(case.signal_id if case is not None else notice.signal_id)
         if case is None:
             self.cases[notice.signal_id] = Case(
                 signal_id=notice.signal_id, region_code=notice.region_code, handler=notice.centre_code,
@@ -224,10 +228,28 @@ class DispatchDesk:
             case.ack_within, case.close_within = policy.ack_within, policy.close_within
             case.ack_due, case.close_due = min(case.ack_due, notice.ack_due), min(case.close_due, notice.close_due)
 
+    def _join(self, notice: CentreNotice) -> Case | None:
+        """并案: a signal resting on others (a chained rule's, an entity risk's) joins the open case
+        of one of them that its centre handles, rather than opening a second case for one
+        incident; the case takes the higher level (the caller raises it)."""
+        for feeder in notice.joins:
+            case = self.case_for(feeder)
+            if case is not None and case.handler == notice.centre_code and case.state is not CaseState.closed:
+                case.joined.append(notice.signal_id)
+                case.matters += [m for m in notice.matters if m not in case.matters]
+                self.joined[notice.signal_id] = case.signal_id
+                log.info("signal %s joins the case of %s at %s", notice.signal_id, case.signal_id, case.handler)
+                return case
+        return None
+
+    def case_for(self, signal_id: str) -> Case | None:
+        """The case of a signal: its own, or the one it was joined into."""
+        return self.cases.get(self.joined.get(signal_id, signal_id))
+
     def _on_record(self, record: ActionRecord) -> None:
         if record.outcome != "accepted":
             return
-        case = self.cases.get(record.signal_id)
+        case = self.case_for(record.signal_id)
         if case is None:
             if record.action_id not in {r.action_id for r in self._early[record.signal_id]}:
                 self._early[record.signal_id].append(record)
@@ -261,8 +283,8 @@ class DispatchDesk:
         if action.kind is ActionKind.supervise:
             return 422, {"error": "invalid", "errors": [
                 {"field": "kind", "message": "supervise is recorded by the desk, never sent by a centre"}]}
-        async with self._locks[action.signal_id]:
-            case = self.cases.get(action.signal_id)
+        async with self._locks[self.joined.get(action.signal_id, action.signal_id)]:
+            case = self.case_for(action.signal_id)
             if case is not None and action.action_id in case.applied:
                 return 200, self._view(case) | {"action_id": action.action_id, "repeated": True}
             refusal = (case.refuse(action.kind, centre, action.to_grid) if case is not None else None)
@@ -312,7 +334,7 @@ class DispatchDesk:
                 "region_code": case.region_code, "handler": case.handler, "departments": case.departments,
                 "ack_due": case.ack_due.isoformat(), "close_due": case.close_due.isoformat(),
                 "rule_id": case.rule_id, "summary": case.summary, "supervised_by": case.overseers(),
-                "history": case.history, "matters": case.matters, "to_grid": case.to_grid}
+                "history": case.history, "matters": case.matters, "to_grid": case.to_grid, "joined": case.joined}
 
     # -- supervision (督办) --------------------------------------------------------------------
     async def _supervise_forever(self) -> None:
@@ -380,8 +402,9 @@ class DispatchDesk:
         return [self._view(c) for c in self.cases_in(centre)]
 
     def case_of(self, centre: str, signal_id: str) -> Case | None:
-        """The case of ``signal_id`` if it lies in ``centre``'s jurisdiction."""
-        case = self.cases.get(signal_id)
+        """The case of ``signal_id`` (or the one it was joined into) if it lies in ``centre``'s
+        jurisdiction."""
+        case = self.case_for(signal_id)
         return case if case is not None and case.region_code.startswith(centre) else None
 
     def inbox(self, centre: str) -> list[Case]:

@@ -94,6 +94,7 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
     rule = policy[signal.level]
     place = registry().name_of(signal.region_code)
     matters = sorted({e.category for e in signal.evidence if e.source is Source.grid_report})
+    joins = list(dict.fromkeys(e.uid.removeprefix("signal:") for e in signal.evidence if e.source is Source.signal))
     notices = []
     for centre, level, role in centres_of(signal.region_code, rule):
         notices.append(
@@ -118,6 +119,7 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
                 place=place,
                 case_url=CentreNotice.case_link(console, signal.signal_id),
                 matters=matters,
+                joins=joins,
             )
         )
     return notices
