@@ -156,7 +156,7 @@ class Injector:
                 if len(placed) == len(self.streets):
                     skipped.append(Skipped(rule.id, case.name, f"repeat {n + 1}: no street left"))
                     continue
-                length = max(e.at for e in case.events) + _due_after(rule)
+                length = max(e.at for e in case.events) + _due_after(rule, case)
                 room = (end - start - length - timedelta(hours=2)).total_seconds()
                 if room < 0:
                     skipped.append(Skipped(rule.id, case.name, "longer than the simulated period"))
@@ -181,7 +181,7 @@ class Injector:
             topic, key, value = self._raw(spec, f"{tag}-e{n}", tag, region, subjects, at)
             inputs.append((at, topic, key, value))
         positive = bool(case.expect)
-        return Incident(tag, rule.id, case.name, positive, street, start, last + _due_after(rule), inputs)
+        return Incident(tag, rule.id, case.name, positive, street, start, last + _due_after(rule, case), inputs)
 
     def _region(self, code: str, street: str, where: dict[str, str]) -> str:
         """Each community of the case becomes one of the street's; wider regions become the street."""
@@ -250,11 +250,15 @@ class Injector:
         raise ValueError(f"no raw input for source {source}")
 
 
-def _due_after(rule: Any) -> timedelta:
+def _due_after(rule: Any, case: RuleCase) -> timedelta:
     """How long after a case's last event its signal is due: at once, or when an absence's wait
-    is over; plus the allowed lateness."""
+    is over, or, for a register rule's interval (定点联系), by the time the case itself judges it
+    (its ``until``); plus the allowed lateness."""
     wait = getattr(rule, "within", None)
-    return (wait if isinstance(wait, timedelta) else timedelta(0)) + rule.allowed_lateness
+    wait = wait if isinstance(wait, timedelta) else timedelta(0)
+    if getattr(rule, "every", None) is not None and case.until is not None:
+        wait = max(wait, case.until - max(e.at for e in case.events))
+    return wait + rule.allowed_lateness
 
 
 # -- scoring (评估) ------------------------------------------------------------------------------
