@@ -416,3 +416,9 @@ SETTINGS replicated_deduplication_window = 1000;
 
 CREATE TABLE IF NOT EXISTS fengqiao.rule_changes ON CLUSTER 'fengqiao' AS fengqiao.rule_changes_local ENGINE = Distributed('fengqiao', fengqiao, rule_changes_local, cityHash64(substring(region_code, 1, 6)));
 
+ALTER TABLE fengqiao.notices_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS joins Array(String) DEFAULT [] COMMENT 'signals this one rests on: joined to their case';
+
+ALTER TABLE fengqiao.notices ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS joins Array(String) DEFAULT [] COMMENT 'signals this one rests on: joined to their case';
+

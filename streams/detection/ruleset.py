@@ -23,7 +23,7 @@ import hashlib
 import re
 from datetime import datetime, timedelta
 from enum import Enum
-from functools import cache, cached_property
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -226,10 +226,11 @@ class RuleBase(Strict):
     def window_ms(self) -> int:
         return duration_ms(self.window)
 
-    @cached_property
+    @property
     def fingerprint(self) -> str:
         """The rule's version: a digest of what it does (not of its name, basis, summary or cases).
-        Every signal carries it; a rule whose fingerprint changes starts with fresh windows."""
+        Every signal carries it; a rule whose fingerprint changes starts with fresh windows.
+        Computed each time, not cached: a copy with a changed field is another version."""
         definition = self.model_dump_json(exclude={"tests", "name", "basis", "summary"})
         return hashlib.sha256(definition.encode()).hexdigest()[:8]
 

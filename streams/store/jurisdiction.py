@@ -22,7 +22,8 @@ from schemas.reference.regions import CENTRE_LEVELS, UnknownRegion, level_of_cen
 SCOPED_TABLES = ("events", "signals", "signal_evidence", "notices", "dispatch_actions", "regions",
                  "events_hourly", "signals_hourly", "late_events", "person_links")
 UNSCOPED_FOR_CENTRES = ("dead_letters",)
-TABLES = SCOPED_TABLES + UNSCOPED_FOR_CENTRES
+SHARED = ("rule_changes",)  # the rules' versions: about no place and no person, every centre reads them
+TABLES = SCOPED_TABLES + UNSCOPED_FOR_CENTRES + SHARED
 
 ANALYST_ROLE = "fengqiao_analyst"  # SELECT on the database; every centre role holds it
 PLATFORM_ROLES = ("fengqiao_writer", "fengqiao_platform")  # the workers; the platform's operators
@@ -44,6 +45,8 @@ def condition(table: str, centre: str) -> str:
     """The filter that keeps ``centre``'s rows of ``table`` (``centre`` is digits only)."""
     if not centre.isdigit():
         raise UnknownRegion(centre)
+    if table in SHARED:
+        return "1"
     return "0" if table in UNSCOPED_FOR_CENTRES else f"startsWith(region_code, '{centre}')"
 
 
@@ -75,7 +78,7 @@ def access_statements(cluster: str | None = None) -> list[str]:
         targets += [f"{t}_local" for t in TABLES if t != "regions"]
     for table in targets:
         base = table.removesuffix("_local")
-        scoped = "0" if base in UNSCOPED_FOR_CENTRES else _BY_ROLES
+        scoped = "1" if base in SHARED else "0" if base in UNSCOPED_FOR_CENTRES else _BY_ROLES
         out += [
             f"CREATE ROW POLICY IF NOT EXISTS readable{on} ON {DATABASE}.{table} FOR SELECT USING 1 "
             "AS PERMISSIVE TO ALL",
