@@ -7,15 +7,15 @@ import subprocess
 
 import pytest
 
-from streams.store.jurisdiction import SCOPED_TABLES, TABLES
+from streams.store.jurisdiction import SCOPED_TABLES, SHARED, TABLES
 from tests.integration.test_up_command import FENGQIAO, env_for
 from tests.seed import seeded_data_dir
 
 pytestmark = pytest.mark.integration
 
 EVERY_TABLE = " UNION ALL ".join(
-    f"SELECT '{t}' AS table, {'region_code' if t in SCOPED_TABLES else 'dlq_id'} AS region FROM fengqiao.{t}"
-    for t in TABLES)
+    f"SELECT '{t}' AS table, {'region_code' if t in SCOPED_TABLES else 'rule_id' if t in SHARED else 'dlq_id'} "
+    f"AS region FROM fengqiao.{t}" for t in TABLES)
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,15 @@ def test_a_district_sees_only_its_own_rows_in_every_table(data, district, other)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     seen = {r["table"] for r in rows}
-    assert seen == set(SCOPED_TABLES), "every scoped table, rollups included, has rows of this district"
-    assert all(r["region"].startswith(district) for r in rows)
-    assert not any(r["region"].startswith(other) for r in rows)
+    assert seen - set(SHARED) == set(SCOPED_TABLES), "every scoped table, rollups included, has rows of this district"
+    scoped = [r for r in rows if r["table"] not in SHARED]
+    assert all(r["region"].startswith(district) for r in scoped)
+    assert not any(r["region"].startswith(other) for r in scoped)
     unscoped = sql(data, "--format", "json", EVERY_TABLE)
     everyone = json.loads(unscoped.stdout)
+    # the rules' versions are about no place: every centre reads all of them
+    assert sorted(r["region"] for r in rows if r["table"] in SHARED) == sorted(
+        r["region"] for r in everyone if r["table"] in SHARED)
     assert any(r["region"].startswith(other) for r in everyone) and any(r["table"] == "dead_letters" for r in everyone)
 
 
