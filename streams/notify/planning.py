@@ -7,7 +7,7 @@ its outbox; nothing here touches Kafka. The policy, in the manner of Alertmanage
   fresh deadlines;
 - more evidence for a signal the centres already have updates their notices in place (same
   notice ids, ``is_update``), keeps the deadlines they were given, pages no one, and does so at
-  most once per repeat interval;
+  most once per repeat interval (per rule, else per level, in the routing table);
 - a drill's notices go to the drill channel only (演练: never a live centre's);
 - a new red signal drafts a warning for release (预警发布, ``notify.release``), for a person to
   approve.
@@ -24,7 +24,7 @@ from schemas.contracts.levels import RiskLevel
 from schemas.contracts.signals import CentreNotice, RiskSignal
 from streams import topics
 from streams.notify.release import broadcast_request, wants_release
-from streams.notify.routing import Policy, route
+from streams.notify.routing import Policy, Repeats, route
 from streams.runtime.topics import TopicSpec
 
 
@@ -65,13 +65,14 @@ def channel(notice: CentreNotice) -> TopicSpec:
 
 
 def plan(signal: RiskSignal, escalated: bool, last: Notified | None, now: datetime,
-         policy: dict[RiskLevel, Policy], repeat_interval: timedelta, console: str = "") -> Plan:
+         policy: dict[RiskLevel, Policy], repeats: Repeats | timedelta, console: str = "") -> Plan:
     """The notices of ``signal`` now. ``escalated``: new, or raised to a higher level; ``last``:
-    what its centres were told before, if anything; ``console``: the console's address, for the
-    case links."""
+    what its centres were told before, if anything; ``repeats``: how often an update re-notifies,
+    per rule and level; ``console``: the console's address, for the case links."""
     update_of = None
     if not escalated:
-        if last is None or now - _at(last, now) < repeat_interval:
+        interval = repeats.of(signal) if isinstance(repeats, Repeats) else repeats
+        if last is None or now - _at(last, now) < interval:
             return Plan([])
         update_of = (last.ack_due, last.close_due)
     notices = route(signal, now, policy, update_of, console)

@@ -12,7 +12,7 @@ Every level must be there; centres are listed lowest first and must be adjacent 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -59,6 +59,41 @@ def load_policy(path: Path | None) -> dict[RiskLevel, Policy]:
             raise ValueError(f"{path}: {level.value}: centres must be the lowest levels in order, from community")
         table[level] = policy
     return table
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """How often an updated signal re-notifies its centres (Alertmanager's group and repeat
+    intervals): per rule where the routing table names the rule, else per level, else the
+    deployment's default (FENGQIAO_NOTICE_REPEAT_INTERVAL)."""
+
+    default: timedelta
+    by_level: dict[RiskLevel, timedelta] = field(default_factory=dict)
+    by_rule: dict[str, timedelta] = field(default_factory=dict)
+
+    def of(self, signal: RiskSignal) -> timedelta:
+        return self.by_rule.get(signal.rule_id) or self.by_level.get(signal.level) or self.default
+
+
+def load_repeats(path: Path | None, default: timedelta) -> Repeats:
+    """The repeat intervals of the routing table at ``path``: an optional ``repeat_interval`` under
+    each level, and under ``rules: {rule_id: {repeat_interval: 4h}}``; a wrong one stops the start."""
+    raw = (yaml.safe_load(path.read_text("utf-8")) or {}) if path is not None else {}
+    by_level, by_rule = {}, {}
+    try:
+        for level in RiskLevel:
+            value = (raw.get(level.value) or {}).get("repeat_interval")
+            if value is not None:
+                by_level[level] = parse_duration(value)
+        for rule_id, entry in (raw.get("rules") or {}).items():
+            if not isinstance(entry, dict) or "repeat_interval" not in entry:
+                raise ValueError(f"rules: {rule_id}: give repeat_interval")
+            by_rule[str(rule_id)] = parse_duration(entry["repeat_interval"])
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if any(d <= timedelta(0) for d in [*by_level.values(), *by_rule.values()]):
+        raise ValueError(f"{path}: a repeat interval must be longer than nothing")
+    return Repeats(default, by_level, by_rule)
 
 
 def notified_levels(region_code: str, policy: Policy) -> tuple[Level, ...]:

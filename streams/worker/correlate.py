@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from datetime import time as dt_time
 from typing import Any, Protocol
 
@@ -30,7 +30,7 @@ from streams.intake import linking
 from streams.intake.linking import links_format
 from streams.metrics import Metrics
 from streams.notify.planning import Notified, channel, plan
-from streams.notify.routing import Policy
+from streams.notify.routing import Policy, Repeats
 from streams.runtime.outbox import Outbox, Output, partition_of
 from streams.runtime.runner import Batch, Partitions, Step
 from streams.runtime.state import StateTable
@@ -95,7 +95,7 @@ class Correlate(Step):
 
     def __init__(self, correlator: Correlator, regional: Correlator | None, output: Output, metrics: Metrics,
                  observer: Observer, clock: Callable[[], datetime], policy: dict[RiskLevel, Policy],
-                 repeat_interval: float, app_id: str, quiet: Callable[[], Awaitable[set[int]]] | None = None,
+                 repeats: Repeats, app_id: str, quiet: Callable[[], Awaitable[set[int]]] | None = None,
                  console: str = "") -> None:
         """``regional``: the city-wide correlator this (county) scope repartitions for; None when
         this is the regional scope itself. ``quiet``: the partitions of this step with nothing
@@ -103,7 +103,7 @@ class Correlate(Step):
         watermark follows the wall clock (live), else event time alone (a replay)."""
         self.correlator, self.regional, self.output = correlator, regional, output
         self.metrics, self.observer, self.clock = metrics, observer, clock
-        self.policy, self.repeat_interval = policy, timedelta(seconds=repeat_interval)
+        self.policy, self.repeats = policy, repeats
         self.quiet = quiet
         self.console = console  # the console's address, for the case link in every notice
         source = topics.EVENTS if regional is not None else topics.REGIONAL_EVENTS
@@ -180,7 +180,7 @@ class Correlate(Step):
         assert signal is not None
         outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
         last = Notified.from_json(self.notified.of(partition).get(signal.signal_id))
-        sent = plan(signal, outcome.escalated, last, now, self.policy, self.repeat_interval, self.console)
+        sent = plan(signal, outcome.escalated, last, now, self.policy, self.repeats, self.console)
         if sent.notified is not None:
             self.notified.put(partition, signal.signal_id, sent.notified.to_json())
         for notice in sent.notices:

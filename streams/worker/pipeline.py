@@ -16,7 +16,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from schemas.contracts.events import BEIJING
 from schemas.contracts.levels import RiskLevel
@@ -28,7 +28,7 @@ from streams.detection.ruleset import Rule, RuleError, load_rules, rule_files_si
 from streams.intake.identity import Pseudonymiser
 from streams.intake.validation import Validator
 from streams.metrics import Metrics
-from streams.notify.routing import Policy
+from streams.notify.routing import Policy, load_repeats
 from streams.runtime import kafka
 from streams.runtime.kafka import Cluster
 from streams.runtime.outbox import Output
@@ -100,7 +100,8 @@ def _correlate(parts: Parts, regional: bool) -> Correlate:
         quiet_probe(parts, "correlate", ("validate",))
     return Correlate(parts.regional if regional else parts.county, None if regional else parts.regional,
                      parts.output, parts.metrics, parts.observer, parts.clock, parts.policy,
-                     s.notice_repeat_interval, s.app_id, quiet, s.console_link())
+                     load_repeats(s.routing_file, timedelta(seconds=s.notice_repeat_interval)), s.app_id, quiet,
+                     s.console_link())
 
 
 def _sink(spec: TopicSpec) -> Callable[[Parts], Step]:

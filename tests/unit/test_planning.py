@@ -80,3 +80,27 @@ def test_what_is_kept_of_a_notification_reads_back_as_written():
     assert Notified.from_json(kept.to_json()) == kept
     assert kept.to_json() == {"t": 1, "ack": T0.isoformat(), "close": (T0 + timedelta(days=1)).isoformat()}
     assert Notified.from_json(None) is None
+
+
+def test_repeat_intervals_are_per_rule_then_per_level_then_the_default(tmp_path):
+    import pytest
+
+    from streams.notify.routing import load_repeats
+
+    table = tmp_path / "routing.yaml"
+    table.write_text("""
+red: {centres: [community, street, district, city], ack_within: 15m, close_within: 12h, repeat_interval: 5m}
+rules:
+  broadcast_coverage_gap: {repeat_interval: 2h}
+""", encoding="utf-8")
+    repeats = load_repeats(table, REPEAT)
+    yellow, red = signal_at(RiskLevel.yellow), signal_at(RiskLevel.red)
+    assert repeats.of(yellow) == REPEAT and repeats.of(red) == timedelta(minutes=5)
+    assert repeats.of(red.model_copy(update={"rule_id": "broadcast_coverage_gap"})) == timedelta(hours=2)
+    last = Notified(int(T0.timestamp() * 1000), T0 + timedelta(minutes=15), T0 + timedelta(hours=12))
+    assert plan(red, False, last, T0 + timedelta(minutes=6), DEFAULT_POLICY, repeats).notices  # red: after 5 min
+    assert not plan(yellow, False, last, T0 + timedelta(minutes=6), DEFAULT_POLICY, repeats).notices
+    table.write_text("rules: {x: {repeat_interval: soon}}", encoding="utf-8")
+    with pytest.raises(ValueError, match="routing.yaml: duration 'soon'"):
+        load_repeats(table, REPEAT)
+    assert load_repeats(None, REPEAT).of(red) == REPEAT
