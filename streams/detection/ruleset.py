@@ -319,6 +319,10 @@ class AbsenceRule(RuleBase):
     cancels: FieldName = Field(default="attributes.references_resolved",
                                description="the field naming what a cancelling event withdraws (';'-separated), "
                                "each in place of the group's last part")
+    partial: Filter | None = Field(default=None, description="an event that answers a trigger in part (a terminal "
+                                   "group's receipt): parts within the deadline that add up answer it whole")
+    adds_up: tuple[FieldName, FieldName] = Field(default=("attributes.terminals_played", "attributes.terminals_total"),
+                                                 description="a partial event's (part, whole) fields")
 
     @property
     def within_ms(self) -> int:
@@ -349,10 +353,15 @@ class AbsenceRule(RuleBase):
         for name, f in (("trigger", self.trigger), ("expected", self.expected), ("requires", self.requires)):
             if f is not None and f.matches(event):
                 return name
+        if self.partial is not None and self.partial.matches(event):
+            part, whole = (field_value(event, f) or "" for f in self.adds_up)
+            if part.isdigit() and whole.isdigit():
+                return f"part:{part}:{whole}"
         return None
 
     def alternatives(self) -> list[Filter]:
-        return [f for f in (self.trigger, self.expected, self.requires, self.cancelled_by) if f is not None]
+        return [f for f in (self.trigger, self.expected, self.requires, self.cancelled_by, self.partial)
+                if f is not None]
 
 
 class Interval(Strict):

@@ -222,11 +222,23 @@ def _absence_step(rule: AbsenceRule, state: WindowState, tag: str, t: int, uid: 
         required = rule.requires is None or any(e.tag == "requires" for e in state.entries)
         # an expected event read before its trigger (another source's topic ran ahead) still counts
         answered = any(e.tag == "expected" and t <= e.at_ms <= deadline for e in state.entries)
-        if required and not answered and not any(p.uid == uid for p in state.pending):
+        if required and not answered and not _added_up(state.entries, t, deadline) \
+                and not any(p.uid == uid for p in state.pending):
             state.pending.append(Pending(deadline, t, uid))
     elif tag == "expected":  # a visit after a trigger and before its deadline satisfies it
         state.pending = [p for p in state.pending if not (p.trigger_ms <= t <= p.deadline_ms)]
+    elif tag.startswith("part:"):  # parts that together make the whole answer it (部分回执累加)
+        state.pending = [p for p in state.pending
+                         if not (p.trigger_ms <= t <= p.deadline_ms and _added_up(state.entries, p.trigger_ms,
+                                                                                 p.deadline_ms))]
     return state
+
+
+def _added_up(entries: list[Entry], start_ms: int, end_ms: int) -> bool:
+    """Whether the partial answers between ``start_ms`` and ``end_ms`` add up to the whole (the
+    played terminals of each receipt, against the most terminals any of them counts)."""
+    parts = [e.tag.split(":")[1:] for e in entries if e.tag.startswith("part:") and start_ms <= e.at_ms <= end_ms]
+    return bool(parts) and sum(int(p) for p, _ in parts) >= max(int(w) for _, w in parts) > 0
 
 
 # -- registers (名册): members that must be heard from ---------------------------------------------

@@ -241,11 +241,12 @@ class Injector:
                                                            "geocode": [{"valueName": "GB2260", "value": region}]}]}]}
         if source == "broadcast_receipt":
             sender, _, identifier = attributes["broadcast"].partition(",")
-            total = 12
+            total = int(attributes.get("terminals_total", 12))
+            played = int(attributes.get("terminals_played", total if attributes.get("complete") == "true" else total - 3))
             return topics.BROADCAST_RECEIPTS.name, region.encode(), {
                 "event_id": event_id, "broadcast_sender": sender, "broadcast_identifier": f"{tag}-{identifier}",
                 "region_code": region, "terminals_total": total,
-                "terminals_played": total if attributes.get("complete") == "true" else total - 3,
+                "terminals_played": played,
                 "occurred_at": when}
         raise ValueError(f"no raw input for source {source}")
 
