@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from schemas.contracts.silences import Silence
 from schemas.reference.matters import use_catalogue
 from schemas.reference.regions import use_pack
 from streams import topics
@@ -31,6 +32,7 @@ from streams.api.gateway import Gateway
 from streams.api.keys import KeyStore
 from streams.api.monitor import Monitor
 from streams.api.operators import OperatorStore
+from streams.api.silences import SilenceRoutes
 from streams.config import Settings
 from streams.detection.ruleset import Rule, load_rules
 from streams.dispatch.desk import DispatchDesk
@@ -39,6 +41,7 @@ from streams.metrics import Metrics
 from streams.notify.routing import load_policy
 from streams.notify.webhooks import Retry, load_hooks
 from streams.runtime.broker import EmbeddedBroker
+from streams.runtime.followed import FollowedTable
 from streams.runtime.kafka import Cluster
 from streams.runtime.kraft import KRaftCluster
 from streams.runtime.topics import drained, ensure_topics, group_lag, partition_lag
@@ -95,6 +98,7 @@ class Stack:
         self.notifier: Notifier | None = None
         self.producer: AIOKafkaProducer | None = None
         self.monitor: Monitor | None = None
+        self.silences: FollowedTable | None = None  # the gateway's book of silences (静默)
         self.metrics_port = settings.metrics_port
         self.with_gateway = gateway
         self.with_pipeline = pipeline
@@ -138,9 +142,13 @@ class Stack:
                 self.store = await asyncio.to_thread(open_store, s)
             self.console = CentreConsole(self.desk, OperatorStore(s.operators_path), self.store,
                                          s.console_base(s.gateway_port), {r.id: r.name for r in self.rules})
+            self.silences = FollowedTable(cluster, topics.SILENCES, Silence.model_validate_json)
+            await self.silences.start()
+            centres = CentreRoutes(self.desk, keys)
+            silences = SilenceRoutes(self.silences, self.producer, centres.holder, [r.id for r in self.rules], self.clock)
             self.gateway = Gateway(self.producer, keys, s.gateway_host, s.gateway_port,
-                                   [*CentreRoutes(self.desk, keys).routes(), *self.console.routes()],
-                                   {**CentreRoutes.openapi(), **CentreConsole.openapi()})
+                                   [*centres.routes(), *silences.routes(), *self.console.routes()],
+                                   {**CentreRoutes.openapi(), **silences.openapi(), **CentreConsole.openapi()})
             await self.gateway.start()
             if s.gateway_port == 0 and not s.console_url:  # the real port is known only now
                 self.console.base = s.console_base(self.gateway.port)
@@ -177,6 +185,7 @@ class Stack:
         steps = [
             ("gateway", self.gateway and self.gateway.stop),
             ("dispatch desk", self.desk and self.desk.stop),
+            ("silences", self.silences and self.silences.stop),
             ("webhooks", self.notifier and self.notifier.stop),
             ("producer", self.producer and self.producer.stop),
             ("worker", self.pipeline and self.pipeline.stop),

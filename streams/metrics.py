@@ -66,6 +66,8 @@ class Metrics:
         self.signals_unrouted = Counter("fengqiao_signals_unrouted", "Signals stored that no centre of the region "
                                         "registry holds, by rule: the platform's operators see them",
                                         ["rule_id"], registry=r)
+        self.signals_silenced = Counter("fengqiao_signals_silenced", "Signals stored and held back from the "
+                                        "centres by a silence (静默), by rule", ["rule_id"], registry=r)
         self.consumer_lag = Gauge("fengqiao_consumer_lag", "Messages not yet committed by a step of the worker "
                                   "(its consumer group is <app id>-<step>)", ["step", "topic", "partition"], registry=r)
 

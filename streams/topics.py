@@ -43,6 +43,8 @@ DISPATCH_ACTIONS = TopicSpec("dispatch-actions", 4, "signal id", "every action o
                              "with its actor (留痕); the desk's supervisions", retention=MONTH)
 RULE_CHANGES = TopicSpec("rule-changes", 1, "rule id", "规则版本留痕: each rule a worker loaded at start, and what "
                          "each reload added, changed or removed, with its fingerprint", retention=MONTH)
+SILENCES = TopicSpec("silences", 1, "silence id", "静默: each silence as made and as expired, the latest kept per "
+                     "id (every worker reads it whole)", compacted=True)
 
 # An event about a region wider than a county (a city, a province) is on ``events`` once under its
 # own key, stored and correlated at its own level, and again under each county it covers, with this
@@ -58,5 +60,5 @@ def reaching(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
 
 INPUTS = (GRID_REPORTS, EMERGENCY_BROADCASTS, BROADCAST_RECEIPTS, DEPT_ALERTS)
 ALL = (*INPUTS, EVENTS, REGIONAL_EVENTS, DEAD_LETTERS, SIGNALS, CENTRE_NOTICES, DRILL_NOTICES, DISPATCH_ACTIONS,
-       LATE_EVENTS, PERSON_LINKS, RULE_CHANGES,
+       LATE_EVENTS, PERSON_LINKS, RULE_CHANGES, SILENCES,
        BROADCAST_REQUESTS)

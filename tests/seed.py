@@ -19,6 +19,8 @@ them can be counted from this file. "Now" is ``NOW``: Friday 2026-11-20 15:00, B
   A2 acknowledged in 40 min, closed in 20 h, reopened and closed again; B1 acknowledged in 60
   min and closed after 75 h (late); the gap never acknowledged; 西岗区 tried to close A1's
   signal and was refused.
+- Silences: A2's community centre silenced the fire hazard rule there for a repair on Thursday;
+  西岗区 silenced B1's broadcasts by their publisher for a terminal upgrade, and expired it early.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from schemas.contracts.events import BEIJING, GridReport
 from schemas.contracts.levels import RiskLevel
 from schemas.contracts.signals import Evidence, LateEvent, PersonLink, RiskSignal
+from schemas.contracts.silences import Silence, SilenceChange
 from schemas.reference.regions import Level
 from streams.detection.windows import to_ms
 from streams.intake.identity import Pseudonymiser
@@ -164,6 +167,18 @@ def dead_letter() -> dict[str, Any]:
     return dead_letter_row(letter, V.pseudonymiser, NOW - H)
 
 
+def silences() -> list[bytes]:
+    """Two silences, one made and one made then expired, as the silences topic carries them."""
+    made = Silence(silence_id="sil-a2-repair", centre=A2, rule_id="fire_gas_hazard", region_code=A2,
+                   starts_at=NOW - 30 * H, ends_at=NOW - 26 * H, reason="消防设施检修", created_by="zhao.lei",
+                   created_at=NOW - 30 * H, changed_by="zhao.lei", changed_at=NOW - 30 * H)
+    upgrade = Silence(silence_id="sil-b1-terminals", centre=B1[:6], publisher="dalian-ebs", region_code=B1,
+                      starts_at=NOW - 80 * H, ends_at=NOW - 60 * H, reason="终端升级", created_by="key:k-210203",
+                      created_at=NOW - 80 * H, changed_by="key:k-210203", changed_at=NOW - 80 * H)
+    expired = upgrade.model_copy(update={"change": SilenceChange.expired, "changed_at": NOW - 70 * H})
+    return [s.model_dump_json().encode() for s in (made, upgrade, expired)]
+
+
 def seed(store: Store) -> dict[str, Any]:
     """Store the week; returns the events and signals by name."""
     ev = events()
@@ -189,6 +204,7 @@ def seed(store: Store) -> dict[str, Any]:
         store.insert(table, batch, dedup_token=f"seed:{table}")
     store.insert("dispatch_actions", actions(sigs), dedup_token="seed:dispatch_actions")
     store.insert("dead_letters", [dead_letter()], dedup_token="seed:dead_letters")
+    store.insert("silences", silences(), dedup_token="seed:silences")
     return {"events": ev, "signals": sigs}
 
 

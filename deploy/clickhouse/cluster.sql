@@ -422,3 +422,33 @@ ALTER TABLE fengqiao.notices_local ON CLUSTER 'fengqiao'
 ALTER TABLE fengqiao.notices ON CLUSTER 'fengqiao'
     ADD COLUMN IF NOT EXISTS joins Array(String) DEFAULT [] COMMENT 'signals this one rests on: joined to their case';
 
+ALTER TABLE fengqiao.signals_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS silenced_by Array(String) DEFAULT [] COMMENT 'silences that held it back: no centre paged';
+
+ALTER TABLE fengqiao.signals ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS silenced_by Array(String) DEFAULT [] COMMENT 'silences that held it back: no centre paged';
+
+CREATE TABLE IF NOT EXISTS fengqiao.silences_local ON CLUSTER 'fengqiao'
+(
+    silence_id   String,
+    centre       String COMMENT 'the centre that made it (4, 6, 9 or 12 digits): its jurisdiction bounds it',
+    rule_id      Nullable(String),
+    region_code  String COMMENT 'the region prefix it covers, any level',
+    entity       Nullable(String),
+    publisher    Nullable(String),
+    starts_at    DateTime64(3, 'Asia/Shanghai'),
+    ends_at      DateTime64(3, 'Asia/Shanghai'),
+    reason       String,
+    created_by   String COMMENT 'operator, key:<id>, or cli:<user>@<host>',
+    created_at   DateTime64(3, 'Asia/Shanghai'),
+    change       LowCardinality(String) COMMENT 'created | expired',
+    changed_by   String,
+    changed_at   DateTime64(3, 'Asia/Shanghai')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/fengqiao/silences', '{replica}')
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (silence_id, change)
+SETTINGS replicated_deduplication_window = 1000;
+
+CREATE TABLE IF NOT EXISTS fengqiao.silences ON CLUSTER 'fengqiao' AS fengqiao.silences_local ENGINE = Distributed('fengqiao', fengqiao, silences_local, cityHash64(substring(region_code, 1, 6)));
+

@@ -94,6 +94,8 @@ class RiskSignal(BaseModel):
     drill: bool = False
     rule_version: str = Field(default="", description="the version (fingerprint) of the rule that raised it, as "
                               "fengqiao.rule_changes records it; empty for entity_risk")
+    silenced_by: list[str] = Field(default_factory=list, description="the silences (静默) that held it back: stored "
+                                   "and shown, no centre paged")
 
     @staticmethod
     def make_id(rule_id: str, entity: str, anchor: datetime) -> str:

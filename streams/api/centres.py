@@ -68,7 +68,7 @@ class CentreRoutes:
                               **refused}}},
         }
 
-    def _holder(self, request: web.Request) -> tuple[str, str] | web.Response:
+    def holder(self, request: web.Request) -> tuple[str, str] | web.Response:
         """(the centre of the URL, the key's actor name) if the request's key is that centre's,
         or the refusal."""
         code = request.match_info["code"]
@@ -81,11 +81,11 @@ class CentreRoutes:
         return code, f"key:{key.id}"
 
     def _centre(self, request: web.Request) -> str | web.Response:
-        holder = self._holder(request)
+        holder = self.holder(request)
         return holder if isinstance(holder, web.Response) else holder[0]
 
     async def post_action(self, request: web.Request) -> web.Response:
-        holder = self._holder(request)
+        holder = self.holder(request)
         if isinstance(holder, web.Response):
             return holder
         centre, actor = holder

@@ -9,11 +9,11 @@ from importlib.util import find_spec
 from schemas.reference.matters import CatalogueError, use_catalogue
 from schemas.reference.regions import PackError, use_pack
 from streams.api.logs import configure as configure_logging
-from streams.cli import data, keys, operators, platform, population, publishing, regions, rules
+from streams.cli import data, keys, operators, platform, population, publishing, regions, rules, silences
 from streams.config import Settings
 from streams.detection.ruleset import RuleError
 
-GROUPS = [platform, publishing, rules, regions, population, keys, operators, data]
+GROUPS = [platform, publishing, rules, regions, population, silences, keys, operators, data]
 
 
 def parser() -> argparse.ArgumentParser:

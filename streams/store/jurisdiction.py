@@ -20,7 +20,7 @@ from schemas.reference.regions import CENTRE_LEVELS, UnknownRegion, level_of_cen
 
 # Every table, with whether centres see it (scoped by region_code) or not at all.
 SCOPED_TABLES = ("events", "signals", "signal_evidence", "notices", "dispatch_actions", "regions",
-                 "events_hourly", "signals_hourly", "late_events", "person_links")
+                 "events_hourly", "signals_hourly", "late_events", "person_links", "silences")
 UNSCOPED_FOR_CENTRES = ("dead_letters",)
 SHARED = ("rule_changes",)  # the rules' versions: about no place and no person, every centre reads them
 TABLES = SCOPED_TABLES + UNSCOPED_FOR_CENTRES + SHARED

@@ -22,6 +22,7 @@ from aiokafka import TopicPartition
 from schemas.contracts.events import BEIJING, NormalisedEvent, Source
 from schemas.contracts.levels import RiskLevel
 from schemas.contracts.signals import CentreNotice, LateEvent, RiskSignal
+from schemas.contracts.silences import Silence
 from schemas.reference.regions import registry
 from streams import topics
 from streams.detection.correlator import Correlator
@@ -31,6 +32,7 @@ from streams.intake.linking import links_format
 from streams.metrics import Metrics
 from streams.notify.planning import Notified, channel, plan
 from streams.notify.routing import Policy, Repeats
+from streams.notify.silences import silenced_by
 from streams.runtime.outbox import Outbox, Output, partition_of
 from streams.runtime.runner import Batch, Partitions, Step
 from streams.runtime.state import StateTable
@@ -68,6 +70,7 @@ class Raised:
     notices: list[CentreNotice]
     cause: NormalisedEvent | None
     unrouted: bool = False  # no centre holds its region
+    silenced: bool = False  # held back by a silence
 
 
 class PartitionStates:
@@ -96,7 +99,7 @@ class Correlate(Step):
     def __init__(self, correlator: Correlator, regional: Correlator | None, output: Output, metrics: Metrics,
                  observer: Observer, clock: Callable[[], datetime], policy: dict[RiskLevel, Policy],
                  repeats: Repeats, app_id: str, quiet: Callable[[], Awaitable[set[int]]] | None = None,
-                 console: str = "") -> None:
+                 console: str = "", silences: Callable[[], Iterable[Silence]] = tuple) -> None:
         """``regional``: the city-wide correlator this (county) scope repartitions for; None when
         this is the regional scope itself. ``quiet``: the partitions of this step with nothing
         left to read anywhere upstream, asked of the broker; given, a silent partition's
@@ -106,6 +109,7 @@ class Correlate(Step):
         self.policy, self.repeats = policy, repeats
         self.quiet = quiet
         self.console = console  # the console's address, for the case link in every notice
+        self.silences = silences  # the silences (静默) in force, as the silences topic has them
         source = topics.EVENTS if regional is not None else topics.REGIONAL_EVENTS
         suffix = "" if regional is not None else "-regional"
         self.name = f"correlate{suffix}"
@@ -178,6 +182,11 @@ class Correlate(Step):
         event that completed it, if an event did: a due absence has none)."""
         signal = outcome.signal
         assert signal is not None
+        muted = silenced_by(self.silences(), signal, now)
+        if muted:  # 静默: stored and shown as silenced, no centre paged
+            signal = signal.model_copy(update={"silenced_by": muted})
+            outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
+            return Raised(signal, outcome.previous_level is None, [], cause, silenced=True)
         outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
         last = Notified.from_json(self.notified.of(partition).get(signal.signal_id))
         sent = plan(signal, outcome.escalated, last, now, self.policy, self.repeats, self.console)
@@ -205,6 +214,8 @@ class Correlate(Step):
         m, observer = self.metrics, self.observer
         for r in raised:
             m.signals.labels(r.signal.rule_id, r.signal.level.value, "new" if r.new else "update").inc()
+            if r.silenced:
+                m.signals_silenced.labels(r.signal.rule_id).inc()
             if r.unrouted:
                 m.signals_unrouted.labels(r.signal.rule_id).inc()
                 log.error("signal %s (%s) about %s routes to no centre of the registry: stored, for the platform's "

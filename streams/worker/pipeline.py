@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from schemas.contracts.events import BEIJING
 from schemas.contracts.levels import RiskLevel
 from schemas.contracts.signals import RuleChange
+from schemas.contracts.silences import Silence
 from streams import topics
 from streams.config import Settings
 from streams.detection.correlator import Correlator
@@ -30,6 +31,7 @@ from streams.intake.validation import Validator
 from streams.metrics import Metrics
 from streams.notify.routing import Policy, load_repeats
 from streams.runtime import kafka
+from streams.runtime.followed import FollowedTable
 from streams.runtime.kafka import Cluster
 from streams.runtime.outbox import Output
 from streams.runtime.runner import Runner, Step
@@ -71,6 +73,7 @@ class Parts:
     observer: Observer
     clock: Callable[[], datetime]
     cluster: Cluster
+    silences: FollowedTable  # 静默, read whole by every worker
 
 
 def quiet_probe(parts: Parts, step: str, upstream: tuple[str, ...]) -> Callable[[], Awaitable[set[int]]] | None:
@@ -101,7 +104,7 @@ def _correlate(parts: Parts, regional: bool) -> Correlate:
     return Correlate(parts.regional if regional else parts.county, None if regional else parts.regional,
                      parts.output, parts.metrics, parts.observer, parts.clock, parts.policy,
                      load_repeats(s.routing_file, timedelta(seconds=s.notice_repeat_interval)), s.app_id, quiet,
-                     s.console_link())
+                     s.console_link(), lambda: parts.silences.values.values())
 
 
 def _sink(spec: TopicSpec) -> Callable[[Parts], Step]:
@@ -148,8 +151,9 @@ class Pipeline:
         self.producer = cluster.producer(acks="all", max_batch_size=1 << 18, max_request_size=4 << 20,
                                          request_timeout_ms=30_000)
         self.output = Output(self.producer)
+        self.silences = FollowedTable(cluster, topics.SILENCES, Silence.model_validate_json)
         parts = Parts(settings, self.output, store, metrics, Validator(pseudonymiser), self.correlator,
-                      self.regional, policy, observer or Quiet(), clock, cluster)
+                      self.regional, policy, observer or Quiet(), clock, cluster, self.silences)
         self.steps = [spec.make(parts) for spec in STEPS]
         assert all((s.name, s.consumes) == (spec.name, spec.consumes) for s, spec in zip(self.steps, STEPS)), \
             "each step is what its entry in STEPS declares"
@@ -183,6 +187,7 @@ class Pipeline:
                 raise RuntimeError(f"topic {spec.name} has {found} partitions, fengqiao expects {expected} "
                                    "(FENGQIAO_PARTITION_SCALE must be the same in every process)")
             self.output.partitions[spec.name] = found
+        await self.silences.start()
         await self._record_rules([RuleChange(rule_id=r.id, change="loaded", version=r.fingerprint,
                                              changed_at=self.clock(), worker=WORKER, definition=definition(r))
                                   for r in self._pack()])
@@ -199,6 +204,7 @@ class Pipeline:
         if self._watch:
             self._watch.cancel()
         await asyncio.gather(*(r.stop() for r in self.runners), return_exceptions=True)
+        await self.silences.stop()
         await kafka.stop(self.producer)
 
     def reload_rules(self) -> bool:

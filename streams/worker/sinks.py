@@ -72,6 +72,11 @@ def rule_change_rows(value: bytes) -> Rows:
     return [("rule_changes", value)]
 
 
+def silence_rows(value: bytes) -> Rows:
+    """A silence as made or expired: one audit row per change."""
+    return [("silences", value)]
+
+
 def dead_letter_row(letter: DeadLetter, pseudonymiser: Pseudonymiser, received_at: datetime) -> dict[str, object]:
     """A dead letter's ClickHouse row: a hash and a masked preview, never identifiers in clear
     (the original bytes stay on the topic)."""
@@ -102,7 +107,8 @@ ToRows = Callable[[ConsumerRecord], Rows]
 
 # The topics stored, each by its function from a record to rows.
 SUNK = (topics.EVENTS, topics.DEAD_LETTERS, topics.SIGNALS, topics.CENTRE_NOTICES, topics.DRILL_NOTICES,
-        topics.DISPATCH_ACTIONS, topics.LATE_EVENTS, topics.PERSON_LINKS, topics.RULE_CHANGES)
+        topics.DISPATCH_ACTIONS, topics.LATE_EVENTS, topics.PERSON_LINKS, topics.RULE_CHANGES,
+        topics.SILENCES)
 
 
 def rows_of(spec: TopicSpec, pseudonymiser: Pseudonymiser, clock: Callable[[], datetime]) -> ToRows:
@@ -112,7 +118,8 @@ def rows_of(spec: TopicSpec, pseudonymiser: Pseudonymiser, clock: Callable[[], d
     by_value = {topics.EVENTS.name: event_rows, topics.SIGNALS.name: signal_rows,
                 topics.CENTRE_NOTICES.name: notice_rows, topics.DRILL_NOTICES.name: notice_rows,
                 topics.DISPATCH_ACTIONS.name: action_rows, topics.LATE_EVENTS.name: late_rows,
-                topics.PERSON_LINKS.name: person_link_rows, topics.RULE_CHANGES.name: rule_change_rows}[spec.name]
+                topics.PERSON_LINKS.name: person_link_rows, topics.RULE_CHANGES.name: rule_change_rows,
+                topics.SILENCES.name: silence_rows}[spec.name]
     if spec is topics.EVENTS:  # an event reaching a county's partition is stored once, as itself
         return lambda record: [] if topics.reaching(record.headers) else event_rows(record.value)
     return lambda record: by_value(record.value)

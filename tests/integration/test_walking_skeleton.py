@@ -105,7 +105,8 @@ async def test_everything_is_stored_once_without_identifiers(stack):
     # the dispute signal and the community's entity-risk signal (blue: its community centre only)
     assert counts == {"events": 6, "signals": 2, "signal_evidence": 4, "notices": 3, "dead_letters": 2,
                       "dispatch_actions": 0, "late_events": 0, "person_links": 12,
-                      "rule_changes": len(load_rules())}  # the pack the worker started with, rule by rule
+                      "rule_changes": len(load_rules()),  # the pack the worker started with, rule by rule
+                      "silences": 0}
     rollups = store.query("SELECT (SELECT uniqExactMerge(events) FROM fengqiao.events_hourly) AS events, "
                           "(SELECT uniqExactMerge(signals) FROM fengqiao.signals_hourly) AS signals")
     assert rollups == [{"events": 6, "signals": 2}]

@@ -60,7 +60,8 @@ def sample_rows():
 def test_migrations_are_idempotent(store):
     assert migrate(store) == []
     assert set(store.tables()) == {"events", "dead_letters", "signals", "signal_evidence", "notices",
-                                   "dispatch_actions", "regions", "late_events", "person_links", "rule_changes"}
+                                   "dispatch_actions", "regions", "late_events", "person_links", "rule_changes",
+                                   "silences"}
     assert set(store.tables(rollups=True)) - set(store.tables()) == {"events_hourly", "signals_hourly"}
 
 
