@@ -287,7 +287,7 @@ def _latest_of_each_kind(entries: list[Entry]) -> list[Entry]:
 
 def _next_contact(rule: RegisterRule, state: WindowState, kinds: dict[str, Entry]) -> list[Pending]:
     """The one deadline of an ``every`` rule: the member's interval after the last contact, or
-    after the registration when never heard from. None once a signal was raised for this
+    after the registration when never heard from; none once a signal was raised for this
     silence: the next contact starts the clock again."""
     assert rule.every is not None
     interval = rule.every.of(sorted(kinds))
@@ -299,6 +299,20 @@ def _next_contact(rule: RegisterRule, state: WindowState, kinds: dict[str, Entry
     if state.anchor_ms == since.at_ms:
         return []
     return [Pending(since.at_ms + interval, since.at_ms, since.uid)]
+
+
+def _owed_again(rule: RegisterRule, state: WindowState) -> WindowState:
+    """A register rule's deadlines worked out again from the entries a merge joined: a visit
+    under the other pseudonym answers a trigger, and the last contact under either counts."""
+    kinds = members(state.entries)
+    if not kinds:
+        state.pending = []
+    elif rule.every is not None:
+        state.pending = _next_contact(rule, state, kinds)
+    else:
+        visits = [e.at_ms for e in state.entries if e.tag == "expected"]
+        state.pending = [p for p in state.pending if not any(p.trigger_ms <= t <= p.deadline_ms for t in visits)]
+    return state
 
 
 def enrol(rule: RegisterRule, state: WindowState, uid: str, at_ms: int, partition: int) -> WindowState | None:
@@ -345,7 +359,9 @@ def merge(rule: Any, into: WindowState, absorbed: WindowState, absorbed_group: s
     state = WindowState(entries, into.anchor_ms, into.version, into.level, into.raised_ms,
                         [*into.pending, *(p for p in absorbed.pending if p.uid not in waiting)],
                         into.partition if into.partition is not None else absorbed.partition, into.signal_group)
-    if isinstance(rule, AbsenceRule | RegisterRule) or not entries or into.anchor_ms is not None:
+    if isinstance(rule, RegisterRule):  # one person's registrations and visits together: what is owed now
+        return Outcome(_owed_again(rule, state))
+    if isinstance(rule, AbsenceRule) or not entries or into.anchor_ms is not None:
         return Outcome(state)
     previous = None
     if absorbed.anchor_ms is not None:

@@ -207,3 +207,28 @@ def test_a_member_registered_as_two_kinds_is_owed_the_shorter_interval_and_stays
     assert [p.deadline_ms - t[0] for p in state.pending] == [90 * 86_400_000]
     enter(3, "3h", "deregistered", "subsistence_allowance")
     assert members(state.entries) == {} and state.pending == []
+
+
+def test_a_visit_under_a_pseudonym_later_linked_to_the_registered_person_answers_for_her():
+    """The grid worker wrote the elder's name and mobile before civil affairs' registration linked
+    them to her ID number: when the two pseudonyms are found to be one person, the visit counts."""
+    from streams.detection.windows import WindowState, merge, observe
+
+    rule = BY_ID["welfare_under_weather_warning"]
+    registered, visited = WindowState(), WindowState()
+    specs = [({"at": "0h", "source": "dept_alert", "category": "civil_affairs.population_registered",
+               "subjects": ["p-id"], "attributes": {"register": "registered", "population": "elderly_alone"}}, "p-id"),
+             ({"at": "10h", "source": "dept_alert", "category": "weather.cold_wave",
+               "attributes": {"hazard": "cold_wave"}}, "p-id"),
+             ({"at": "20h", "category": "care.elderly_alone", "subjects": ["p-name"]}, "p-name")]
+    for n, (spec, who) in enumerate(specs):
+        event = make_event(n, {**spec, "region": "210202001004"})
+        group = f"210202001004|{who}"
+        if who == "p-id":
+            registered = observe(rule, registered, event, group, rule.tag(event), event.occurred_at).state
+        else:
+            visited = observe(rule, visited, event, group, rule.tag(event), event.occurred_at).state
+    assert len(registered.pending) == 1 and visited.pending == []  # owed a visit; the visit was someone else's
+    joined = merge(rule, registered, visited, "210202001004|p-name", "210202001004|p-id", "210202001004",
+                   make_event(9, {"category": "care.elderly_alone", "region": "210202001004"}).occurred_at).state
+    assert joined.pending == []  # one person: her visit answers the warning
