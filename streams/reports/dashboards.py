@@ -225,7 +225,9 @@ def health_dashboard() -> Dashboard:
           "(sum(rate(fengqiao_webhook_retries_total[5m])) or vector(0)) * 60", "short"),
         p("Supervisions (督办) per hour", "(sum(rate(fengqiao_supervisions_total[1h])) or vector(0)) * 3600", "short"),
         p("ClickHouse insert p99 by table",
-          "histogram_quantile(0.99, sum by (le, table) (rate(fengqiao_sink_insert_seconds_bucket[5m])))", "s"),
+          # a table with no insert in the window (rule_changes after the start) has no p99, not NaN
+          "histogram_quantile(0.99, sum by (le, table) (rate(fengqiao_sink_insert_seconds_bucket[5m])) "
+          "and on (table) sum by (table) (rate(fengqiao_sink_insert_seconds_count[5m])) > 0)", "s"),
         p("ClickHouse rows per second by table", "sum by (table) (rate(fengqiao_sink_rows_total[5m]))", "ops"),
         p("ClickHouse insert retries per minute",
           "(sum by (table) (rate(fengqiao_sink_retries_total[5m])) or vector(0)) * 60", "short"),
