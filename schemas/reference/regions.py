@@ -32,6 +32,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from schemas.reference.tables import numbered_rows
+
 BUNDLED = "cn-2023"
 SYNTHETIC_GRIDS = 4  # grids generated under each community: no public grid register exists
 COLUMNS = ("code", "name", "level", "parent", "valid_from", "valid_to", "status", "successor", "note")
@@ -355,18 +357,11 @@ def read_grids(text: str, communities: set[str]) -> list[Grid]:
     """A grid register's CSV, validated against the pack's active ``communities``: each grid code
     is its community's 12 digits and 3 more, its kind one of GRID_TYPES, none twice. ``PackError``
     names each failing line."""
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
+    rows = numbered_rows(text, GRID_COLUMNS, GRID_COLUMNS, PackError, "the register")
     installed = next((line.split(":", 1)[1].strip() for line in text.splitlines()
                       if line.startswith("# installed:")), "")
-    if not lines:
-        raise PackError(["the register is empty"])
-    reader = csv.DictReader(line for _, line in lines)
-    missing = [c for c in GRID_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise PackError([f"line {lines[0][0]}: no column {', '.join(missing)} (columns: {', '.join(GRID_COLUMNS)})"])
     grids, seen, problems = [], {}, []
-    for (n, _), row in zip(lines[1:], reader):
-        row = {k: (v or "").strip() for k, v in row.items() if k}
+    for n, row in rows:
         code, community = row["grid_code"], row["community"]
         why = ""
         if not (code.isdigit() and len(code) == 15):

@@ -12,13 +12,12 @@ alerts' ids are keyed digests that say nothing of the person.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime
 from typing import Any
 
 from schemas.contracts.events import BEIJING
 from schemas.reference.populations import populations
+from schemas.reference.tables import numbered_rows
 from streams.intake.identity import Pseudonymiser, valid_id_number
 
 COLUMNS = ("id_number", "name", "phone", "population", "community", "on", "action")
@@ -36,17 +35,11 @@ class RegisterError(ValueError):
 def registrations(text: str, pseudonymiser: Pseudonymiser, known: set[str]) -> list[tuple[int, dict[str, Any]]]:
     """(line, department alert) for each row; ``known``: the active communities of the region
     pack. Refuses the whole file, naming each line, when any row is wrong."""
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
-    if not lines:
-        raise RegisterError(["the register is empty"])
-    reader = csv.DictReader(io.StringIO("\n".join(line for _, line in lines)))
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or []) and c not in ("phone", "action")]
-    if missing:
-        raise RegisterError([f"line {lines[0][0]}: no column {', '.join(missing)} (columns: {', '.join(COLUMNS)})"])
+    rows = numbered_rows(text, [c for c in COLUMNS if c not in ("phone", "action")], COLUMNS, RegisterError,
+                         "the register")
     by_name = {name: code for code, name in populations().items()}
     found, problems = [], []
-    for (n, _), row in zip(lines[1:], reader):
-        row = {k: (v or "").strip() for k, v in row.items() if k}
+    for n, row in rows:
         kind = by_name.get(row["population"], row["population"])
         action = ACTIONS.get(row.get("action") or "registered")
         why = ""
@@ -86,9 +79,9 @@ def rows_naming(text: str, pseudonymiser: Pseudonymiser, pseudonym: str) -> list
     """(line, name, population) of the register's rows whose ID number has ``pseudonym``: the
     person a signal names, found by whoever already holds the register (再识别 stays with the
     holder of the file; fengqiao keeps no table from pseudonyms back to people)."""
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")]
-    reader = csv.DictReader(io.StringIO("\n".join(line for _, line in lines)))
-    return [(n, (row.get("name") or "").strip(), (row.get("population") or "").strip())
-            for (n, _), row in zip(lines[1:], reader)
-            if valid_id_number((row.get("id_number") or "").strip())
-            and pseudonymiser.id_number(row["id_number"].strip()) == pseudonym]
+    try:
+        rows = numbered_rows(text, (), COLUMNS, RegisterError, "the register")
+    except RegisterError:  # an empty file names no one
+        return []
+    return [(n, row.get("name", ""), row.get("population", "")) for n, row in rows
+            if valid_id_number(row.get("id_number", "")) and pseudonymiser.id_number(row["id_number"]) == pseudonym]
