@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from schemas.contracts.actions import ActionKind, DispatchAction
-from streams.api.http import ERROR_ANSWER, INVALID_ANSWER, NEEDS_DEPARTMENTS, bearer, invalid, json_answer
+from streams.api.http import ERROR_ANSWER, INVALID_ANSWER, NEEDS_DEPARTMENTS, bearer, json_answer, json_object
 from streams.api.keys import KeyStore, centre_of
 from streams.dispatch.desk import DispatchDesk
 
@@ -89,12 +89,9 @@ class CentreRoutes:
         if isinstance(holder, web.Response):
             return holder
         centre, actor = holder
-        try:
-            body = await request.json()
-        except ValueError:
-            return invalid([{"field": "", "message": "the body is not JSON"}])
-        if not isinstance(body, dict):
-            return invalid([{"field": "", "message": "the body is a JSON object"}])
+        body = await json_object(request)
+        if isinstance(body, web.Response):
+            return body
         status, answer = await self.desk.act(centre, body, actor)
         return web.json_response(answer, status=status)
 

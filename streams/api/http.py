@@ -21,6 +21,17 @@ def invalid(errors: list[dict[str, Any]]) -> web.Response:
     return web.json_response({"error": "invalid", "errors": errors}, status=422)
 
 
+async def json_object(request: web.Request) -> dict[str, Any] | web.Response:
+    """The request's body as a JSON object, or the 422 that says it is not one."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return invalid([{"field": "", "message": "the body is not JSON"}])
+    if not isinstance(body, dict):
+        return invalid([{"field": "", "message": "the body is a JSON object"}])
+    return body
+
+
 def json_answer(description: str, properties: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {
         "type": "object", "properties": properties}}}}

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from schemas.contracts.silences import LONGEST, Silence, SilenceChange, SilenceRequest
 from streams import topics
-from streams.api.http import ERROR_ANSWER, INVALID_ANSWER, invalid, json_answer
+from streams.api.http import ERROR_ANSWER, INVALID_ANSWER, invalid, json_answer, json_object
 from streams.runtime.followed import FollowedTable
 
 Holder = Callable[[web.Request], "tuple[str, str] | web.Response"]
@@ -84,14 +84,15 @@ class SilenceRoutes:
         if isinstance(holder, web.Response):
             return holder
         centre, actor = holder
+        body = await json_object(request)
+        if isinstance(body, web.Response):
+            return body
         try:
-            body = await request.json()
             asked = SilenceRequest.model_validate(body)
-        except ValueError as exc:
-            errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else []
+        except ValidationError as exc:
             return invalid([{"field": ".".join(str(p) for p in e["loc"]) or ("ends_at" if _order(e) else ""),
-                             "message": e["msg"], **({"reason": "time"} if _order(e) else {})} for e in errors]
-                           or [{"field": "", "message": "the body is not a JSON object"}])
+                             "message": e["msg"], **({"reason": "time"} if _order(e) else {})}
+                            for e in exc.errors(include_url=False)])
         if asked.rule_id is not None and asked.rule_id not in self.rule_ids:
             return invalid([{"field": "rule_id", "message": f"no rule {asked.rule_id} in the pack"}])
         made = make_silence(asked, centre, actor, self.clock())
