@@ -452,3 +452,15 @@ SETTINGS replicated_deduplication_window = 1000;
 
 CREATE TABLE IF NOT EXISTS fengqiao.silences ON CLUSTER 'fengqiao' AS fengqiao.silences_local ENGINE = Distributed('fengqiao', fengqiao, silences_local, cityHash64(substring(region_code, 1, 6)));
 
+ALTER TABLE fengqiao.signals_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS answered_at Nullable(DateTime64(3, 'Asia/Shanghai')) COMMENT 'when its answer happened, in time, though it came late';
+
+ALTER TABLE fengqiao.signals ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS answered_at Nullable(DateTime64(3, 'Asia/Shanghai')) COMMENT 'when its answer happened, in time, though it came late';
+
+ALTER TABLE fengqiao.notices_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS answered_at Nullable(DateTime64(3, 'Asia/Shanghai')) COMMENT 'the signal was answered in time after all: the case closes itself';
+
+ALTER TABLE fengqiao.notices ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS answered_at Nullable(DateTime64(3, 'Asia/Shanghai')) COMMENT 'the signal was answered in time after all: the case closes itself';
+

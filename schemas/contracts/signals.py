@@ -96,6 +96,9 @@ class RiskSignal(BaseModel):
                               "fengqiao.rule_changes records it; empty for entity_risk")
     silenced_by: list[str] = Field(default_factory=list, description="the silences (静默) that held it back: stored "
                                    "and shown, no centre paged")
+    answered_at: datetime | None = Field(default=None, description="迟到回应: an absence signal's expected event "
+                                         "happened then, before the deadline, but reached fengqiao after the signal "
+                                         "was raised: the signal stands answered and its case closes itself")
 
     @staticmethod
     def make_id(rule_id: str, entity: str, anchor: datetime) -> str:
@@ -156,6 +159,9 @@ class CentreNotice(BaseModel):
     joins: list[str] = Field(default_factory=list, description="the signals this one rests on (a chained rule's, "
                              "an entity risk's evidence): at a centre handling one of them, it joins that case "
                              "rather than opening another (并案: one case per incident)")
+    answered_at: datetime | None = Field(default=None, description="迟到回应: the signal's expected event happened "
+                                         "then, in time, and reached fengqiao late: the handling centre's case "
+                                         "closes itself")
 
     @staticmethod
     def case_link(console: str, signal_id: str) -> str:

@@ -4,7 +4,9 @@ Each rule file carries its cases under ``tests``. A case lists events relative t
 written compactly, and the signals of its own rule it expects by level and entity (none for a
 near miss). Cases run through the same ``Correlator`` as the worker, with the whole pack
 loaded, so chained rules behave as they do live. ``until`` moves the event-time watermark on
-with a neutral event, so that absence deadlines can fall due.
+with a neutral event, so that absence deadlines can fall due. Events are read in the order
+listed, whatever their times: an event listed after a later one reached fengqiao late (a grid
+app that synced late), and a case can show what that does.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ BASE = datetime(2026, 11, 20, 8, 0, tzinfo=BEIJING)
 class CaseResult:
     rule: str
     case: str
-    expected: list[tuple[str, str]]  # (level, entity)
-    got: list[tuple[str, str]]
+    expected: list[tuple[str, ...]]  # (level, entity), with "answered late" when it was
+    got: list[tuple[str, ...]]
 
     @property
     def passed(self) -> bool:
@@ -71,8 +73,9 @@ def run_case(rules: list[Any], rule: Any, case: RuleCase) -> tuple[CaseResult, l
     for event in events:
         for outcome in correlator.process(event, 0, states, event.occurred_at):
             signals[outcome.signal.signal_id] = outcome.signal
-    got = sorted((s.level.value, s.entity) for s in signals.values() if s.rule_id == rule.id)
-    expected = sorted((e.level.value, e.entity) for e in case.expect)
+    got = sorted((s.level.value, s.entity, *(["answered late"] if s.answered_at else []))
+                 for s in signals.values() if s.rule_id == rule.id)
+    expected = sorted((e.level.value, e.entity, *(["answered late"] if e.answered else [])) for e in case.expect)
     return CaseResult(rule.id, case.name, expected, got), list(signals.values())
 
 

@@ -25,7 +25,9 @@ from streams.detection.windows import (
     MAX_CHAIN_DEPTH,
     Outcome,
     WindowState,
+    answer_late,
     enrol,
+    entry_of,
     expire,
     from_ms,
     merge,
@@ -206,6 +208,11 @@ class Correlator:
             for group in groups:
                 key = self.prefixes[rule.id] + group
                 before = WindowState.from_json(states.get(key))
+                if before.unanswered:  # 迟到回应: it may answer a signal raised already
+                    before, answered = answer_late(rule, before, entry_of(event, tag), group, now)
+                    if answered:
+                        states.put(key, before.to_json(), partition)
+                        outcomes += [Outcome(before, s, s.level) for s in answered]
                 outcome = observe(rule, before, event, group, tag, now, partition)
                 if outcome.late_ms is not None:
                     self.late.append(self._late(rule, group, before, event, outcome.late_ms, now))

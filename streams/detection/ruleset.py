@@ -188,10 +188,12 @@ class CaseEvent(Strict):
 
 
 class ExpectedSignal(Strict):
-    """A signal a case expects of its rule, by level and entity."""
+    """A signal a case expects of its rule, by level and entity; ``answered``: found answered in
+    time after it was raised (迟到回应: the answer came late)."""
 
     level: RiskLevel
     entity: Text
+    answered: bool = False
 
 
 class RuleCase(Strict):

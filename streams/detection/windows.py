@@ -9,7 +9,7 @@ restart safe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -20,6 +20,9 @@ from schemas.reference.regions import Level, pad, registry
 from streams.detection.ruleset import AbsenceRule, RegisterRule, TemporalRule, ValueCountRule
 
 MAX_CHAIN_DEPTH = 3
+# 迟到回应: how long after a missed deadline an answer that happened in time may still reach
+# fengqiao and answer the signal it raised (a grid app that syncs once back in coverage)
+ANSWERABLE_MS = 7 * 86_400_000
 
 
 def to_ms(t: datetime) -> int:
@@ -35,7 +38,7 @@ def raise_level(level: RiskLevel, steps: int) -> RiskLevel:
     return next(lv for lv in RiskLevel if lv.grade == grade)
 
 
-STATE_FORMAT = 3  # of the documents in the windows table; 2: without signal_group; 1: the same, unmarked
+STATE_FORMAT = 4  # of the windows table's documents; 3: without unanswered; 2: nor signal_group; 1: unmarked
 
 
 class StateFormatError(ValueError):
@@ -62,6 +65,18 @@ class Pending(NamedTuple):
     uid: str
 
 
+class Unanswered(NamedTuple):
+    """A deadline that passed unanswered and raised its signal (a JSON array in the state): an
+    answer that happened before it but reaches fengqiao later still answers it (迟到回应)."""
+
+    deadline_ms: int
+    trigger_ms: int
+    uid: str
+    raised_ms: int
+    group: str  # the group its signal id was made with
+    drill: bool
+
+
 def state_format(doc: dict[str, Any]) -> int:
     """The format of a document of the windows table; refuses one this worker cannot read."""
     version = doc.get("format", 1)
@@ -86,22 +101,24 @@ class WindowState:
     # the group the open incident's signal id was made with, where that is not the group it is
     # kept under now (a person merged into another by ``intake.linking``): it updates that signal
     signal_group: str | None = None
+    unanswered: list[Unanswered] = field(default_factory=list)  # absence: signals a late answer may still answer
 
     def to_json(self) -> dict[str, Any]:
         return {"format": STATE_FORMAT, "entries": [list(e) for e in self.entries], "anchor_ms": self.anchor_ms,
                 "version": self.version, "level": self.level, "raised_ms": self.raised_ms,
                 "pending": [list(p) for p in self.pending], "partition": self.partition,
-                "signal_group": self.signal_group}
+                "signal_group": self.signal_group, "unanswered": [list(u) for u in self.unanswered]}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any] | None) -> WindowState:
-        """Read format 3, 2 (without ``signal_group``), or 1 (format 2 before it was marked)."""
+        """Read format 4, 3 (without ``unanswered``), 2 (nor ``signal_group``), or 1 (format 2
+        before it was marked)."""
         if not doc:
             return cls()
         state_format(doc)
         return cls([Entry._make(e) for e in doc["entries"]], doc["anchor_ms"], doc["version"], doc["level"],
                    doc["raised_ms"], [Pending._make(p) for p in doc["pending"]], doc["partition"],
-                   doc.get("signal_group"))
+                   doc.get("signal_group"), [Unanswered._make(u) for u in doc.get("unanswered", [])])
 
     def signal_id(self, rule_id: str, group: str) -> str:
         """The id of the open incident's signal (``anchor_ms`` set)."""
@@ -125,6 +142,12 @@ def state_prefix(rule: Any) -> str:
     """``id@fingerprint|``: a rule whose definition changes starts with fresh windows, while an
     unchanged rule keeps its own across a reload."""
     return f"{rule.id}@{rule.fingerprint}|"
+
+
+def entry_of(event: NormalisedEvent, tag: str) -> Entry:
+    """An event as its window keeps it, ``tag`` what it is to the rule."""
+    return Entry(to_ms(event.occurred_at), event.uid, event.source.value, event.category, tag,
+                 event.level.value if event.level else None, event.drill)
 
 
 # -- when a rule's window holds enough ---------------------------------------------------------
@@ -178,13 +201,13 @@ def observe(rule: Any, state: WindowState, event: NormalisedEvent, group: str, t
         return Outcome(state)  # seen before (redelivery)
     if t < latest - window_ms - late_ms:  # too late for any open window: counted and kept apart
         return Outcome(state, late_ms=latest - window_ms - late_ms - t)
-    entry = Entry(t, uid, event.source.value, event.category, tag, event.level.value if event.level else None,
-                  event.drill)
+    entry = entry_of(event, tag)
     if isinstance(rule, RegisterRule):
         return Outcome(register_step(rule, state, entry, partition))
-    entries = [e for e in sorted([*state.entries, entry]) if e.at_ms >= latest - window_ms - late_ms]
-    new = WindowState(entries, state.anchor_ms, state.version, state.level, state.raised_ms,
-                      list(state.pending), partition if partition is not None else state.partition, state.signal_group)
+    waiting = {p.uid for p in state.pending}  # a trigger still awaiting its deadline is its signal's evidence
+    entries = [e for e in sorted([*state.entries, entry]) if e.at_ms >= latest - window_ms - late_ms or e.uid in waiting]
+    new = replace(state, entries=entries, pending=list(state.pending),
+                  partition=partition if partition is not None else state.partition)
     if isinstance(rule, AbsenceRule):
         return Outcome(_absence_step(rule, new, tag, t, event.uid))
     span = firing_span(rule, entries, t, window_ms)
@@ -257,9 +280,8 @@ def register_step(rule: RegisterRule, state: WindowState, entry: Entry, partitio
     if contacts:
         standing.add(contacts[-1].uid)
     cutoff = latest - rule.window_ms - rule.late_ms
-    new = WindowState([e for e in entries if e.at_ms >= cutoff or e.uid in standing], state.anchor_ms,
-                      state.version, state.level, state.raised_ms, list(state.pending),
-                      partition if partition is not None else state.partition, state.signal_group)
+    new = replace(state, entries=[e for e in entries if e.at_ms >= cutoff or e.uid in standing],
+                  pending=list(state.pending), partition=partition if partition is not None else state.partition)
     kinds = members(new.entries)
     if not kinds:
         new.pending = []  # not (or no longer) a member: nothing is owed
@@ -327,21 +349,55 @@ def enrol(rule: RegisterRule, state: WindowState, uid: str, at_ms: int, partitio
 def expire(rule: AbsenceRule | RegisterRule, state: WindowState, group: str, watermark_ms: int,
            now: datetime) -> list[Outcome]:
     """Signals for triggers whose deadline (and allowed lateness) the watermark has passed; the
-    evidence is the trigger (or the last contact) and what made the place or member owed it."""
+    evidence is the trigger (or the last contact) and what made the place or member owed it.
+    Each stays answerable (``unanswered``) for ANSWERABLE_MS past its deadline."""
     late_ms = rule.late_ms
     due = [p for p in state.pending if p.deadline_ms + late_ms <= watermark_ms]
     if not due:
         return []
     outcomes = []
-    for _deadline, trigger_ms, uid in due:
-        state = WindowState(state.entries, trigger_ms, 1, rule.level.value, to_ms(now),
-                            [p for p in state.pending if p.uid != uid], state.partition, None)
-        evidence = [e for e in state.entries
-                    if e.uid == uid or e.tag == "requires" or e.tag.startswith("registered:")]
+    for deadline, trigger_ms, uid in due:
         drill = any(e.uid == uid and e.drill for e in state.entries)
-        region = region_of(rule, group, "")
-        outcomes.append(Outcome(state, make_signal(rule, state, group, rule.level, region, drill, now, evidence)))
+        unanswered = [u for u in state.unanswered if u.deadline_ms + ANSWERABLE_MS >= watermark_ms]
+        state = WindowState(state.entries, trigger_ms, 1, rule.level.value, to_ms(now),
+                            [p for p in state.pending if p.uid != uid], state.partition, None,
+                            [*unanswered, Unanswered(deadline, trigger_ms, uid, to_ms(now), group, drill)])
+        outcomes.append(Outcome(state, _absence_signal(rule, state, group, uid, drill, now)))
     return outcomes
+
+
+def _absence_signal(rule: AbsenceRule | RegisterRule, state: WindowState, group: str, uid: str, drill: bool,
+                    now: datetime, answer: Entry | None = None) -> RiskSignal:
+    """The signal of the trigger ``uid`` whose deadline passed (``state.anchor_ms`` its time),
+    with the answer that came too late to prevent it, if one has."""
+    evidence = [e for e in state.entries if e.uid == uid or e.tag == "requires" or e.tag.startswith("registered:")]
+    if answer is not None:
+        evidence = [*(e for e in evidence if e.uid != answer.uid), answer]
+    return make_signal(rule, state, group, rule.level, region_of(rule, group, ""), drill, now, evidence)
+
+
+def answer_late(rule: AbsenceRule | RegisterRule, state: WindowState, entry: Entry, group: str,
+                now: datetime) -> tuple[WindowState, list[RiskSignal]]:
+    """迟到回应: an answer that happened before a deadline whose signal was raised already (it
+    reached fengqiao late) answers that signal: it is updated as answered late (its case then
+    closes itself). An expected event answers each such deadline it falls within; a partial
+    one, those whose parts it completes. Returns the state without the deadlines answered."""
+    if not state.unanswered or (entry.tag != "expected" and not entry.tag.startswith("part:")):
+        return state, []
+    t, entries = entry.at_ms, sorted({*state.entries, entry})
+    answered = [u for u in state.unanswered if u.trigger_ms <= t <= u.deadline_ms
+                and (entry.tag == "expected" or _added_up(entries, u.trigger_ms, u.deadline_ms))]
+    if not answered:
+        return state, []
+    signals = []
+    for u in answered:
+        was = WindowState(entries, u.trigger_ms, 2, rule.level.value, u.raised_ms, [], state.partition,
+                          u.group if u.group != group else None)
+        signal = _absence_signal(rule, was, group, u.uid, u.drill, now, answer=entry)
+        signals.append(signal.model_copy(update={
+            "answered_at": from_ms(t),
+            "summary": f"{signal.summary}（迟到回应：{from_ms(t):%m-%d %H:%M}已在期限内回应，信号提出后才送达）"}))
+    return replace(state, unanswered=[u for u in state.unanswered if u not in answered]), signals
 
 
 def merge(rule: Any, into: WindowState, absorbed: WindowState, absorbed_group: str, group: str,
@@ -358,7 +414,8 @@ def merge(rule: Any, into: WindowState, absorbed: WindowState, absorbed_group: s
     waiting = {p.uid for p in into.pending}
     state = WindowState(entries, into.anchor_ms, into.version, into.level, into.raised_ms,
                         [*into.pending, *(p for p in absorbed.pending if p.uid not in waiting)],
-                        into.partition if into.partition is not None else absorbed.partition, into.signal_group)
+                        into.partition if into.partition is not None else absorbed.partition, into.signal_group,
+                        [*into.unanswered, *absorbed.unanswered])
     if isinstance(rule, RegisterRule):  # one person's registrations and visits together: what is owed now
         return Outcome(_owed_again(rule, state))
     if isinstance(rule, AbsenceRule) or not entries or into.anchor_ms is not None:

@@ -7,6 +7,10 @@ closed case may be reopened (重新办理), which opens it again with fresh dead
 centre may hand the case up to the centre above (提级), which then signs for it afresh; a centre
 above the handler may put the case under its supervision by hand (挂牌督办).
 
+A case whose signal is found answered in time after all (迟到回应: the expected event happened
+before the deadline and reached fengqiao late) closes itself, recorded as the desk's own 办结,
+unless other signals of the incident joined it; a centre may reopen it.
+
 A missed deadline is supervised (督办) by the centre above the handling one; if another period of
 the same length passes, by the centre above that, up to the city (Dalian art. 12, 22).
 Only a centre whose jurisdiction holds the signal's region may act on it.
@@ -21,6 +25,7 @@ from typing import Any
 
 from schemas.contracts.actions import ActionKind
 from schemas.contracts.levels import RiskLevel
+from schemas.contracts.signals import stable_id
 from schemas.reference.matters import catalogue
 from schemas.reference.regions import CENTRE_LEVELS, level_of_centre
 
@@ -100,6 +105,7 @@ class Case:
     matters: list[str] = field(default_factory=list)  # grid matters among the evidence (事项清单)
     to_grid: bool = False  # handed to the community's grid workers (交由网格办理)
     joined: list[str] = field(default_factory=list)  # signals of the same incident joined into it (并案)
+    answered_at: datetime | None = None  # 迟到回应: when the signal's answer happened, in time after all
 
     def to_json(self) -> dict[str, Any]:
         """The case as the desk keeps it on its state topic."""
@@ -110,7 +116,8 @@ class Case:
                 "state": self.state.value, "departments": self.departments, "round": self.round,
                 "supervised": sorted(self.supervised), "applied": sorted(self.applied), "history": self.history,
                 "entity_level": self.entity_level, "entity": self.entity, "place": self.place,
-                "matters": self.matters, "to_grid": self.to_grid, "joined": self.joined}
+                "matters": self.matters, "to_grid": self.to_grid, "joined": self.joined,
+                "answered_at": self.answered_at.isoformat() if self.answered_at else None}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Case:
@@ -120,7 +127,8 @@ class Case:
                    CaseState(doc["state"]), list(doc["departments"]), doc["round"], set(doc["supervised"]),
                    set(doc["applied"]), list(doc.get("history", [])),  # cases kept before these: none
                    doc.get("entity_level", ""), doc.get("entity", ""), doc.get("place", ""),
-                   list(doc.get("matters", [])), doc.get("to_grid", False), list(doc.get("joined", [])))
+                   list(doc.get("matters", [])), doc.get("to_grid", False), list(doc.get("joined", [])),
+                   datetime.fromisoformat(doc["answered_at"]) if doc.get("answered_at") else None)
 
     def overseers(self) -> list[str]:
         """The centres that supervise this case: by hand, or for a missed deadline (督办)."""
@@ -177,6 +185,18 @@ class Case:
             self.round += 1  # the new handler's deadlines are supervised afresh
         if after is not None:
             self.state = after
+
+    @property
+    def answered_close(self) -> str:
+        """The id of the desk's own 办结 of this case as answered late (one per case: a case a
+        centre reopens after it stays open)."""
+        return stable_id("act", self.signal_id, "answered-late")
+
+    def closes_itself(self) -> bool:
+        """迟到回应: the signal was answered in time after all, the case is not closed, was not
+        closed so before, and holds no other signal of the incident (并案) that still stands."""
+        return (self.answered_at is not None and self.state is not CaseState.closed and not self.joined
+                and self.answered_close not in self.applied)
 
     def due_supervisions(self, now: datetime) -> list[Supervision]:
         """Supervisions due by ``now`` that were not sent yet, lowest centre first."""

@@ -205,8 +205,15 @@ class DispatchDesk:
 
     # -- state from the topics --------------------------------------------------------------
     def _on_notice(self, notice: CentreNotice) -> None:
-        """A handling notice opens a case, or raises its level when the signal was upgraded."""
+        """A handling notice opens a case, raises its level when the signal was upgraded, or says
+        its signal was answered in time after all (the supervision round then closes it)."""
         if notice.role is not NoticeRole.handle:
+            return
+        if notice.answered_at is not None:
+            answered = self.cases.get(notice.signal_id)  # its own case: a joined one closes with its own
+            if answered is not None and answered.answered_at is None:
+                answered.answered_at = notice.answered_at
+                self._dirty.add(answered.signal_id)
             return
         policy = self.policy[notice.level]
         case = self.case_for(notice.signal_id)
@@ -334,7 +341,8 @@ class DispatchDesk:
                 "region_code": case.region_code, "handler": case.handler, "departments": case.departments,
                 "ack_due": case.ack_due.isoformat(), "close_due": case.close_due.isoformat(),
                 "rule_id": case.rule_id, "summary": case.summary, "supervised_by": case.overseers(),
-                "history": case.history, "matters": case.matters, "to_grid": case.to_grid, "joined": case.joined}
+                "history": case.history, "matters": case.matters, "to_grid": case.to_grid, "joined": case.joined,
+                "answered_at": case.answered_at.isoformat() if case.answered_at else None}
 
     # -- supervision (督办) --------------------------------------------------------------------
     async def _supervise_forever(self) -> None:
@@ -348,14 +356,32 @@ class DispatchDesk:
             await asyncio.sleep(self.tick)
 
     async def supervise(self) -> int:
-        """Send every supervision now due: the notice first, then the record that it was sent."""
+        """Close the cases answered late; send every supervision now due: the notice first, then
+        the record that it was sent. Returns how many supervisions were sent."""
         now, sent = self.clock(), 0
         for case in list(self.cases.values()):
             async with self._locks[case.signal_id]:
+                if case.closes_itself():
+                    await self._close_answered(case, now)
                 for due in case.due_supervisions(now):
                     await self._supervision(case, due, now)
                     sent += 1
         return sent
+
+    async def _close_answered(self, case: Case, now: datetime) -> None:
+        """迟到回应: the desk's own 办结 of a case whose signal was answered in time after all."""
+        assert case.answered_at is not None
+        record = ActionRecord(
+            action_id=case.answered_close, signal_id=case.signal_id, centre_code=case.handler, kind=ActionKind.close,
+            note=f"迟到回应：{case.answered_at:%m-%d %H:%M}已在期限内回应，信号提出后才送达，系统自动办结",
+            actor=SYSTEM_ACTOR, occurred_at=now.isoformat(), region_code=case.region_code,
+            centre_level=level_of_centre(case.handler), recorded_at=now, outcome="accepted",
+            reason=f"answered late: the expected event happened at {case.answered_at.isoformat()}, before the deadline")
+        await self._record(record)
+        self._apply(case, record)
+        self._dirty.add(case.signal_id)
+        self.metrics.dispatch_actions.labels(ActionKind.close.value, "answered_late").inc()
+        log.info("case %s closes itself: answered late, at %s", case.signal_id, case.answered_at.isoformat())
 
     async def _supervision(self, case: Case, due: Supervision, now: datetime) -> None:
         assert self._producer is not None

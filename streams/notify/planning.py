@@ -8,6 +8,8 @@ its outbox; nothing here touches Kafka. The policy, in the manner of Alertmanage
 - more evidence for a signal the centres already have updates their notices in place (same
   notice ids, ``is_update``), keeps the deadlines they were given, pages no one, and does so at
   most once per repeat interval (per rule, else per level, in the routing table);
+- an answer found to have come in time (迟到回应) updates them at once, whatever the interval:
+  the handling centre's case closes itself on it;
 - a drill's notices go to the drill channel only (演练: never a live centre's);
 - a new red signal drafts a warning for release (预警发布, ``notify.release``), for a person to
   approve.
@@ -72,7 +74,7 @@ def plan(signal: RiskSignal, escalated: bool, last: Notified | None, now: dateti
     update_of = None
     if not escalated:
         interval = repeats.of(signal) if isinstance(repeats, Repeats) else repeats
-        if last is None or now - _at(last, now) < interval:
+        if last is None or (now - _at(last, now) < interval and signal.answered_at is None):
             return Plan([])
         update_of = (last.ack_due, last.close_due)
     notices = route(signal, now, policy, update_of, console)

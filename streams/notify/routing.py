@@ -155,6 +155,7 @@ def route(signal: RiskSignal, now: datetime, policy: dict[RiskLevel, Policy] = D
                 case_url=CentreNotice.case_link(console, signal.signal_id),
                 matters=matters,
                 joins=joins,
+                answered_at=signal.answered_at,
             )
         )
     return notices

@@ -287,3 +287,40 @@ async def test_a_broadcast_cancelled_before_its_deadline_raises_no_gap(tmp_path,
         assert await until(gaps) == ["210202000000|dalian-ebs,DL-EBS-KEPT"]
         await asyncio.sleep(3)
         assert await gaps() == ["210202000000|dalian-ebs,DL-EBS-KEPT"]
+
+
+async def test_a_receipt_made_in_time_that_arrives_late_answers_the_gap_and_its_case_closes_itself(tmp_path, kafka):
+    """迟到回应: a warning 40 minutes ago, no receipt; its coverage gap falls due on the clock and
+    opens a case at the district. Then the terminals' receipt, made 20 minutes after the warning,
+    reaches fengqiao: the signal is updated as answered late, the district is told in place, and
+    the case closes itself, recorded as the desk's own 办结 with the reason."""
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-answered",
+                        source_idle_seconds=2.0)
+    sent = datetime.now(BEIJING).replace(microsecond=0) - timedelta(minutes=40)
+    async with Stack(settings) as stack:
+        await publish_cap(stack, sent_ago(cap_xml("DL-EBS-LATE"), 40))
+        assert stack.desk is not None
+        case = await until(lambda: asyncio.sleep(0, [c for c in stack.desk.cases.values()
+                                                     if c.rule_id == "broadcast_coverage_gap"]))
+        [gap] = case
+        assert gap.handler == "210202" and gap.state.value == "open"
+        receipt = {"event_id": "r-late", "broadcast_sender": "dalian-ebs", "broadcast_identifier": "DL-EBS-LATE",
+                   "region_code": "210202", "terminals_total": 12, "terminals_played": 12,
+                   "occurred_at": (sent + timedelta(minutes=20)).isoformat()}
+        await produce(stack.bootstrap_servers, topics.BROADCAST_RECEIPTS, [(b"210202", json.dumps(receipt).encode())])
+
+        await until(lambda: asyncio.sleep(0, gap.state.value == "closed"))
+        assert gap.answered_at == sent + timedelta(minutes=20)
+        [closing] = [h for h in gap.history if h["kind"] == "close"]
+        assert closing["actor"] == "fengqiao" and "迟到回应" in closing["note"]
+        notices = [CentreNotice.model_validate_json(r.value)
+                   for r in await read_all(stack.bootstrap_servers, topics.CENTRE_NOTICES)]
+        told = [n for n in notices if n.signal_id == gap.signal_id and n.centre_code == "210202"]
+        assert [(n.is_update, n.answered_at is not None) for n in told] == [(False, False), (True, True)]
+        assert await stack.drain(timeout=60)
+        [stored] = stack.store.query("SELECT version, answered_at IS NOT NULL AS answered, summary "
+                                     "FROM fengqiao.signals FINAL WHERE signal_id = {s:String}", {"s": gap.signal_id})
+        assert stored["version"] == 2 and stored["answered"] and "迟到回应" in stored["summary"]
+        actions = stack.store.query("SELECT kind, actor, outcome FROM fengqiao.dispatch_actions FINAL "
+                                    "WHERE signal_id = {s:String}", {"s": gap.signal_id})
+        assert actions == [{"kind": "close", "actor": "fengqiao", "outcome": "accepted"}]

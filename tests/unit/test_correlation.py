@@ -78,16 +78,16 @@ def test_window_state_is_written_with_its_format_and_reads_the_previous_one():
     """Format 1 (before the format was marked) is the same arrays: a worker reads it as it is."""
     written = WindowState([Entry(1, "a", "grid_report", "x", "", None, True)], 1, 1, "yellow", 1,
                           [Pending(9, 1, "a")], 3).to_json()
-    assert written["format"] == STATE_FORMAT == 3 and written["signal_group"] is None
+    assert written["format"] == STATE_FORMAT == 4 and written["signal_group"] is None and written["unanswered"] == []
     assert written["entries"] == [[1, "a", "grid_report", "x", "", None, True]]  # the same JSON as format 1
-    previous = {k: v for k, v in written.items() if k not in ("format", "signal_group")}
+    previous = {k: v for k, v in written.items() if k not in ("format", "signal_group", "unanswered")}
     state = WindowState.from_json(previous)
     assert state.entries[0].drill is True and state.pending[0].deadline_ms == 9 and state.partition == 3
 
 
 def test_a_window_state_of_a_newer_format_is_refused_by_name():
-    with pytest.raises(StateFormatError, match="format 4; this worker reads formats 1 to 3"):
-        WindowState.from_json({"format": 4, "entries": []})
+    with pytest.raises(StateFormatError, match="format 5; this worker reads formats 1 to 4"):
+        WindowState.from_json({"format": 5, "entries": []})
 
 
 def test_a_reload_keeps_the_windows_of_unchanged_rules_and_starts_changed_ones_afresh():
@@ -305,3 +305,25 @@ def test_an_event_too_late_for_its_windows_is_noted_with_the_signal_it_would_hav
     assert (note.uid, note.rule_id, note.signal_id) == (late.uid, RULE.id, raised[-1].signal_id)
     assert note.late_by_s == pytest.approx(24 * 3600 + 3 * 60)  # 2 days behind, less the 24 h window
     assert correlator.take_late() == []
+
+
+def test_a_drill_s_gap_answered_days_later_is_answered_as_a_drill_once_and_kept_until_then():
+    """迟到回应 after the window let the trigger go: the signal is still answered, still a drill
+    (never a live centre's), and a second copy of the receipt answers nothing more."""
+    from streams.detection.cases import make_event
+
+    gap = {r.id: r for r in load_rules()}["broadcast_coverage_gap"]
+    correlator, states = Correlator([gap]), DictStates()
+    area, broadcast = "210202000000", "dalian-ebs,D1"
+    alert = make_event(0, {"at": "0m", "source": "broadcast", "category": "broadcast.alert", "region": area,
+                           "attributes": {"broadcast": broadcast}, "drill": True})
+    later = make_event(1, {"at": "50h", "source": "broadcast", "category": "broadcast.alert", "region": area,
+                           "attributes": {"broadcast": broadcast}, "id": "next"})
+    receipt = make_event(2, {"at": "20m", "source": "broadcast_receipt", "category": "broadcast.receipt",
+                             "region": area, "attributes": {"broadcast": broadcast, "complete": "true"}})
+    raised = [o.signal for e in (alert, later) for o in correlator.process(e, 0, states, e.occurred_at)]
+    assert [(s.version, s.drill, s.answered_at) for s in raised] == [(1, True, None)]
+    answered = [o.signal for o in correlator.process(receipt, 0, states, later.occurred_at)]
+    assert [(s.signal_id, s.version, s.drill, s.answered_at) for s in answered] == [
+        (raised[0].signal_id, 2, True, receipt.occurred_at)]
+    assert correlator.process(receipt, 0, states, later.occurred_at) == []

@@ -96,3 +96,20 @@ def test_a_case_reads_back_as_the_desk_kept_it():
     again = Case.from_json(case.to_json())
     assert again == case
     assert again.state is CaseState.assigned and again.ack_within == timedelta(minutes=15)
+
+
+def test_a_case_answered_late_closes_itself_once_and_not_when_it_holds_another_signal():
+    """迟到回应: the desk's own 办结, once: a case a centre reopens after it stays open. A case
+    other signals of the incident joined (并案) is left to its centre."""
+    case = red_case()
+    assert not case.closes_itself()
+    case.answered_at = T0
+    assert case.closes_itself()
+    case.apply(case.answered_close, K.close, [], T0 + H, COMMUNITY, "fengqiao", "迟到回应")
+    assert case.state is CaseState.closed and not case.closes_itself()
+    case.apply("a1", K.reopen, [], T0 + 2 * H, COMMUNITY, "wang.fang")
+    assert case.state is CaseState.open and not case.closes_itself()
+    assert Case.from_json(case.to_json()) == case
+    joined = red_case()
+    joined.answered_at, joined.joined = T0, ["sig-2"]
+    assert not joined.closes_itself()

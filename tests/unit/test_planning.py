@@ -35,6 +35,15 @@ def test_an_update_after_the_interval_keeps_the_deadlines_and_pages_no_one():
     assert sent.notified is not None and sent.notified.at_ms == int(later.timestamp() * 1000)
 
 
+def test_an_answer_found_late_updates_the_centres_at_once_whatever_the_interval():
+    """迟到回应: the centres are told within the repeat interval, in place, with their deadlines."""
+    last = Notified(int(T0.timestamp() * 1000), T0 + timedelta(hours=2), T0 + timedelta(hours=72))
+    answered = signal_at(RiskLevel.yellow).model_copy(update={"answered_at": T0 - timedelta(minutes=10)})
+    sent = plan(answered, False, last, T0 + timedelta(minutes=1), DEFAULT_POLICY, REPEAT)
+    assert sent.notices and all(n.is_update and n.answered_at == T0 - timedelta(minutes=10) for n in sent.notices)
+    assert all((n.ack_due, n.close_due) == (last.ack_due, last.close_due) for n in sent.notices)
+
+
 def test_an_update_of_a_signal_never_notified_sends_nothing():
     assert plan(signal_at(RiskLevel.yellow), False, None, T0, DEFAULT_POLICY, REPEAT).notices == []
 
