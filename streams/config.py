@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     idle_watermark: Literal["clock", "event"] = Field(
         default="clock", description="when every source of a partition is silent and nothing is left to read, "
         "its watermark follows the wall clock less source_idle_seconds (clock: live, so that a deadline in a "
-        "quiet place falls due), or stays at the latest event time (event: replays and backtests)")
+        "quiet place falls due), or stays at the latest event time (event: replays); a backtest follows the "
+        "setting the live run had")
 
     @property
     def embedded_kafka(self) -> bool:

@@ -464,3 +464,15 @@ ALTER TABLE fengqiao.notices_local ON CLUSTER 'fengqiao'
 ALTER TABLE fengqiao.notices ON CLUSTER 'fengqiao'
     ADD COLUMN IF NOT EXISTS answered_at Nullable(DateTime64(3, 'Asia/Shanghai')) COMMENT 'the signal was answered in time after all: the case closes itself';
 
+ALTER TABLE fengqiao.events_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS topic_partition Int32 DEFAULT -1 COMMENT 'its partition of the events topic (-1: not kept)';
+
+ALTER TABLE fengqiao.events ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS topic_partition Int32 DEFAULT -1 COMMENT 'its partition of the events topic (-1: not kept)';
+
+ALTER TABLE fengqiao.events_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS topic_offset Int64 DEFAULT -1 COMMENT 'its offset there: the order the worker read it in';
+
+ALTER TABLE fengqiao.events ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS topic_offset Int64 DEFAULT -1 COMMENT 'its offset there: the order the worker read it in';
+

@@ -164,7 +164,10 @@ class Case:
 
     def apply(self, action_id: str, kind: ActionKind, departments: list[str], at: datetime, centre: str = "",
               actor: str = "", note: str = "", to_grid: bool = False) -> None:
-        """Apply an accepted action decided at ``at`` (a supervision's ``note`` is its key)."""
+        """Apply an accepted action decided at ``at`` (a supervision's ``note`` is its key), once:
+        the desk applies its own records as it sends them, and may read them back first."""
+        if action_id in self.applied:
+            return
         self.applied.add(action_id)
         self.history.append({"kind": kind.value, "centre": centre, "actor": actor, "at": at.isoformat(),
                              "departments": departments, "note": note, **({"to_grid": True} if to_grid else {})})

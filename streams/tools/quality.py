@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,11 @@ async def put(cluster: Cluster, records: list[tuple[datetime, str, bytes, dict[s
         await producer.stop()
 
 
-async def run_week(days: float, scale: float, seed: int, repeat: int
+async def run_week(days: float, scale: float, seed: int, repeat: int,
+                   then: Callable[[Store, Settings], None] | None = None,
                    ) -> tuple[list[RuleScore], list[Incident], list[Skipped], dict[str, Any]]:
+    """The simulated week through a real pipeline, scored; ``then`` is given the store and the
+    settings of the run once it is done (a backtest over it)."""
     rules = load_rules()
     cases, skipped = injectable(rules)
     end = datetime.now(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -93,6 +97,8 @@ async def run_week(days: float, scale: float, seed: int, repeat: int
             await asyncio.sleep(settings.source_idle_seconds + 2 * ABSENCES_EVERY)
             done = done and await drained(cluster, groups(APP_ID), timeout=600) is not None
             signals = found_signals(store)
+            if then is not None:
+                then(store, settings)
         finally:
             await pipeline.stop()
             store.close()

@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 Rows = list[tuple[str, bytes]]
 
 
-def event_rows(value: bytes) -> Rows:
-    """A normalised event's JSON is its row as it is: no parsing on the way to the store."""
-    return [("events", value)]
+def event_rows(value: bytes, partition: int = -1, offset: int = -1) -> Rows:
+    """A normalised event's JSON is its row as it is (no parsing on the way to the store), with
+    where it was read on the events topic: the order a backtest reads it in (-1: unknown)."""
+    return [("events", b'%s,"topic_partition":%d,"topic_offset":%d}' % (value.rstrip()[:-1], partition, offset))]
 
 
 def late_rows(value: bytes) -> Rows:
@@ -115,13 +116,13 @@ def rows_of(spec: TopicSpec, pseudonymiser: Pseudonymiser, clock: Callable[[], d
     """The rows of one of the ``SUNK`` topics' records."""
     if spec is topics.DEAD_LETTERS:
         return dead_letter_rows(pseudonymiser, clock)
-    by_value = {topics.EVENTS.name: event_rows, topics.SIGNALS.name: signal_rows,
+    if spec is topics.EVENTS:  # an event reaching a county's partition is stored once, as itself
+        return lambda r: [] if topics.reaching(r.headers) else event_rows(r.value, r.partition, r.offset)
+    by_value = {topics.SIGNALS.name: signal_rows,
                 topics.CENTRE_NOTICES.name: notice_rows, topics.DRILL_NOTICES.name: notice_rows,
                 topics.DISPATCH_ACTIONS.name: action_rows, topics.LATE_EVENTS.name: late_rows,
                 topics.PERSON_LINKS.name: person_link_rows, topics.RULE_CHANGES.name: rule_change_rows,
                 topics.SILENCES.name: silence_rows}[spec.name]
-    if spec is topics.EVENTS:  # an event reaching a county's partition is stored once, as itself
-        return lambda record: [] if topics.reaching(record.headers) else event_rows(record.value)
     return lambda record: by_value(record.value)
 
 

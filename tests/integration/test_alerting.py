@@ -20,7 +20,9 @@ from schemas.contracts.events import BEIJING
 from schemas.contracts.signals import CentreNotice
 from streams import topics
 from streams.app import Stack
+from streams.reports.backtest import backtest
 from streams.runtime.runner import MAINTAIN_ATTEMPTS
+from streams.runtime.topics import Topology
 from tests.helpers import cap_xml
 from tests.integration.conftest import on_kafka, produce
 from tests.integration.test_ingestion import read_all
@@ -324,3 +326,9 @@ async def test_a_receipt_made_in_time_that_arrives_late_answers_the_gap_and_its_
         actions = stack.store.query("SELECT kind, actor, outcome FROM fengqiao.dispatch_actions FINAL "
                                     "WHERE signal_id = {s:String}", {"s": gap.signal_id})
         assert actions == [{"kind": "close", "actor": "fengqiao", "outcome": "accepted"}]
+        # 规则回测 reads the receipt where it arrived, after the gap fell due on the clock: the same
+        # signal, answered late, and nothing else different
+        again = backtest(stack.store, stack.rules, sent.date(), datetime.now(BEIJING).date(),
+                         Topology(settings.partition_scale), settings.source_idle_seconds, follow_clock=True)
+        assert again.differences == []
+        assert [(r.live, r.same) for r in again.rules if r.rule_id == "broadcast_coverage_gap"] == [(1, 1)]
