@@ -12,7 +12,7 @@ from typing import Any
 from streams.cli.console import print_table
 from streams.config import Settings
 from streams.detection.cases import run_all
-from streams.detection.ruleset import load_rules
+from streams.detection.ruleset import load_informational, load_rules, published_categories, unread
 from streams.reports.backtest import Backtest, as_json, backtest
 from streams.runtime.topics import Topology
 from streams.store.clickhouse import open_store
@@ -33,16 +33,23 @@ def rules(args: argparse.Namespace, settings: Settings) -> int:
     pack = load_rules(args.dir or settings.rules_dir)
     if args.action == "backtest":
         return run_backtest(args, settings, pack)
+    informational = load_informational(args.dir or settings.rules_dir)
     if args.action == "list":
         print_table([{"rule": r.id, "type": r.type, "level": r.level.value, "name": r.name, "basis": r.basis}
                      for r in pack])
+        print("\ninformational (仅供知悉: read by no rule of its own, on purpose):")
+        print_table([{"source": source.value, "category": c, "why": why}
+                     for source in published_categories() for c, why in informational.of(source).items()])
         return 0
     results = run_all(pack)
     print_table([{"rule": r.rule, "case": r.case, "expected": r.expected or "none", "got": r.got or "none",
                   "result": "pass" if r.passed else "FAIL"} for r in results])
     failed = [r for r in results if not r.passed]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return 1 if failed else 0
+    unsaid = unread(pack, informational, published_categories())
+    for problem in unsaid:
+        print(f"FAIL {problem}")
+    return 1 if failed or unsaid else 0
 
 
 def run_backtest(args: argparse.Namespace, settings: Settings, pack: list) -> int:

@@ -522,10 +522,14 @@ def rule_files_signature(directory: Path | None = None) -> tuple[tuple[str, int,
         return ()
 
 
+INFORMATIONAL = "informational.yaml"  # a pack's list of the categories no rule reads on purpose
+
+
 def load_rules(directory: Path | None = None) -> list[Any]:
     """Every ``*.yaml`` rule in the pack (the bundled one unless a directory is given)."""
     root = rules_directory(directory)
-    files = sorted((f for f in root.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name)
+    files = sorted((f for f in root.iterdir() if f.name.endswith(".yaml") and f.name != INFORMATIONAL),
+                   key=lambda f: f.name)
     rules = [load_rule(f) for f in files]
     seen: set[str] = set()
     for rule in rules:
@@ -554,3 +558,55 @@ def check_chains(rules: list[Any]) -> None:
                     side = "city-wide" if taker.regional else "county-level"
                     raise RuleError(f"{taker.id}: a {side} rule cannot take {giver.id}'s signals: they are "
                                     "raised on the other side of the repartition")
+
+
+class Informational(Strict):
+    """仅供知悉: the categories of each source that no rule of the pack looks for a pattern of its
+    own in, each with why (the pack's ``informational.yaml``)."""
+
+    dept_alert: dict[str, str] = Field(default_factory=dict)
+    grid_report: dict[str, str] = Field(default_factory=dict)
+
+    def of(self, source: Source) -> dict[str, str]:
+        return {Source.dept_alert: self.dept_alert, Source.grid_report: self.grid_report}[source]
+
+
+def load_informational(directory: Path | None = None) -> Informational:
+    """The pack's informational list (none when the pack has no ``informational.yaml``)."""
+    path = rules_directory(directory).joinpath(INFORMATIONAL)
+    if not path.is_file():
+        return Informational()
+    try:
+        return Informational.model_validate(yaml.safe_load(path.read_text("utf-8")) or {})
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise RuleError(f"{INFORMATIONAL}: {exc}") from exc
+
+
+def unread(rules: list[Any], informational: Informational, categories: dict[Source, list[str]]) -> list[str]:
+    """What the pack leaves unsaid, one line each: a category that only its general rules take
+    (those that take every category of its source: the urgent ones, the patrol) and that is not
+    named informational; one named informational that a rule reads after all; one named that
+    its source does not have."""
+    problems = []
+    for source, known in categories.items():
+        general = {r.id for r in rules if known and all(r.admits(source, c) for c in known)}
+        named = informational.of(source)
+        for category in known:
+            readers = sorted(r.id for r in rules if r.id not in general and r.admits(source, category))
+            if not readers and category not in named:
+                problems.append(f"{source.value} {category}: read by no rule of its own and not named in {INFORMATIONAL}")
+            if readers and category in named:
+                problems.append(f"{source.value} {category}: named in {INFORMATIONAL} but read by {', '.join(readers)}")
+        problems += [f"{source.value} {c}: named in {INFORMATIONAL} but not a category of {source.value}"
+                     for c in sorted(set(named) - set(known))]
+    return problems
+
+
+def published_categories() -> dict[Source, list[str]]:
+    """Every category a department may publish, and every grid matter of the deployment's
+    catalogue (事项清单)."""
+    from schemas.contracts.alerts import departments
+    from schemas.reference.matters import catalogue
+
+    return {Source.dept_alert: [f"{code}.{c}" for code, d in sorted(departments().items()) for c in d.categories],
+            Source.grid_report: sorted(catalogue().matters)}

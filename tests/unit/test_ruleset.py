@@ -232,3 +232,23 @@ def test_a_visit_under_a_pseudonym_later_linked_to_the_registered_person_answers
     joined = merge(rule, registered, visited, "210202001004|p-name", "210202001004|p-id", "210202001004",
                    make_event(9, {"category": "care.elderly_alone", "region": "210202001004"}).occurred_at).state
     assert joined.pending == []  # one person: her visit answers the warning
+
+
+def test_every_published_category_is_read_by_a_rule_of_its_own_or_named_informational_with_why():
+    """The issue's unread department categories: each belongs to a rule or is informational on
+    purpose (evacuation, epidemics, the weather no welfare rule takes), with a reason."""
+    from schemas.contracts.events import Source
+    from streams.detection.ruleset import Informational, load_informational, published_categories, unread
+
+    informational, categories = load_informational(), published_categories()
+    assert unread(PACK, informational, categories) == []
+    named = informational.of(Source.dept_alert)
+    assert {"emergency.evacuation", "health.epidemic", "weather.typhoon"} <= set(named) and all(named.values())
+    assert "weather.cold_wave" not in named  # welfare_under_weather_warning reads it
+    dropped = Informational(dept_alert={k: v for k, v in named.items() if k != "health.epidemic"},
+                            grid_report={**informational.grid_report, "dispute.neighbour": "stale", "no.such": "x"})
+    assert unread(PACK, dropped, categories) == [
+        "dept_alert health.epidemic: read by no rule of its own and not named in informational.yaml",
+        "grid_report dispute.neighbour: named in informational.yaml but read by dispute_cluster, dispute_escalation, "
+        "urgent_grid_report",
+        "grid_report no.such: named in informational.yaml but not a category of grid_report"]
