@@ -476,3 +476,15 @@ ALTER TABLE fengqiao.events_local ON CLUSTER 'fengqiao'
 ALTER TABLE fengqiao.events ON CLUSTER 'fengqiao'
     ADD COLUMN IF NOT EXISTS topic_offset Int64 DEFAULT -1 COMMENT 'its offset there: the order the worker read it in';
 
+ALTER TABLE fengqiao.signal_evidence_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS device String DEFAULT '' COMMENT 'the IoT device that sent it (attributes.device_id)';
+
+ALTER TABLE fengqiao.signal_evidence ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS device String DEFAULT '' COMMENT 'the IoT device that sent it (attributes.device_id)';
+
+ALTER TABLE fengqiao.silences_local ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS device Nullable(String) COMMENT 'an IoT device: signals resting on its alarms alone';
+
+ALTER TABLE fengqiao.silences ON CLUSTER 'fengqiao'
+    ADD COLUMN IF NOT EXISTS device Nullable(String) COMMENT 'an IoT device: signals resting on its alarms alone';
+

@@ -33,6 +33,7 @@ class Evidence(BaseModel):
     source: Source
     category: str
     occurred_at: datetime
+    device: str = Field(default="", description="the IoT device that sent it (attributes.device_id), if one did")
 
 
 class LateEvent(BaseModel):

@@ -3,8 +3,10 @@ silence as kept. A silenced signal is stored and shown as silenced; it pages no 
 
 A silence matches a signal when every matcher it gives matches: the rule (``rule_id``), the
 region (a code prefix of any level: the signal's region lies in it), the entity (the signal's
-group, e.g. a building key or ``community|person``), the publisher (an event of the evidence is
-the publisher's). It is bounded by the jurisdiction of the centre that made it.
+group, e.g. a building key or ``community|person``), the publisher or the device (every input
+among the evidence is the publisher's, or was sent by the device: a faulty alarm under repair is
+silenced, a grid worker's report beside it still pages). It is bounded by the jurisdiction of
+the centre that made it.
 """
 
 from __future__ import annotations
@@ -21,22 +23,24 @@ LONGEST = timedelta(days=30)  # a silence longer than this is a rule that should
 
 
 class SilenceRequest(Contract):
-    """What a centre asks: at least one of rule, entity or publisher (a region alone would
-    silence a whole place), until when, and why."""
+    """What a centre asks: at least one of rule, entity, publisher or device (a region alone
+    would silence a whole place), until when, and why."""
 
     rule_id: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
     region: str | None = Field(default=None, pattern=CENTRE_CODE, description="a division code prefix (4, 6, 9 or "
                                "12 digits) inside the centre's jurisdiction; default: the whole jurisdiction")
     entity: str | None = Field(default=None, min_length=1, max_length=128)
     publisher: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")
+    device: str | None = Field(default=None, min_length=1, max_length=128, description="an IoT device's id, as "
+                               "its alarms carry it in attributes.device_id")
     starts_at: EventTime | None = Field(default=None, description="default: now")
     ends_at: EventTime
     reason: str = Field(min_length=1, max_length=500, description="why, for the audit (e.g. 消防设施检修)")
 
     @model_validator(mode="after")
     def says_what_and_how_long(self) -> SilenceRequest:
-        if not (self.rule_id or self.entity or self.publisher):
-            raise ValueError("a silence names a rule_id, an entity or a publisher")
+        if not (self.rule_id or self.entity or self.publisher or self.device):
+            raise ValueError("a silence names a rule_id, an entity, a publisher or a device")
         if self.starts_at is not None and self.ends_at <= self.starts_at:
             raise ValueError("ends_at is not after starts_at")
         return self
@@ -58,6 +62,7 @@ class Silence(BaseModel):
     region_code: str = Field(description="the region prefix it covers (any level)")
     entity: str | None = None
     publisher: str | None = None
+    device: str | None = None
     starts_at: datetime
     ends_at: datetime
     reason: str

@@ -40,8 +40,8 @@ def make_silence(request: SilenceRequest, centre: str, actor: str, now: datetime
     if request.ends_at - starts > LONGEST:
         return 422, "ends_at", f"a silence lasts at most {LONGEST.days} days: change the rule instead"
     return Silence(silence_id=f"sil-{uuid.uuid4().hex[:16]}", centre=centre, rule_id=request.rule_id,
-                   region_code=region, entity=request.entity, publisher=request.publisher, starts_at=starts,
-                   ends_at=request.ends_at, reason=request.reason, created_by=actor, created_at=now,
+                   region_code=region, entity=request.entity, publisher=request.publisher, device=request.device,
+                   starts_at=starts, ends_at=request.ends_at, reason=request.reason, created_by=actor, created_at=now,
                    changed_by=actor, changed_at=now)
 
 
@@ -137,7 +137,7 @@ class SilenceRoutes:
         schema["properties"]["rule_id"] = {"anyOf": [{"type": "string", "enum": sorted(self.rule_ids)},
                                                      {"type": "null"}], "default": None}
         schema["anyOf"] = [{"required": [name], "properties": {name: {"type": "string"}}}
-                           for name in ("rule_id", "entity", "publisher")]
+                           for name in ("rule_id", "entity", "publisher", "device")]
         schema["additionalProperties"] = False
         silence = {"type": "object", "description": "a silence as kept", "properties": {
             name: {} for name in Silence.model_fields}}

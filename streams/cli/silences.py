@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     add.add_argument("--rule", help="a rule id")
     add.add_argument("--region", help="a region code prefix inside the centre (default: the whole jurisdiction)")
     add.add_argument("--entity", help="a signal's entity, e.g. 210202001004|5栋")
-    add.add_argument("--publisher", help="a publisher whose events the signal rests on, e.g. dalian-ebs")
+    add.add_argument("--publisher", help="a publisher whose events alone the signal rests on, e.g. dalian-ebs")
+    add.add_argument("--device", help="an IoT device whose alarms alone the signal rests on (attributes.device_id)")
     length = add.add_mutually_exclusive_group(required=True)
     length.add_argument("--for", dest="duration", help="how long from now: 30m, 4h, 2d")
     length.add_argument("--until", help="when it ends, e.g. 2026-12-06T08:00+08:00")
@@ -69,7 +70,7 @@ async def run(args: argparse.Namespace, settings: Settings, cluster: Cluster) ->
         if args.action == "list":
             found = in_force([s for s in book.values.values() if isinstance(s, Silence)], args.centre, now)
             print_table([{"silence": s.silence_id, "centre": s.centre, "rule": s.rule_id or "", "region": s.region_code,
-                          "entity": s.entity or "", "publisher": s.publisher or "", "until": f"{s.ends_at:%m-%d %H:%M}",
+                          "entity": s.entity or "", "publisher": s.publisher or "", "device": s.device or "", "until": f"{s.ends_at:%m-%d %H:%M}",
                           "by": s.created_by, "reason": s.reason} for s in found])
             return 0
         if args.action == "expire":
@@ -83,7 +84,7 @@ async def run(args: argparse.Namespace, settings: Settings, cluster: Cluster) ->
         ends = datetime.fromisoformat(args.until) if args.until else now + parse_duration(args.duration)
         try:
             asked = SilenceRequest(rule_id=args.rule, region=args.region, entity=args.entity, publisher=args.publisher,
-                                   ends_at=ends, reason=args.reason)
+                                   device=args.device, ends_at=ends, reason=args.reason)
         except ValidationError as exc:
             print("; ".join(f"{'.'.join(map(str, e['loc'])) or 'silence'}: {e['msg']}" for e in exc.errors()))
             return 2

@@ -38,7 +38,8 @@ def raise_level(level: RiskLevel, steps: int) -> RiskLevel:
     return next(lv for lv in RiskLevel if lv.grade == grade)
 
 
-STATE_FORMAT = 4  # of the windows table's documents; 3: without unanswered; 2: nor signal_group; 1: unmarked
+STATE_FORMAT = 4  # of the windows table's documents; 3: without unanswered nor entries' device; 2: nor
+# signal_group; 1: the same as 2, unmarked
 
 
 class StateFormatError(ValueError):
@@ -55,6 +56,7 @@ class Entry(NamedTuple):
     tag: str  # what the event is to the rule: a condition's name, trigger, expected, requires
     level: str | None
     drill: bool
+    device: str = ""  # the IoT device that sent it (attributes.device_id), for silences by device
 
 
 class Pending(NamedTuple):
@@ -116,7 +118,7 @@ class WindowState:
         if not doc:
             return cls()
         state_format(doc)
-        return cls([Entry._make(e) for e in doc["entries"]], doc["anchor_ms"], doc["version"], doc["level"],
+        return cls([Entry(*e) for e in doc["entries"]], doc["anchor_ms"], doc["version"], doc["level"],
                    doc["raised_ms"], [Pending._make(p) for p in doc["pending"]], doc["partition"],
                    doc.get("signal_group"), [Unanswered._make(u) for u in doc.get("unanswered", [])])
 
@@ -147,7 +149,7 @@ def state_prefix(rule: Any) -> str:
 def entry_of(event: NormalisedEvent, tag: str) -> Entry:
     """An event as its window keeps it, ``tag`` what it is to the rule."""
     return Entry(to_ms(event.occurred_at), event.uid, event.source.value, event.category, tag,
-                 event.level.value if event.level else None, event.drill)
+                 event.level.value if event.level else None, event.drill, event.attributes.get("device_id", ""))
 
 
 # -- when a rule's window holds enough ---------------------------------------------------------
@@ -449,8 +451,8 @@ def make_signal(rule: Any, state: WindowState, group: str, level: RiskLevel, reg
                 now: datetime, entries: list[Entry]) -> RiskSignal:
     entity_level = rule.group_by[0].level or Level.community
     shown = entries[-rule.max_evidence:]
-    evidence = [Evidence(uid=e.uid, source=Source(e.source), category=e.category, occurred_at=from_ms(e.at_ms))
-                for e in shown]
+    evidence = [Evidence(uid=e.uid, source=Source(e.source), category=e.category, occurred_at=from_ms(e.at_ms),
+                         device=e.device) for e in shown]
     anchor = from_ms(state.anchor_ms or 0)
     place = registry().full_name(region_code) if region_code in registry() else region_code
     summary = rule.summary.format(place=place, count=len(entries), rule=rule.name,

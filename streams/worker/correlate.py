@@ -189,7 +189,10 @@ class Correlate(Step):
             return Raised(signal, outcome.previous_level is None, [], cause, silenced=True)
         outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
         last = Notified.from_json(self.notified.of(partition).get(signal.signal_id))
-        sent = plan(signal, outcome.escalated, last, now, self.policy, self.repeats, self.console)
+        # never told (a silence held it until now): the centres hear of it as new, unless all there
+        # is to say is that it was answered after all
+        fresh = outcome.escalated or (last is None and signal.answered_at is None)
+        sent = plan(signal, fresh, last, now, self.policy, self.repeats, self.console)
         if sent.notified is not None:
             self.notified.put(partition, signal.signal_id, sent.notified.to_json())
         for notice in sent.notices:

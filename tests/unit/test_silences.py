@@ -32,6 +32,25 @@ def test_a_silence_matches_by_every_matcher_it_gives():
     assert not matches(made(publisher="dalian-ebs"), signal)
 
 
+def test_a_device_or_a_publisher_matches_only_a_signal_resting_on_its_events_alone():
+    """A smoke alarm under repair (设备检修) is silenced; the same signal with a police report
+    beside the alarm is not: a person's report still pages."""
+    from schemas.contracts.events import Source
+    from schemas.contracts.signals import Evidence
+
+    alarm = Evidence(uid="fire-iot:a1", source=Source.dept_alert, category="fire.smoke_alarm", occurred_at=T0,
+                     device="YG-0042")
+    police = Evidence(uid="police:p1", source=Source.dept_alert, category="police.gathering", occurred_at=T0)
+    only_alarms = signal_at(RiskLevel.red).model_copy(update={"evidence": [alarm, alarm]})
+    assert matches(made(device="YG-0042"), only_alarms) and matches(made(publisher="fire-iot"), only_alarms)
+    assert not matches(made(device="YG-0043"), only_alarms)
+    mixed = only_alarms.model_copy(update={"evidence": [alarm, police]})
+    assert not matches(made(device="YG-0042"), mixed) and not matches(made(publisher="fire-iot"), mixed)
+    chained = only_alarms.model_copy(update={"evidence": [Evidence(uid="signal:sig-1", source=Source.signal,
+                                                                   category="signal.x", occurred_at=T0)]})
+    assert not matches(made(device="YG-0042"), chained)
+
+
 def test_only_a_silence_in_force_holds_a_signal_back_and_never_a_drill():
     signal, silence = signal_at(RiskLevel.yellow), made(rule_id="dispute_cluster")
     assert silenced_by([silence], signal, T0 + H) == [silence.silence_id]
