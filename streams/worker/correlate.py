@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from typing import Any, Protocol
 
@@ -26,7 +26,7 @@ from schemas.contracts.silences import Silence
 from schemas.reference.regions import registry
 from streams import topics
 from streams.detection.correlator import Correlator
-from streams.detection.windows import Outcome, state_format, to_ms
+from streams.detection.windows import Outcome, WindowState, state_format, to_ms
 from streams.intake import linking
 from streams.intake.linking import links_format
 from streams.metrics import Metrics
@@ -43,6 +43,8 @@ SWEEP_EVERY = 3600.0  # seconds between sweeps of notifications of signals long 
 NOTIFIED_KEPT_MS = 90 * 86_400_000  # how long a signal's last notification is remembered
 RULE_TIMING_EVERY = 8  # of the events rules take, one in this many is timed for the metric
 ABSENCES_EVERY = 1.0  # seconds: absences fall due on watermarks that idle sources move on
+HELD = "held|"  # notified-table key prefix of a signal a silence holds back (静默), to page when it ends
+HELD_OPEN = timedelta(days=1)  # how long an entity risk held by a silence is still worth paging
 
 
 class Observer(Protocol):
@@ -126,6 +128,7 @@ class Correlate(Step):
         self.timer = metrics.rule_seconds.labels("county" if regional is not None else "regional")
         self._timed = 0
         self._swept = 0.0
+        self._in_force: frozenset[str] | None = None  # the silences in force at the last look
 
     async def process(self, batch: Batch) -> None:
         outbox, raised = self.output.outbox(), []
@@ -183,10 +186,15 @@ class Correlate(Step):
         signal = outcome.signal
         assert signal is not None
         muted = silenced_by(self.silences(), signal, now)
-        if muted:  # 静默: stored and shown as silenced, no centre paged
+        held = HELD + signal.signal_id
+        if muted:  # 静默: stored and shown as silenced, no centre paged; kept to page when the silence ends
             signal = signal.model_copy(update={"silenced_by": muted})
             outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
+            if signal.signal_id not in self.notified.of(partition):
+                self.notified.put(partition, held, {"t": to_ms(now), "signal": signal.model_dump(mode="json")})
             return Raised(signal, outcome.previous_level is None, [], cause, silenced=True)
+        if held in self.notified.of(partition):
+            self.notified.delete(partition, held)
         outbox.add(topics.SIGNALS.name, signal.signal_id.encode(), signal.model_dump_json().encode())
         last = Notified.from_json(self.notified.of(partition).get(signal.signal_id))
         # never told (a silence held it until now): the centres hear of it as new, unless all there
@@ -234,6 +242,7 @@ class Correlate(Step):
     def revoked(self, partitions: set[TopicPartition]) -> None:
         self.correlator.forget(tp.partition for tp in partitions)
         self.enrolled -= {tp.partition for tp in partitions}
+        self._in_force = None  # the partitions assigned next may hold signals a silence let go meanwhile
 
     def _enrol(self, partition: int, now: datetime) -> list[Outcome]:
         """The installed grid register's grids whose county lives in this partition, as members
@@ -247,12 +256,34 @@ class Correlate(Step):
         mine = [g for g in grids if partition_of(g[0][:6].encode(), count) == partition]
         return self.correlator.enrol(partition, mine, PartitionStates(self.windows, partition), now)
 
+    def _released(self, partition: int, now: datetime) -> list[Outcome]:
+        """Signals a silence held that no silence holds now (it ended, or was expired), their
+        incident still open (updated within its rule's window): they page as new. Those whose
+        incident is over are let go unpaged: it is on the console as silenced."""
+        out = []
+        for key, doc in list(self.notified.of(partition).items()):
+            if not key.startswith(HELD):
+                continue
+            signal = RiskSignal.model_validate(doc["signal"])
+            if silenced_by(self.silences(), signal, now):
+                continue
+            self.notified.delete(partition, key)
+            rule = next((r for r in self.correlator.rules if r.id == signal.rule_id), None)
+            if now - signal.window_end <= (rule.window if rule is not None else HELD_OPEN):
+                out.append(Outcome(WindowState(), signal.model_copy(update={"silenced_by": [], "updated_at": now})))
+        return out
+
     async def maintain(self, partitions: Partitions) -> None:
-        """Absences that fell due while no event came; and, hourly, notifications of signals
-        long closed forgotten (a signal stops updating when its windows close; the longest is
-        far shorter than NOTIFIED_KEPT_MS)."""
+        """Absences that fell due while no event came; signals a silence held, once it ends;
+        and, hourly, notifications of signals long closed forgotten (a signal stops updating
+        when its windows close; the longest is far shorter than NOTIFIED_KEPT_MS)."""
         now, held = self.clock(), partitions.held
         outbox, raised = self.output.outbox(), []
+        in_force = frozenset(s.silence_id for s in self.silences() if s.active(now))
+        if in_force != self._in_force:  # a silence began or ended (or this is the first look)
+            self._in_force = in_force
+            for tp in held:
+                raised += [self._raise(outbox, o, None, tp.partition, now) for o in self._released(tp.partition, now)]
         clock_ms, quiet = to_ms(now), set()
         if self.quiet is not None and any(self.correlator.idle(tp.partition) and
                                           self.correlator.clock_would_check(tp.partition, clock_ms) for tp in held):

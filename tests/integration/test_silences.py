@@ -133,3 +133,42 @@ async def test_a_silenced_device_s_alarms_page_no_one_but_a_person_s_report_besi
         stored = stack.store.query("SELECT DISTINCT device FROM fengqiao.signal_evidence WHERE signal_id = {s:String} "
                                    "ORDER BY device", {"s": held["signal_id"]})
         assert stored == [{"device": ""}, {"device": "YG-0042"}]
+
+
+async def test_a_signal_a_silence_held_pages_when_the_silence_ends_while_its_incident_is_open(tmp_path, kafka):
+    """Alertmanager's behaviour: what a maintenance window held back and is still going on is
+    sent once the window is over, as new, and only once."""
+    from tests.helpers import dept_alert
+
+    settings = on_kafka(kafka, data_dir=tmp_path, gateway_port=0, metrics_port=0, app_id="fq-silence-ends")
+    async with Stack(settings, gateway=False) as stack:
+        now = datetime.now(BEIJING)
+        ends = now + timedelta(seconds=20)
+        alarm = dept_alert(1, department="fire", category="smoke_alarm", severity="red", subjects=[], text="烟感报警",
+                           attributes={"device_id": "YG-0042"}, occurred_at=now.replace(microsecond=0).isoformat())
+        cluster = Cluster.of(settings, stack.bootstrap_servers)
+        args = argparse.Namespace(action="add", centre=COMMUNITY[:6], rule="urgent_department_alert", region=None,
+                                  entity=None, publisher=None, device=None, duration=None, until=ends.isoformat(),
+                                  reason="消防设施检修，窗口20秒")
+        assert await cli(args, settings, cluster) == 0
+        async with asyncio.timeout(30):
+            while not stack.pipeline.silences.values:
+                await asyncio.sleep(0.2)
+        await produce(stack.bootstrap_servers, topics.DEPT_ALERTS, [(b"fire", json.dumps(alarm).encode())])
+
+        async def told() -> list[dict]:
+            return [n for r in await read_all(stack.bootstrap_servers, topics.CENTRE_NOTICES)
+                    if (n := json.loads(r.value))["rule_id"] == "urgent_department_alert"]
+
+        async with asyncio.timeout(60):
+            while not [r for r in await read_all(stack.bootstrap_servers, topics.SIGNALS)]:
+                await asyncio.sleep(0.5)
+        if datetime.now(BEIJING) < ends:  # a slow machine may get here after the silence ended
+            assert await told() == []  # held while in force
+        async with asyncio.timeout(60):
+            while not (sent := await told()):
+                await asyncio.sleep(0.5)
+        assert datetime.now(BEIJING) >= ends
+        assert not any(n["is_update"] for n in sent) and {n["level"] for n in sent} == {"red"}
+        await asyncio.sleep(3)
+        assert len(await told()) == len(sent)  # once
