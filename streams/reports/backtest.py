@@ -30,7 +30,6 @@ import orjson
 
 from schemas.contracts.events import BEIJING, NormalisedEvent, Source
 from schemas.contracts.signals import RiskSignal
-from schemas.reference.regions import registry
 from streams import topics
 from streams.detection.correlator import Correlator, DictStates
 from streams.detection.ruleset import AbsenceRule, RegisterRule, split_pack
@@ -40,8 +39,9 @@ from streams.intake.linking import DictLinks
 from streams.runtime.outbox import partition_of
 from streams.runtime.topics import Topology
 from streams.store.clickhouse import Store
-from streams.worker.correlate import ABSENCES_EVERY
+from streams.worker.correlate import ABSENCES_EVERY, grids_in
 
+TIME = "DateTime64(3, 'Asia/Shanghai')"  # a query parameter's type: a time in Beijing time
 COLUMNS = ("event_id, publisher, source, category, region_code, grid_code, level, subjects, identities, text, "
            "attributes, drill, topic_partition, topic_offset, toUnixTimestamp64Milli(occurred_at) AS occurred_ms, "
            "toUnixTimestamp64Milli(ingested_at) AS ingested_ms")
@@ -120,7 +120,7 @@ def standing_categories(store: Store, rules: Iterable[Any], before: datetime) ->
     keepers = [r for r in rules if isinstance(r, RegisterRule)]
     if not keepers:
         return []
-    seen = store.query("SELECT DISTINCT source, category FROM fengqiao.events WHERE occurred_at < {t:DateTime64(3, 'Asia/Shanghai')}",
+    seen = store.query(f"SELECT DISTINCT source, category FROM fengqiao.events WHERE occurred_at < {{t:{TIME}}}",
                        {"t": _ch(before)})
     return sorted({row["category"] for row in seen for r in keepers
                    for f in (r.registers, r.deregisters) if f is not None
@@ -150,10 +150,10 @@ def read_events(store: Store, rules: list[Any], start: datetime, end: datetime, 
     """The events of [start - lead, end + tail), and the registrations before them."""
     lead, tail = margins(rules)
     standing = standing_categories(store, rules, start - lead)
-    rows = store.query(
-        f"SELECT {COLUMNS} FROM fengqiao.events FINAL WHERE (occurred_at >= {{a:DateTime64(3, 'Asia/Shanghai')}} "
-        "AND occurred_at < {b:DateTime64(3, 'Asia/Shanghai')}) OR (occurred_at < {a:DateTime64(3, 'Asia/Shanghai')} AND has({cats:Array(String)}, "
-        "category))", {"a": _ch(start - lead), "b": _ch(end + tail), "cats": standing})
+    a, b = f"{{a:{TIME}}}", f"{{b:{TIME}}}"
+    rows = store.query(f"SELECT {COLUMNS} FROM fengqiao.events FINAL WHERE (occurred_at >= {a} AND occurred_at < {b}) "
+                       f"OR (occurred_at < {a} AND has({{cats:Array(String)}}, category))",
+                       {"a": _ch(start - lead), "b": _ch(end + tail), "cats": standing})
     out = []
     for row in rows:
         occurred, ingested = int(row.pop("occurred_ms")), int(row.pop("ingested_ms"))
@@ -208,12 +208,9 @@ class Replay:
 
     def enrol(self) -> None:
         """The installed grid register's grids, in the partitions of their counties (日常巡查)."""
-        grids = [(g.community, g.code, to_ms(datetime.combine(date.fromisoformat(g.since), time(), BEIJING)))
-                 for g in registry().grids.values() if g.since]
         now = self._now()
         for p in range(self.partitions):
-            mine = [g for g in grids if partition_of(g[0][:6].encode(), self.partitions) == p]
-            if mine:
+            if mine := grids_in(p, self.partitions):
                 self._keep(self.county.enrol(p, mine, self.states[("county", p)], now))
 
     def read(self, stored: Stored) -> None:
@@ -262,7 +259,7 @@ def live_signals(store: Store, start: datetime, end: datetime) -> dict[str, Foun
     rows = store.query(
         "SELECT signal_id, rule_id, entity, level, toUnixTimestamp64Milli(window_start) AS start_ms, "
         "answered_at IS NOT NULL AS answered, rule_version FROM fengqiao.signals FINAL "
-        "WHERE window_start >= {a:DateTime64(3, 'Asia/Shanghai')} AND window_start < {b:DateTime64(3, 'Asia/Shanghai')}",
+        f"WHERE window_start >= {{a:{TIME}}} AND window_start < {{b:{TIME}}}",
         {"a": _ch(start), "b": _ch(end)})
     return {r["signal_id"]: Found(r["rule_id"], r["entity"], r["level"], from_ms(int(r["start_ms"])),
                                   bool(r["answered"]), r["rule_version"]) for r in rows}

@@ -47,6 +47,14 @@ HELD = "held|"  # notified-table key prefix of a signal a silence holds back (�
 HELD_OPEN = timedelta(days=1)  # how long an entity risk held by a silence is still worth paging
 
 
+def grids_in(partition: int, partitions: int) -> list[tuple[str, str, int]]:
+    """The installed grid register's grids (网格台账) whose county lives in ``partition`` of the
+    events topic's ``partitions``: (community, grid code, registered since, in ms)."""
+    return [(g.community, g.code, to_ms(datetime.combine(date.fromisoformat(g.since), dt_time(), BEIJING)))
+            for g in registry().grids.values()
+            if g.since and partition_of(g.community[:6].encode(), partitions) == partition]
+
+
 class Observer(Protocol):
     """Who watches the pipeline as it works (the console of ``fengqiao up``)."""
 
@@ -249,12 +257,8 @@ class Correlate(Step):
         of the rules that keep them (once per assignment: members already kept stay as they are)."""
         self.enrolled.add(partition)
         count = self.output.partitions.get(topics.EVENTS.name)
-        grids = [(g.community, g.code, to_ms(datetime.combine(date.fromisoformat(g.since), dt_time(), BEIJING)))
-                 for g in registry().grids.values() if g.since]
-        if not count or not grids:
-            return []
-        mine = [g for g in grids if partition_of(g[0][:6].encode(), count) == partition]
-        return self.correlator.enrol(partition, mine, PartitionStates(self.windows, partition), now)
+        mine = grids_in(partition, count) if count else []
+        return self.correlator.enrol(partition, mine, PartitionStates(self.windows, partition), now) if mine else []
 
     def _released(self, partition: int, now: datetime) -> list[Outcome]:
         """Signals a silence held that no silence holds now (it ended, or was expired), their
