@@ -209,7 +209,8 @@ class Correlator:
                 key = self.prefixes[rule.id] + group
                 before = WindowState.from_json(states.get(key))
                 if before.unanswered:  # 迟到回应: it may answer a signal raised already
-                    before, answered = answer_late(rule, before, entry_of(event, tag), group, now)
+                    before, answered = answer_late(rule, before, entry_of(event, tag), group,
+                                                   self.watermarks.get(partition, 0), now)
                     if answered:
                         states.put(key, before.to_json(), partition)
                         outcomes += [Outcome(before, s, s.level) for s in answered]

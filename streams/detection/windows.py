@@ -379,15 +379,17 @@ def _absence_signal(rule: AbsenceRule | RegisterRule, state: WindowState, group:
 
 
 def answer_late(rule: AbsenceRule | RegisterRule, state: WindowState, entry: Entry, group: str,
-                now: datetime) -> tuple[WindowState, list[RiskSignal]]:
+                watermark_ms: int, now: datetime) -> tuple[WindowState, list[RiskSignal]]:
     """迟到回应: an answer that happened before a deadline whose signal was raised already (it
-    reached fengqiao late) answers that signal: it is updated as answered late (its case then
-    closes itself). An expected event answers each such deadline it falls within; a partial
-    one, those whose parts it completes. Returns the state without the deadlines answered."""
+    reached fengqiao late, while the partition's event time is not ANSWERABLE_MS past that
+    deadline) answers that signal: it is updated as answered late (its case then closes
+    itself). An expected event answers each such deadline it falls within; a partial one, those
+    whose parts it completes. Returns the state without the deadlines answered."""
     if not state.unanswered or (entry.tag != "expected" and not entry.tag.startswith("part:")):
         return state, []
     t, entries = entry.at_ms, sorted({*state.entries, entry})
     answered = [u for u in state.unanswered if u.trigger_ms <= t <= u.deadline_ms
+                and u.deadline_ms + ANSWERABLE_MS >= watermark_ms
                 and (entry.tag == "expected" or _added_up(entries, u.trigger_ms, u.deadline_ms))]
     if not answered:
         return state, []

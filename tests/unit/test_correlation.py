@@ -328,3 +328,20 @@ def test_a_drill_s_gap_answered_days_later_is_answered_as_a_drill_once_and_kept_
     assert [(s.signal_id, s.version, s.drill, s.answered_at) for s in answered] == [
         (raised[0].signal_id, 2, True, receipt.occurred_at)]
     assert correlator.process(receipt, 0, states, later.occurred_at) == []
+
+
+def test_an_answer_reaching_fengqiao_more_than_seven_days_after_the_deadline_answers_nothing():
+    """迟到回应 has its bound: the partition's event time a week past the deadline, the gap stands."""
+    from streams.detection.cases import make_event
+
+    gap = {r.id: r for r in load_rules()}["broadcast_coverage_gap"]
+    correlator, states = Correlator([gap]), DictStates()
+    area, broadcast = "210202000000", "dalian-ebs,W1"
+    alert = make_event(0, {"at": "0m", "source": "broadcast", "category": "broadcast.alert", "region": area,
+                           "attributes": {"broadcast": broadcast}})
+    week_on = make_event(1, {"at": "170h", "category": "environment.sanitation", "region": area})
+    receipt = make_event(2, {"at": "20m", "source": "broadcast_receipt", "category": "broadcast.receipt",
+                             "region": area, "attributes": {"broadcast": broadcast, "complete": "true"}})
+    raised = [o.signal for e in (alert, week_on) for o in correlator.process(e, 0, states, e.occurred_at)]
+    assert [s.rule_id for s in raised] == ["broadcast_coverage_gap"]
+    assert correlator.process(receipt, 0, states, week_on.occurred_at) == []
